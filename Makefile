@@ -1,0 +1,37 @@
+# One command per job: `make demo`, `make test`, `make bench`, `make lint`.
+# Everything installs into .venv at the repo root, created from nothing on first use.
+
+VENV   := .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PURE   := plugins/knative_rollout/resources.py plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PYTHON) include/demo.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(PURE)
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PYTHON) -m pytest -p no:cacheprovider
+
+bench: install
+	$(PYTHON) benchmarks/local_knative_api.py
+	$(PYTHON) benchmarks/ingress.py
+	$(PYTHON) -m benchmarks.loadgen
+
+clean:
+	rm -rf $(VENV) .demo build *.egg-info
