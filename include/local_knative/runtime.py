@@ -1,38 +1,191 @@
-"""Run Knative Revisions as local processes (skeleton; being filled in by H3)."""
+"""Run Knative Revisions as local processes: one process per pod, written to the store as core v1 Pods.
+
+An :class:`ImageCatalog` says how an image reference runs on this machine (there is no container runtime).
+:class:`RevisionRuntime` follows Revision events from the store, starts ``initial-scale`` pods per revision,
+probes them, reports every pod as a ``Pod`` object (the contract in ``/work/team/CONTRACT.md``: phases,
+``containerStatuses`` states and the failure reasons ``ErrImagePull``, terminated and
+``ProgressDeadlineExceeded``) and lets the autoscaler (:mod:`local_knative.autoscaler`) add and remove pods.
+The ingress borrows pods through :meth:`RevisionState.acquire`, which is also the activator: a request that
+finds no ready pod asks for one and waits for it.
+
+Local differences from a cluster, on purpose:
+
+* ``containerPort`` is ignored: every pod gets a free loopback port in ``PORT`` (Knative also tells the
+  container its port through ``PORT``), announced in the pod annotation ``local-knative.dev/port``.
+* Pod processes inherit this server's environment (``PATH``, the virtualenv, ``HOME``), so that
+  ``python`` programs run; the container's env, ``PORT``, ``K_SERVICE``, ``K_CONFIGURATION``,
+  ``K_REVISION`` and ``PYTHONUNBUFFERED=1`` are laid over it.
+* The readiness probe runs until it first passes; liveness probes are not run.
+
+Fast scaling values for tests (the ``local_knative`` session fixture passes :data:`FAST_SCALING_ARGS`):
+``--stable-window 3 --scale-to-zero-grace 2 --progress-deadline 30 --autoscaler-tick 0.2``, so an idle
+revision goes to zero about 5 s after its last request.
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import random
+import signal
+import socket
+import string
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from local_knative import kinds
+from local_knative.autoscaler import (
+    PROGRESS_DEADLINE_ANNOTATION,
+    AnnotationError,
+    ConcurrencyScaler,
+    ScalingSpec,
+    parse_duration,
+)
+from local_knative.errors import ApiError
+from local_knative.metrics import RevisionLabels
 
 if TYPE_CHECKING:
     from local_knative.store import Store
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CATALOG = Path(__file__).with_name("images.yaml")
+FAST_SCALING_ARGS: tuple[str, ...] = (
+    "--stable-window",
+    "3",
+    "--scale-to-zero-grace",
+    "2",
+    "--progress-deadline",
+    "30",
+    "--autoscaler-tick",
+    "0.2",
+)
+PORT_ANNOTATION = "local-knative.dev/port"
+REVISION_LABEL = "serving.knative.dev/revision"
+CONTAINER_NAME = "user-container"
+PROBE_INTERVAL = 0.05
+STOP_GRACE = 5.0
+DRAIN_TIMEOUT = 30.0
+LAST_LINES = 10
+DEFAULT_REQUEST_TIMEOUT = 300.0
+MAX_RESTART_BACKOFF = 30.0
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CatalogError(ValueError):
+    """The image catalog file cannot be used."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How to start one pod process."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
 
 
 @dataclass(frozen=True)
 class ImageCatalog:
-    """Map image references (fnmatch patterns) to local commands."""
+    """Map image references (fnmatch patterns on the full reference) to local commands.
+
+    :param path: the catalog file (named in ``ErrImagePull`` messages).
+    :param images: pattern -> ``{entrypoint, cmd, workingDir, env}``, in file order (first match wins).
+    """
 
     path: Path
     images: dict[str, dict[str, Any]]
 
     @classmethod
     def load(cls, path: Path | None = None) -> ImageCatalog:
-        """Load a catalog file (None = the default catalog)."""
-        import yaml
+        """Load and check a catalog file.
 
-        path = (path or DEFAULT_CATALOG).resolve()
-        data = yaml.safe_load(path.read_text()) or {}
-        return cls(path=path, images=dict(data.get("images") or {}))
+        :param path: the YAML file; None means the default catalog next to this module.
+        :raises CatalogError: when the file is missing or malformed.
+        """
+        path = Path(path or DEFAULT_CATALOG).resolve()
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise CatalogError(
+                f"image catalog {path} cannot be read: {error}; pass an existing file"
+            ) from error
+        except yaml.YAMLError as error:
+            raise CatalogError(f"image catalog {path} is not valid YAML: {error}") from error
+        images = (data or {}).get("images") if isinstance(data, dict) else None
+        if not isinstance(images, dict):
+            raise CatalogError(
+                f"image catalog {path} needs a top-level mapping 'images: {{pattern: {{...}}}}'"
+            )
+        for pattern, entry in images.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("entrypoint", []), list):
+                raise CatalogError(
+                    f"image catalog {path}: entry {pattern!r} must be a mapping with an 'entrypoint' list"
+                )
+            for key in ("cmd",):
+                if not isinstance(entry.get(key, []), list):
+                    raise CatalogError(f"image catalog {path}: {pattern!r}.{key} must be a list")
+            if not isinstance(entry.get("env", {}) or {}, dict):
+                raise CatalogError(f"image catalog {path}: {pattern!r}.env must be a mapping")
+        return cls(path=path, images=images)
+
+    def resolve(self, container: dict[str, Any]) -> LaunchSpec | None:
+        """Return how to run a container, or None when no pattern matches its image.
+
+        As in Kubernetes, the container's ``command`` replaces the entrypoint and its ``args`` replace
+        ``cmd``.
+
+        :param container: a container of a Revision spec.
+        """
+        image = container.get("image", "")
+        for pattern, entry in self.images.items():
+            if not fnmatch.fnmatchcase(image, pattern):
+                continue
+            command = container.get("command")
+            args = container.get("args")
+            entrypoint = [str(word) for word in (command if command else entry.get("entrypoint") or [])]
+            rest = list(args or []) if command or args else list(entry.get("cmd") or [])
+            argv = entrypoint + [str(word) for word in rest]
+            if not argv:
+                return None
+            if argv[0] in ("python", "python3"):
+                argv[0] = sys.executable
+            working_dir = Path(entry.get("workingDir") or ".")
+            cwd = working_dir if working_dir.is_absolute() else (self.path.parent / working_dir).resolve()
+            env = {str(key): str(value) for key, value in (entry.get("env") or {}).items()}
+            return LaunchSpec(argv=argv, cwd=cwd, env=env)
+        return None
 
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    """Autoscaler timings."""
+    """Autoscaler and rollout timings (seconds), with Knative's defaults.
+
+    :param stable_window: the KPA stable window.
+    :param scale_to_zero_grace: extra idle time before the last pod goes.
+    :param progress_deadline: how long a pod may take to pass its readiness probe.
+    :param autoscaler_tick: how often the autoscaler decides.
+    """
 
     stable_window: float = 60.0
     scale_to_zero_grace: float = 30.0
@@ -41,29 +194,677 @@ class ScalingConfig:
 
     @staticmethod
     def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-        """Add the scaling flags to a parser."""
-        parser.add_argument("--stable-window", type=float, default=60.0)
-        parser.add_argument("--scale-to-zero-grace", type=float, default=30.0)
-        parser.add_argument("--progress-deadline", type=float, default=120.0)
-        parser.add_argument("--autoscaler-tick", type=float, default=2.0)
+        """Add ``--stable-window``, ``--scale-to-zero-grace``, ``--progress-deadline``, ``--autoscaler-tick``.
+
+        :param parser: the ``serve`` command's parser.
+        """
+        defaults = ScalingConfig()
+        group = parser.add_argument_group(
+            "autoscaling (seconds; tests use: " + " ".join(FAST_SCALING_ARGS) + ")"
+        )
+        group.add_argument(
+            "--stable-window",
+            type=float,
+            default=defaults.stable_window,
+            help="KPA stable window: averaging period and scale-down delay (default %(default)s)",
+        )
+        group.add_argument(
+            "--scale-to-zero-grace",
+            type=float,
+            default=defaults.scale_to_zero_grace,
+            help="idle time after the stable window before scaling to zero (default %(default)s)",
+        )
+        group.add_argument(
+            "--progress-deadline",
+            type=float,
+            default=defaults.progress_deadline,
+            help="time a pod has to pass its readiness probe (default %(default)s)",
+        )
+        group.add_argument(
+            "--autoscaler-tick",
+            type=float,
+            default=defaults.autoscaler_tick,
+            help="how often the autoscaler decides (default %(default)s)",
+        )
 
     @classmethod
     def from_cli(cls, args: argparse.Namespace) -> ScalingConfig:
-        """Build the config from parsed flags."""
-        return cls(args.stable_window, args.scale_to_zero_grace, args.progress_deadline, args.autoscaler_tick)
+        """Build the config from parsed flags.
+
+        :param args: flags parsed by a parser set up with :meth:`add_cli_arguments`.
+        :raises ValueError: when a value is not positive.
+        """
+        config = cls(
+            stable_window=args.stable_window,
+            scale_to_zero_grace=args.scale_to_zero_grace,
+            progress_deadline=args.progress_deadline,
+            autoscaler_tick=args.autoscaler_tick,
+        )
+        for name, value in vars(config).items():
+            if value <= 0:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be a positive number of seconds, got {value}"
+                )
+        return config
+
+
+class RevisionUnavailable(Exception):
+    """No pod can take a request for a revision.
+
+    :param status: the HTTP status the ingress answers (503 failed/unknown, 504 timeout).
+    :param message: what happened and what to do.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(eq=False)
+class PodProcess:
+    """One pod: a local process, its port and its state."""
+
+    name: str
+    namespace: str
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+    log_path: Path | None = None
+    ready: bool = False
+    failed: bool = False
+    stopping: bool = False
+    in_flight: int = 0
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class RevisionState:
+    """What the runtime knows about one revision, and the pods it borrows to the ingress."""
+
+    namespace: str
+    name: str
+    uid: str
+    service: str
+    configuration: str
+    revision: dict[str, Any]
+    spec: ScalingSpec
+    scaler: ConcurrencyScaler
+    progress_deadline: float
+    request_timeout: float
+    runtime: RevisionRuntime
+    labels: RevisionLabels
+    pods: dict[str, PodProcess] = field(default_factory=dict)
+    ready_pods: list[PodProcess] = field(default_factory=list)
+    ever_ready: bool = False
+    failure: str | None = None
+    crashes: int = 0
+    restart_after: float = 0.0
+    removed: bool = False
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _next: int = 0
+
+    def notify(self) -> None:
+        """Wake every request waiting for a pod of this revision."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _pick(self) -> PodProcess | None:
+        pods = self.ready_pods
+        if not pods:
+            return None
+        limit = self.spec.container_concurrency
+        count = len(pods)
+        # Least in flight wins; the rotating start spreads ties across pods.
+        self._next = (self._next + 1) % count
+        best: PodProcess | None = None
+        for offset in range(count):
+            pod = pods[(self._next + offset) % count]
+            if limit and pod.in_flight >= limit:
+                continue
+            if best is None or pod.in_flight < best.in_flight:
+                best = pod
+                if not pod.in_flight:
+                    break
+        return best
+
+    async def acquire(self) -> PodProcess:
+        """Borrow the least busy ready pod, waiting (the activator) while none can take the request.
+
+        :raises RevisionUnavailable: when the revision failed, went away, or no pod came in time.
+        """
+        pod = self._pick()
+        if pod is None:
+            pod = await self._wait_for_pod()
+        pod.in_flight += 1
+        self.scaler.request_started(time.monotonic())
+        return pod
+
+    async def _wait_for_pod(self) -> PodProcess:
+        deadline = time.monotonic() + self.request_timeout
+        while True:
+            if self.removed:
+                raise RevisionUnavailable(503, f"revision {self.namespace}/{self.name} was deleted")
+            if self.failure:
+                raise RevisionUnavailable(
+                    503, f"revision {self.namespace}/{self.name} is not ready: {self.failure}"
+                )
+            pod = self._pick()
+            if pod is not None:
+                return pod
+            if not self.ready_pods:
+                self.runtime.activate(self)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RevisionUnavailable(
+                    504,
+                    f"no pod of revision {self.namespace}/{self.name} could take the request within "
+                    f"{self.request_timeout:g}s (timeoutSeconds); see `kubectl get pods -l "
+                    f"{REVISION_LABEL}={self.name}` and the pod logs",
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def release(self, pod: PodProcess) -> None:
+        """Give a borrowed pod back."""
+        pod.in_flight -= 1
+        self.scaler.request_finished(time.monotonic())
+        if self.spec.container_concurrency:
+            self.notify()
 
 
 class RevisionRuntime:
-    """Run each Revision's pods as local processes."""
+    """Run each Revision's pods as local processes and keep their Pod objects current.
 
-    def __init__(self, store: Store, *, catalog: ImageCatalog, data_dir: Path, scaling: ScalingConfig) -> None:
+    :param store: the object store.
+    :param catalog: how images run locally.
+    :param data_dir: the server's data directory; pod logs go to ``logs/{namespace}/{pod}.log`` in it.
+    :param scaling: autoscaler timings.
+    """
+
+    def __init__(
+        self, store: Store, *, catalog: ImageCatalog, data_dir: Path, scaling: ScalingConfig
+    ) -> None:
         self.store = store
         self.catalog = catalog
-        self.data_dir = data_dir
+        self.data_dir = Path(data_dir)
         self.scaling = scaling
+        self.revisions: dict[tuple[str, str], RevisionState] = {}
+        self._events: asyncio.Queue[tuple[str, kinds.Kind, dict[str, Any]]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._autoscaler: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start (skeleton: does nothing yet)."""
+        """Clear pods left by a previous run, start pods of revisions that want them, and follow the store."""
+        self.store.subscribe(self._on_event)
+        stale, _ = self.store.list(kinds.POD, label_selector=REVISION_LABEL)
+        for pod in stale:
+            with contextlib.suppress(ApiError):
+                self.store.delete(kinds.POD, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        revisions, _ = self.store.list(kinds.REVISION)
+        for revision in revisions:
+            ready = _condition(revision, "Ready")
+            if ready is not None and ready.get("status") == "False":
+                continue  # it failed before the restart; starting it again would only fail again
+            await self._add_revision(revision)
+        self._worker = asyncio.create_task(self._process_events(), name="runtime-events")
+        self._autoscaler = asyncio.create_task(self._autoscale(), name="autoscaler")
 
     async def stop(self) -> None:
-        """Stop (skeleton: does nothing yet)."""
+        """Stop every pod process (SIGTERM, then SIGKILL after a grace period) and the background tasks."""
+        self._stopped = True
+        for task in (self._worker, self._autoscaler):
+            if task is not None:
+                task.cancel()
+        pods = [pod for state in self.revisions.values() for pod in state.pods.values()]
+        for state in self.revisions.values():
+            state.removed = True
+            state.notify()
+        await asyncio.gather(*(self._terminate(pod) for pod in pods), return_exceptions=True)
+        for task in [*self._tasks, *(pod.task for pod in pods if pod.task)]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def revision(self, namespace: str, name: str) -> RevisionState | None:
+        """Return the runtime state of a revision, or None when the runtime does not run it."""
+        return self.revisions.get((namespace, name))
+
+    def activate(self, state: RevisionState) -> None:
+        """Ask for a pod now because a request waits at zero pods (what Knative's activator does)."""
+        if state.removed or state.failure:
+            return
+        state.scaler.activate(time.monotonic())
+        self._reconcile(state)
+
+    # -- store events ----------------------------------------------------------------------------------
+
+    def _on_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
+        # Called synchronously inside a store write: only enqueue here.
+        if kind == kinds.REVISION or (kind == kinds.POD and event_type == "DELETED"):
+            self._events.put_nowait((event_type, kind, obj))
+
+    async def _process_events(self) -> None:
+        while True:
+            event_type, kind, obj = await self._events.get()
+            try:
+                await self._handle_event(event_type, kind, obj)
+            except Exception:
+                log.exception("runtime: handling %s %s %s failed", event_type, kind.kind, _key(obj))
+
+    async def _handle_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
+        key = _key(obj)
+        if kind == kinds.POD:
+            namespace, pod_name = key
+            revision_name = (obj["metadata"].get("labels") or {}).get(REVISION_LABEL, "")
+            state = self.revisions.get((namespace, revision_name))
+            pod = state.pods.get(pod_name) if state else None
+            if state is not None and pod is not None and not pod.stopping:
+                # Someone deleted the Pod (kubectl delete pod): end its process; the autoscaler replaces it.
+                self._forget_pod(state, pod)
+                self._spawn(self._terminate(pod))
+            return
+        if event_type == "DELETED":
+            state = self.revisions.pop(key, None)
+            if state is not None:
+                state.removed = True
+                state.notify()
+                for pod in list(state.pods.values()):
+                    self._forget_pod(state, pod)
+                    self._spawn(self._stop_pod(state, pod, drain=False))
+            return
+        state = self.revisions.get(key)
+        if state is None:
+            if event_type == "ADDED":
+                await self._add_revision(obj)
+            return
+        state.revision = obj
+
+    async def _add_revision(self, revision: dict[str, Any]) -> None:
+        key = _key(revision)
+        if key in self.revisions or self._stopped:
+            return
+        metadata = revision["metadata"]
+        labels = metadata.get("labels") or {}
+        annotations = metadata.get("annotations") or {}
+        now = time.monotonic()
+        failure: str | None = None
+        try:
+            spec = ScalingSpec.from_revision(revision)
+            deadline_raw = annotations.get(PROGRESS_DEADLINE_ANNOTATION)
+            progress_deadline = (
+                parse_duration(deadline_raw) if deadline_raw else self.scaling.progress_deadline
+            )
+        except AnnotationError as error:
+            spec, progress_deadline, failure = ScalingSpec(), self.scaling.progress_deadline, str(error)
+        state = RevisionState(
+            namespace=key[0],
+            name=key[1],
+            uid=metadata.get("uid", ""),
+            service=labels.get("serving.knative.dev/service", ""),
+            configuration=labels.get("serving.knative.dev/configuration", ""),
+            revision=revision,
+            spec=spec,
+            scaler=ConcurrencyScaler(
+                spec,
+                stable_window=self.scaling.stable_window,
+                scale_to_zero_grace=self.scaling.scale_to_zero_grace,
+                now=now,
+            ),
+            progress_deadline=progress_deadline,
+            request_timeout=float(
+                (revision.get("spec") or {}).get("timeoutSeconds") or DEFAULT_REQUEST_TIMEOUT
+            ),
+            runtime=self,
+            labels=RevisionLabels(
+                key[0],
+                labels.get("serving.knative.dev/service", ""),
+                labels.get("serving.knative.dev/configuration", ""),
+                key[1],
+            ),
+            failure=failure,
+        )
+        self.revisions[key] = state
+        if failure:
+            log.warning("runtime: revision %s/%s cannot run: %s", *key, failure)
+            return
+        self._reconcile(state)
+
+    # -- scaling ---------------------------------------------------------------------------------------
+
+    async def _autoscale(self) -> None:
+        while True:
+            await asyncio.sleep(self.scaling.autoscaler_tick)
+            now = time.monotonic()
+            for state in list(self.revisions.values()):
+                if state.failure or not state.ever_ready:
+                    continue  # keep the initial scale until the revision has come up once
+                try:
+                    state.scaler.tick(now)
+                    self._reconcile(state)
+                except Exception:
+                    log.exception("runtime: scaling %s/%s failed", state.namespace, state.name)
+
+    def _reconcile(self, state: RevisionState) -> None:
+        """Start or stop pods until the revision has as many as the scaler wants."""
+        if state.removed or state.failure or self._stopped:
+            return
+        active = [pod for pod in state.pods.values() if not pod.stopping and not pod.failed]
+        wanted = state.scaler.desired
+        if len(active) < wanted and time.monotonic() >= state.restart_after:
+            for _ in range(wanted - len(active)):
+                self._start_pod(state)
+        elif len(active) > wanted:
+            # Stop pods that are not ready yet first, then the idlest ready ones.
+            victims = sorted(active, key=lambda pod: (pod.ready, pod.in_flight))[: len(active) - wanted]
+            for pod in victims:
+                pod.stopping = True
+                self._remove_ready(state, pod)
+                self._spawn(self._stop_pod(state, pod, drain=True))
+
+    # -- pods ------------------------------------------------------------------------------------------
+
+    def _start_pod(self, state: RevisionState) -> None:
+        container = dict(((state.revision.get("spec") or {}).get("containers") or [{}])[0])
+        container["name"] = CONTAINER_NAME
+        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        pod = PodProcess(name=f"{state.name}-deployment-{suffix}", namespace=state.namespace)
+        launch = self.catalog.resolve(container)
+        if launch is not None:
+            pod.port = free_port()
+        pod_object = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod.name,
+                "namespace": state.namespace,
+                "labels": {
+                    REVISION_LABEL: state.name,
+                    "serving.knative.dev/revisionUID": state.uid,
+                    "serving.knative.dev/configuration": state.configuration,
+                    "serving.knative.dev/service": state.service,
+                    "app": state.name,
+                },
+                "annotations": {PORT_ANNOTATION: str(pod.port)},
+                "ownerReferences": [
+                    {
+                        "apiVersion": kinds.REVISION.api_version,
+                        "kind": kinds.REVISION.kind,
+                        "name": state.name,
+                        "uid": state.uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {"containers": [container], "restartPolicy": "Never"},
+        }
+        try:
+            self.store.create(kinds.POD, pod_object)
+        except ApiError as error:
+            log.warning("runtime: cannot create pod %s/%s: %s", state.namespace, pod.name, error)
+            return
+        state.pods[pod.name] = pod
+        image = container.get("image", "")
+        if launch is None:
+            message = (
+                f"image {image!r} is not in the image catalog {self.catalog.path}; add a pattern that "
+                "matches it to that file (or pass --images FILE) and create a new revision"
+            )
+            self._fail(
+                state, pod, {"waiting": {"reason": "ErrImagePull", "message": message}}, message, "Pending"
+            )
+            return
+        self._write_status(
+            pod, "Pending", ready=False, image=image, state={"waiting": {"reason": "ContainerCreating"}}
+        )
+        pod.task = asyncio.create_task(self._run_pod(state, pod, launch, container), name=f"pod-{pod.name}")
+
+    async def _run_pod(
+        self, state: RevisionState, pod: PodProcess, launch: LaunchSpec, container: dict[str, Any]
+    ) -> None:
+        image = container.get("image", "")
+        env = dict(os.environ)
+        env.update(launch.env)
+        for item in container.get("env") or []:
+            if "value" in item:
+                env[str(item["name"])] = str(item["value"])
+        env.update(
+            {
+                "PORT": str(pod.port),
+                "K_SERVICE": state.service,
+                "K_CONFIGURATION": state.configuration,
+                "K_REVISION": state.name,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        pod.log_path = self.data_dir / "logs" / state.namespace / f"{pod.name}.log"
+        pod.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with pod.log_path.open("ab") as log_file:
+            try:
+                pod.process = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    cwd=launch.cwd,
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                message = f"cannot start {launch.argv[0]!r} in {launch.cwd}: {error}"
+                log_file.write((message + "\n").encode())
+                self._fail(state, pod, _terminated(128, message), message, "Failed")
+                return
+        started_at = _now_rfc3339()
+        self._write_status(
+            pod, "Running", ready=False, image=image, state={"running": {"startedAt": started_at}}
+        )
+        process = pod.process
+        exited = asyncio.create_task(process.wait())
+        deadline = time.monotonic() + state.progress_deadline
+        probe = ((container.get("readinessProbe") or {}).get("httpGet") or {}).get("path")
+        while not pod.stopping:
+            if exited.done():
+                break
+            if await _probe(pod.port, probe):
+                pod.ready = True
+                break
+            if time.monotonic() >= deadline:
+                message = (
+                    f"the readiness probe ({'GET ' + probe if probe else 'TCP connect'} on port {pod.port}) "
+                    f"did not pass within {state.progress_deadline:g}s; see the pod log {pod.log_path}"
+                )
+                await self._terminate(pod)
+                self._fail(
+                    state,
+                    pod,
+                    {"waiting": {"reason": "ProgressDeadlineExceeded", "message": message}},
+                    message,
+                    "Failed",
+                )
+                return
+            await asyncio.wait([exited], timeout=PROBE_INTERVAL)
+        if pod.ready and not pod.stopping:
+            self._write_status(
+                pod, "Running", ready=True, image=image, state={"running": {"startedAt": started_at}}
+            )
+            state.ready_pods.append(pod)
+            if not state.ever_ready:
+                state.ever_ready = True
+                state.crashes = 0
+            state.scaler.last_activity = max(state.scaler.last_activity, time.monotonic())
+            state.notify()
+        exit_code = await exited
+        if pod.stopping:
+            return
+        message = _last_lines(pod.log_path) or f"the process exited with code {exit_code}"
+        self._fail(state, pod, _terminated(exit_code, message), message, "Failed")
+
+    def _fail(
+        self, state: RevisionState, pod: PodProcess, container_state: dict[str, Any], message: str, phase: str
+    ) -> None:
+        """Report a failed pod; a revision that never came up fails with it, one that did gets a new pod."""
+        pod.failed = True
+        self._remove_ready(state, pod)
+        image = ((state.revision.get("spec") or {}).get("containers") or [{}])[0].get("image", "")
+        self._write_status(pod, phase, ready=False, image=image, state=container_state)
+        if not state.ever_ready:
+            state.failure = message
+        else:
+            # Replace it after a growing back-off, so a crash loop cannot eat the machine.
+            state.crashes += 1
+            state.restart_after = time.monotonic() + min(2.0**state.crashes, MAX_RESTART_BACKOFF)
+            self._forget_pod(state, pod)
+            pod.stopping = True
+            self._delete_pod_object(pod)
+        state.notify()
+
+    def _write_status(
+        self, pod: PodProcess, phase: str, *, ready: bool, image: str, state: dict[str, Any]
+    ) -> None:
+        current = self.store.try_get(kinds.POD, pod.namespace, pod.name)
+        if current is None:
+            return
+        ready_text = "True" if ready else "False"
+        now = _now_rfc3339()
+        current["status"] = {
+            "phase": phase,
+            "podIP": "127.0.0.1",
+            "hostIP": "127.0.0.1",
+            "startTime": (current.get("status") or {}).get("startTime", now),
+            "conditions": [
+                {"type": "Ready", "status": ready_text, "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": ready_text, "lastTransitionTime": now},
+            ],
+            "containerStatuses": [
+                {
+                    "name": CONTAINER_NAME,
+                    "ready": ready,
+                    "started": "running" in state,
+                    "restartCount": 0,
+                    "image": image,
+                    "state": state,
+                }
+            ],
+        }
+        try:
+            self.store.replace(kinds.POD, current, subresource="status")
+        except ApiError as error:
+            if error.code != 404:
+                log.warning("runtime: cannot write status of pod %s/%s: %s", pod.namespace, pod.name, error)
+
+    def _remove_ready(self, state: RevisionState, pod: PodProcess) -> None:
+        if pod in state.ready_pods:
+            state.ready_pods.remove(pod)
+
+    def _forget_pod(self, state: RevisionState, pod: PodProcess) -> None:
+        pod.stopping = True
+        self._remove_ready(state, pod)
+        state.pods.pop(pod.name, None)
+
+    async def _stop_pod(self, state: RevisionState, pod: PodProcess, *, drain: bool) -> None:
+        """Let requests in flight finish, end the process and delete the Pod object."""
+        if drain:
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while pod.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        await self._terminate(pod)
+        state.pods.pop(pod.name, None)
+        self._delete_pod_object(pod)
+
+    def _delete_pod_object(self, pod: PodProcess) -> None:
+        try:
+            self.store.delete(kinds.POD, pod.namespace, pod.name)
+        except ApiError as error:
+            if error.code != 404:
+                log.warning("runtime: cannot delete pod %s/%s: %s", pod.namespace, pod.name, error)
+
+    async def _terminate(self, pod: PodProcess) -> None:
+        """SIGTERM the pod's process group, SIGKILL it after a grace period."""
+        pod.stopping = True
+        process = pod.process
+        if process is None or process.returncode is not None:
+            return
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_GRACE)
+        except TimeoutError:
+            _signal_group(process.pid, signal.SIGKILL)
+            await process.wait()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def pod_counts(self) -> list[tuple[RevisionState, int, int]]:
+        """Return (revision, desired pods, ready pods) for every revision the runtime runs."""
+        return [(state, state.scaler.desired, len(state.ready_pods)) for state in self.revisions.values()]
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    metadata = obj.get("metadata") or {}
+    return metadata.get("namespace", ""), metadata.get("name", "")
+
+
+def _condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any] | None:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == condition_type:
+            return dict(condition)
+    return None
+
+
+def _terminated(exit_code: int, message: str) -> dict[str, Any]:
+    return {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": "Error",
+            "message": message,
+            "finishedAt": _now_rfc3339(),
+        }
+    }
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _last_lines(path: Path | None, count: int = LAST_LINES) -> str:
+    """Return the last lines a pod printed (what Kubernetes puts in a terminated state's message)."""
+    if path is None or not path.exists():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 4096))
+        tail = handle.read().decode("utf-8", "replace")
+    lines = [line for line in tail.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
+
+
+async def _probe(port: int, path: str | None) -> bool:
+    """Return whether the pod answers its readiness probe: ``GET path`` with a 2xx/3xx, else a TCP connect."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    try:
+        if not path:
+            return True
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.32\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        status_line = await asyncio.wait_for(reader.readline(), 1.0)
+        parts = status_line.split()
+        return len(parts) >= 2 and parts[1][:1] in (b"2", b"3")
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

@@ -1,17 +1,361 @@
-"""Gate a Knative revision on a load test: LoadTestGateOperator (being written by H5)."""
+"""Gate a revision on a load test against its tag URL: LoadTestGateOperator.
+
+The load runs from the Airflow worker with the pure-asyncio engine in :mod:`knative_rollout.loadtest`
+(open model: honest percentiles even when the revision stalls). When the worker cannot reach the service
+(a cluster-local URL, a private ingress), run the same engine inside the cluster instead: build the task
+with :func:`load_test_pod_operator`, which starts ``python -m knative_rollout.loadtest`` in a pod through
+``KubernetesPodOperator`` and passes the report back through the pod's XCom sidecar; the pod's exit code
+(1 when the SLO is violated) fails the task. That path needs an image with this package installed and a
+real cluster, so it is not exercised by this repository's tests (local_knative runs no pods from images).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import socket
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException
+
+from knative_rollout.exceptions import KnativeInputError
+from knative_rollout.hooks import KnativeServingHook
+from knative_rollout.loadtest import (
+    IntervalStats,
+    LoadTestConfig,
+    LoadTestConfigError,
+    Slo,
+    SloSyntaxError,
+    Stage,
+    judge,
+    parse_duration,
+    render_plot,
+    report_json,
+    run_load_test,
+    summary_of,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.sdk import Context
+
+INGRESS_EXTRA = "ingress_address"
+XCOM_KEY = "loadtest"
+
+
+def _host_resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return True
+
+
+def _host_port(address: str) -> str:
+    """Return ``host:port`` from ``http://host:port`` or ``host:port``."""
+    parts = urlsplit(address if "://" in address else f"http://{address}")
+    if not parts.hostname or not parts.port:
+        raise KnativeInputError(
+            f"ingress_address {address!r} needs a host and a port, e.g. http://127.0.0.1:8081 "
+            "(local_knative writes it as 'ingress' in endpoints.json)"
+        )
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _storage_path(path: ObjectStoragePath | str) -> ObjectStoragePath:
+    if isinstance(path, ObjectStoragePath):
+        return path
+    return ObjectStoragePath(path if "://" in path else f"file://{path}")
 
 
 class LoadTestGateOperator(BaseOperator):
-    """Run a load test against a URL or a Knative tag and fail the task when the SLO is violated."""
+    """Send synthetic load to a URL or a Knative Service's tag and fail the task when the SLO is violated.
 
-    def __init__(self, **kwargs: Any) -> None:
+    The target is ``url``, or the URL Knative publishes for ``tag`` of ``service_name`` (its
+    ``status.traffic[].url``), read through :class:`~knative_rollout.hooks.KnativeServingHook`. When that
+    URL's host does not resolve from the worker (Knative's ``*.example.com`` hosts on local_knative, or a
+    domain without DNS), requests go to ``ingress_address`` with the URL's host in the Host header, which
+    is how a Knative ingress routes them. ``ingress_address`` comes from the argument or else from the
+    ``ingress_address`` extra of the ``kubernetes_conn_id`` connection; for local_knative use the
+    ``ingress`` value of its ``endpoints.json``.
+
+    The report summary (``requests``, ``completed``, ``achieved_rate``, ``errors``, ``latency_ms``,
+    ``verdict``, ``report``) is pushed to XCom under ``loadtest`` and, when the SLO holds, returned. The
+    full JSON report and a PNG latency plot are written to ``report_path`` (and ``.png`` next to it). A
+    violated SLO raises :class:`AirflowFailException` (no retry), naming every failed threshold, so a
+    rollout can branch to rollback. To run the load from inside the cluster, see
+    :func:`load_test_pod_operator`.
+
+    :param url: URL to load (templated); or give ``service_name`` and ``tag``.
+    :param service_name: Knative Service whose tag URL is loaded (templated).
+    :param tag: traffic tag, e.g. ``candidate`` (templated).
+    :param namespace: the Service's namespace (templated).
+    :param rate: requests per second (open model), or a cap for the closed model.
+    :param duration: how long to send: seconds or text such as ``"60s"``.
+    :param slo: thresholds, e.g. ``"p99<=200ms,error_rate<=0.01,achieved_rate>=45"`` (templated), or a
+        mapping such as ``{"p99": "<=200ms"}``; empty means every run passes.
+    :param stages: a ramped profile instead of ``rate``/``duration``, e.g. ``["30s:10..100", "1m:100"]``.
+    :param model: ``"open"`` (fixed schedule, default) or ``"closed"`` (``concurrency`` workers).
+    :param concurrency: most connections at once (open) or workers (closed).
+    :param timeout: per-request timeout, counted from the request's scheduled start.
+    :param method: HTTP method; POST when ``bodies`` are given.
+    :param path: path (and query) appended to a tag URL, e.g. ``/v1/models/model:predict`` (templated).
+    :param headers: extra headers (templated), e.g. an ``Authorization`` token.
+    :param bodies: request bodies used in turn (str or bytes), e.g. prediction requests.
+    :param expect_status: statuses that count as success; default any status below 400.
+    :param expect_json_field: a field every JSON response must contain (e.g. ``predictions``).
+    :param report_path: where the JSON report goes: an ``ObjectStoragePath`` or a string such as
+        ``file:///reports/{{ run_id }}/loadtest.json`` or ``gs://bucket/...`` (templated).
+    :param ingress_address: ``http://host:port`` of the Knative ingress to connect to (templated).
+    :param kubernetes_conn_id: connection used to read the Service (and the ``ingress_address`` extra).
+    :param progress_interval: how often progress is logged.
+    """
+
+    template_fields: Sequence[str] = (
+        "url",
+        "service_name",
+        "tag",
+        "namespace",
+        "path",
+        "slo",
+        "headers",
+        "report_path",
+        "ingress_address",
+    )
+    ui_color = "#f4d35e"
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        service_name: str | None = None,
+        tag: str | None = None,
+        namespace: str = "default",
+        rate: float | None = None,
+        duration: str | float = "30s",
+        slo: str | Mapping[str, str | float] | None = None,
+        stages: Sequence[str] = (),
+        model: str = "open",
+        concurrency: int = 100,
+        timeout: str | float = "10s",
+        method: str | None = None,
+        path: str = "",
+        headers: Mapping[str, str] | None = None,
+        bodies: Sequence[str | bytes] = (),
+        expect_status: Sequence[int] = (),
+        expect_json_field: str | None = None,
+        report_path: ObjectStoragePath | str | None = None,
+        ingress_address: str | None = None,
+        kubernetes_conn_id: str = KnativeServingHook.default_conn_name,
+        progress_interval: str | float = "5s",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if (url is None) == (service_name is None):
+            raise KnativeInputError(f"{self.task_id}: give either url or service_name (with tag), not both")
+        if service_name is not None and not tag:
+            raise KnativeInputError(f"{self.task_id}: service_name needs a tag, e.g. tag='candidate'")
+        self.url = url
+        self.service_name = service_name
+        self.tag = tag
+        self.namespace = namespace
+        self.rate = rate
+        self.duration = duration
+        self.slo = slo
+        self.stages = tuple(stages)
+        self.model = model
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.method = method
+        self.path = path
+        self.headers = dict(headers or {})
+        self.bodies = tuple(body.encode() if isinstance(body, str) else body for body in bodies)
+        self.expect_status = tuple(expect_status)
+        self.expect_json_field = expect_json_field
+        self.report_path = report_path
+        self.ingress_address = ingress_address
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.progress_interval = progress_interval
 
-    def execute(self, context: Any) -> Any:
-        raise NotImplementedError("LoadTestGateOperator is being implemented")
+    @cached_property
+    def hook(self) -> KnativeServingHook:
+        """Return the hook that reads the Service (only used with ``service_name``)."""
+        return KnativeServingHook(kubernetes_conn_id=self.kubernetes_conn_id)
+
+    def tag_url(self) -> str:
+        """Return the URL Knative publishes for ``tag`` of ``service_name``."""
+        service = self.hook.get_service(str(self.service_name), self.namespace)
+        traffic = service.get("status", {}).get("traffic", [])
+        for target in traffic:
+            if target.get("tag") == self.tag and target.get("url"):
+                return str(target["url"])
+        tags = sorted(str(target["tag"]) for target in traffic if target.get("tag"))
+        raise KnativeInputError(
+            f"Knative Service {self.namespace}/{self.service_name} has no URL for tag {self.tag!r} "
+            f"(its tags: {', '.join(tags) or 'none'}); set the tag with KnativeSetTrafficOperator first"
+        )
+
+    def resolve_ingress(self, url: str) -> str | None:
+        """Return the ``host:port`` to connect to instead of the URL's host, or None to connect directly."""
+        if self.ingress_address:
+            return _host_port(self.ingress_address)
+        host = urlsplit(url).hostname or ""
+        if _host_resolves(host):
+            return None
+        extra = self.hook.get_connection(self.kubernetes_conn_id).extra_dejson.get(INGRESS_EXTRA)
+        if not extra:
+            raise KnativeInputError(
+                f"host {host!r} of {url} does not resolve from this worker; give ingress_address (the "
+                f"Knative ingress, e.g. local_knative's endpoints.json 'ingress') or the connection extra "
+                f"{INGRESS_EXTRA!r}, or run the load in the cluster with load_test_pod_operator"
+            )
+        return _host_port(str(extra))
+
+    def build_config(self, url: str, connect_to: str | None) -> LoadTestConfig:
+        """Return the load test for ``url`` (raises KnativeInputError on bad parameters)."""
+        try:
+            return LoadTestConfig(
+                url=url,
+                rate=self.rate,
+                duration_s=parse_duration(self.duration),
+                stages=tuple(Stage.parse(stage) for stage in self.stages),
+                model="closed" if self.model == "closed" else "open",
+                concurrency=self.concurrency,
+                timeout_s=parse_duration(self.timeout),
+                method=self.method,
+                host=urlsplit(url).netloc if connect_to else None,
+                connect_to=connect_to,
+                headers=tuple(self.headers.items()),
+                bodies=self.bodies,
+                expect_status=self.expect_status,
+                expect_json_field=self.expect_json_field,
+                progress_interval_s=parse_duration(self.progress_interval),
+            )
+        except (LoadTestConfigError, ValueError) as error:
+            raise KnativeInputError(f"{self.task_id}: {error}") from error
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the load test, save the report, push the summary and fail the task if the SLO is violated."""
+        try:
+            slo = Slo.parse(self.slo)
+        except SloSyntaxError as error:
+            raise KnativeInputError(f"{self.task_id}: {error}") from error
+        base_url = self.url or self.tag_url()
+        url = base_url.rstrip("/") + self.path if self.path else base_url
+        connect_to = self.resolve_ingress(url)
+        config = self.build_config(url, connect_to)
+        self.log.info(
+            "Load test: %s %s/s for %ss (%s model) against %s%s; SLO %s",
+            config.method or ("POST" if config.bodies else "GET"),
+            config.rate or "stages",
+            config.schedule_duration_s,
+            config.model,
+            url,
+            f" via ingress {connect_to}" if connect_to else "",
+            slo or "(none)",
+        )
+
+        def progress(stats: IntervalStats) -> None:
+            self.log.info("%s", stats.line())
+
+        result = asyncio.run(run_load_test(config, on_progress=progress))
+        verdict, report = judge(config, result, slo)
+        summary = summary_of(report)
+        if self.report_path is not None:
+            summary["report"] = self._save(report, result_plot=render_plot(result, f"{self.task_id}: {url}"))
+        self.log.info("Result: %s", {key: summary[key] for key in ("requests", "completed", "errors")})
+        self.log.info("Latency (ms): %s", summary["latency_ms"])
+        self.log.info("%s", verdict.explain())
+        context["ti"].xcom_push(key=XCOM_KEY, value=summary)
+        if not verdict.passed:
+            raise AirflowFailException(f"{self.task_id}: load test on {url}: {verdict.explain()}")
+        return summary
+
+    def _save(self, report: dict[str, Any], result_plot: bytes) -> str:
+        assert self.report_path is not None
+        path = _storage_path(self.report_path)
+        plot_path = path.with_suffix(".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(report_json(report))
+        plot_path.write_bytes(result_plot)
+        self.log.info("Report written to %s, plot to %s", path, plot_path)
+        return str(path)
+
+
+def load_test_cli_arguments(
+    *,
+    url: str,
+    rate: float | None = None,
+    duration: str = "30s",
+    slo: str | None = None,
+    host: str | None = None,
+    model: str = "open",
+    concurrency: int = 100,
+    timeout: str = "10s",
+    headers: Mapping[str, str] | None = None,
+    json_path: str = "/airflow/xcom/return.json",
+) -> list[str]:
+    """Return the ``python -m knative_rollout.loadtest`` arguments for a load test run in a pod."""
+    arguments = ["--url", url, "--duration", duration, "--model", model, "--concurrency", str(concurrency)]
+    arguments += ["--timeout", timeout, "--json", json_path]
+    if rate is not None:
+        arguments += ["--rate", f"{rate:g}"]
+    if slo:
+        arguments += ["--slo", slo]
+    if host:
+        arguments += ["--host", host]
+    for name, value in (headers or {}).items():
+        arguments += ["--header", f"{name}:{value}"]
+    return arguments
+
+
+def load_test_pod_operator(
+    *,
+    task_id: str,
+    image: str,
+    namespace: str,
+    url: str,
+    rate: float | None = None,
+    duration: str = "30s",
+    slo: str | None = None,
+    host: str | None = None,
+    model: str = "open",
+    concurrency: int = 100,
+    timeout: str = "10s",
+    headers: Mapping[str, str] | None = None,
+    **pod_kwargs: Any,
+) -> KubernetesPodOperator:
+    """Return a task that runs the load test in a pod in the cluster (untested here: needs a real cluster).
+
+    Use it when the worker cannot reach the service, e.g. the cluster-local address
+    ``http://NAME.NAMESPACE.svc.cluster.local`` with ``host`` set to the tag's host. ``image`` must have
+    this package installed (``pip install knative-rollout``); the pod runs ``python -m
+    knative_rollout.loadtest``, writes the JSON report to ``/airflow/xcom/return.json`` (pushed as the
+    task's XCom by the sidecar) and exits 1 when the SLO is violated, which fails the task. Extra keyword
+    arguments go to ``KubernetesPodOperator`` (``kubernetes_conn_id``, resources, ...).
+    """
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    arguments = load_test_cli_arguments(
+        url=url,
+        rate=rate,
+        duration=duration,
+        slo=slo,
+        host=host,
+        model=model,
+        concurrency=concurrency,
+        timeout=timeout,
+        headers=headers,
+    )
+    return KubernetesPodOperator(
+        task_id=task_id,
+        image=image,
+        namespace=namespace,
+        cmds=["python", "-m", "knative_rollout.loadtest"],
+        arguments=arguments,
+        do_xcom_push=True,
+        **pod_kwargs,
+    )

@@ -1,0 +1,127 @@
+"""The Kubernetes-compatible API server: discovery, OpenAPI v3, REST verbs, watch, Tables and pod logs.
+
+``build_api_app(store, admission=...)`` returns an aiohttp application that real kubectl and the
+``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted: the server is meant
+for one machine, bound to loopback.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from local_knative.apiserver import discovery, openapi
+from local_knative.apiserver.rest import Admission, RestHandler, RestSettings, resolve
+from local_knative.errors import ApiError
+from local_knative.store import Store
+
+__all__ = ["build_api_app"]
+
+log = logging.getLogger(__name__)
+_NOT_FOUND = ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _json(data: object, content_type: str = "application/json") -> web.Response:
+    return web.json_response(data, content_type=content_type)
+
+
+@web.middleware
+async def _errors_as_status(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return web.json_response(error.to_status(), status=error.code)
+    except web.HTTPException as error:
+        if error.status_code == 404:
+            return web.json_response(_NOT_FOUND.to_status(), status=404)
+        raise
+    except Exception as error:
+        log.exception("internal error serving %s %s", request.method, request.path_qs)
+        status = ApiError(500, "InternalError", f"Internal error occurred: {error}").to_status()
+        return web.json_response(status, status=500)
+
+
+def build_api_app(
+    store: Store,
+    *,
+    admission: Admission | None = None,
+    data_dir: Path | None = None,
+    bookmark_interval: float = 5.0,
+) -> web.Application:
+    """Return the API server application over ``store``.
+
+    :param admission: ``admit(kind, operation, obj, old) -> obj`` called before every main-resource write
+        (not /status); None admits everything unchanged.
+    :param data_dir: the data directory holding ``logs/NS/POD.log`` for ``kubectl logs``.
+    :param bookmark_interval: seconds between BOOKMARK events on watches with ``allowWatchBookmarks``.
+    """
+    rest = RestHandler(store, admission, RestSettings(data_dir=data_dir, bookmark_interval=bookmark_interval))
+
+    async def version(_request: web.Request) -> web.Response:
+        return _json(discovery.version_info())
+
+    async def core_discovery(request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return _json(discovery.aggregated_discovery(core=True), discovery.AGGREGATED_CONTENT_TYPE)
+        return _json(discovery.api_versions(request.host))
+
+    async def groups_discovery(request: web.Request) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return _json(discovery.aggregated_discovery(core=False), discovery.AGGREGATED_CONTENT_TYPE)
+        return _json(discovery.api_group_list())
+
+    async def core_resources(_request: web.Request) -> web.Response:
+        return _json(discovery.api_resource_list("", "v1"))
+
+    async def group_resources(request: web.Request) -> web.Response:
+        resources = discovery.api_resource_list(request.match_info["group"], request.match_info["version"])
+        if resources is None:
+            raise _NOT_FOUND
+        return _json(resources)
+
+    async def openapi_index(_request: web.Request) -> web.Response:
+        return _json(openapi.index())
+
+    async def openapi_document(request: web.Request) -> web.Response:
+        parts = request.match_info["tail"].split("/")
+        if parts[0] == "api" and len(parts) == 2:
+            document = openapi.group_version_document("", parts[1])
+        elif parts[0] == "apis" and len(parts) == 3:
+            document = openapi.group_version_document(parts[1], parts[2])
+        else:
+            document = None
+        if document is None:
+            raise _NOT_FOUND
+        return _json(document)
+
+    async def core_rest(request: web.Request) -> web.StreamResponse:
+        return await rest.handle(request, resolve("", "v1", request.match_info["tail"].split("/")))
+
+    async def group_rest(request: web.Request) -> web.StreamResponse:
+        target = resolve(
+            request.match_info["group"], request.match_info["version"], request.match_info["tail"].split("/")
+        )
+        return await rest.handle(request, target)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(middlewares=[_errors_as_status], client_max_size=8 * 1024 * 1024)
+    router = app.router
+    router.add_get("/version", version)
+    router.add_get("/healthz", healthz)
+    router.add_get("/readyz", healthz)
+    router.add_get("/livez", healthz)
+    router.add_get("/api", core_discovery)
+    router.add_get("/api/", core_discovery)
+    router.add_get("/apis", groups_discovery)
+    router.add_get("/apis/", groups_discovery)
+    router.add_get("/api/v1", core_resources)
+    router.add_get("/openapi/v3", openapi_index)
+    router.add_get("/openapi/v3/{tail:.+}", openapi_document)
+    router.add_route("*", "/api/v1/{tail:.+}", core_rest)
+    router.add_get("/apis/{group}/{version}", group_resources)
+    router.add_route("*", "/apis/{group}/{version}/{tail:.+}", group_rest)
+    return app

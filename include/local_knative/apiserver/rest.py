@@ -1,0 +1,448 @@
+"""REST verbs on every served kind: get, list, watch, create, replace, patch, delete, /status and pod logs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from local_knative import kinds
+from local_knative.apiserver import patches, tables
+from local_knative.errors import (
+    ApiError,
+    bad_request,
+    conflict,
+    method_not_allowed,
+    not_found,
+    unsupported_media_type,
+)
+from local_knative.kinds import Kind
+from local_knative.store import Store
+
+log = logging.getLogger(__name__)
+
+Admission = Callable[[Kind, str, dict[str, Any], dict[str, Any] | None], dict[str, Any]]
+
+DEFAULT_WATCH_TIMEOUT = 1800.0
+_TRUE = ("true", "True", "1")
+# Top-level fields a kind's objects may carry; fieldValidation=Strict rejects any other.
+_COMMON_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+_TOP_LEVEL_FIELDS: dict[Kind, frozenset[str]] = {
+    kinds.CONFIGMAP: _COMMON_FIELDS | {"data", "binaryData", "immutable"},
+    kinds.SECRET: _COMMON_FIELDS | {"data", "stringData", "type", "immutable"},
+    kinds.EVENT: _COMMON_FIELDS | {
+        "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type",
+        "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request addresses: a kind, and optionally a namespace, a name and a subresource."""
+
+    kind: Kind
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+@dataclass
+class RestSettings:
+    """Behaviour knobs of the REST layer.
+
+    :param data_dir: where pod logs live (``logs/NS/POD.log``); None serves empty logs.
+    :param bookmark_interval: seconds between BOOKMARK events on watches that allow them.
+    """
+
+    data_dir: Path | None = None
+    bookmark_interval: float = 5.0
+
+
+def _no_admission(_kind: Kind, _operation: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> dict[str, Any]:
+    return obj
+
+
+def _json(data: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(
+        body=json.dumps(data, separators=(",", ":")).encode(), status=status, content_type=content_type
+    )
+
+
+def resolve(group: str, version: str, segments: list[str]) -> Target:
+    """Map the path segments after ``/api/v1`` or ``/apis/G/V`` to a :class:`Target`.
+
+    :raises ApiError: 404 when no served resource lives at that path.
+    """
+    not_served = ApiError(404, "NotFound", "the server could not find the requested resource")
+    namespace = None
+    rest = segments
+    if len(segments) >= 3 and segments[0] == "namespaces":
+        candidate = kinds.by_plural(group, version, segments[2])
+        if candidate is not None and candidate.namespaced:
+            namespace, rest = segments[1], segments[2:]
+    if not rest or len(rest) > 3 or any(not part for part in rest):
+        raise not_served
+    kind = kinds.by_plural(group, version, rest[0])
+    if kind is None:
+        raise not_served
+    name = rest[1] if len(rest) > 1 else None
+    subresource = rest[2] if len(rest) > 2 else None
+    if (kind.namespaced and name is not None and namespace is None) or (not kind.namespaced and namespace):
+        raise not_served
+    allowed_subresources = {"status"} if kind.status_subresource else set()
+    if kind == kinds.POD:
+        allowed_subresources.add("log")
+    if subresource is not None and subresource not in allowed_subresources:
+        raise not_served
+    return Target(kind, namespace, name, subresource)
+
+
+class RestHandler:
+    """Serve the REST verbs for every kind from a :class:`Store`."""
+
+    def __init__(self, store: Store, admission: Admission | None, settings: RestSettings) -> None:
+        self.store = store
+        self.admission = admission or _no_admission
+        self.settings = settings
+
+    async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Dispatch one request on ``target`` by method."""
+        method = request.method
+        if target.subresource == "log":
+            if method != "GET":
+                raise method_not_allowed(f"{method} is not allowed on pods/log: use GET")
+            return await self.pod_log(request, target)
+        if target.name is None:
+            if method == "GET":
+                if request.query.get("watch") in _TRUE:
+                    return await self.watch(request, target)
+                return self.list(request, target)
+            if method == "POST":
+                return await self.create(request, target)
+            raise method_not_allowed(f"{method} is not allowed on a collection of {target.kind.resource}")
+        if method == "GET":
+            return self._respond(request, target.kind, self.store.get(target.kind, target.namespace, target.name))
+        if method == "PUT":
+            return await self.replace(request, target)
+        if method == "PATCH":
+            return await self.patch(request, target)
+        if method == "DELETE":
+            return await self.delete(request, target)
+        raise method_not_allowed(f"{method} is not allowed on {target.kind.resource}")
+
+    # ---- answers -------------------------------------------------------------------------------------
+
+    def _respond(self, request: web.Request, kind: Kind, obj: dict[str, Any], status: int = 200) -> web.Response:
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = request.query.get("includeObject", "Metadata")
+            rv = obj["metadata"].get("resourceVersion", self.store.resource_version)
+            return _json(tables.table(kind, [obj], rv, include_object=include), status)
+        return _json(obj, status)
+
+    def list(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a LIST (``as=Table`` when asked)."""
+        items, rv = self.store.list(
+            target.kind,
+            target.namespace,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+        )
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = request.query.get("includeObject", "Metadata")
+            return _json(tables.table(target.kind, items, rv, include_object=include))
+        return _json({
+            "kind": f"{target.kind.kind}List",
+            "apiVersion": target.kind.api_version,
+            "metadata": {"resourceVersion": rv},
+            "items": items,
+        })
+
+    # ---- writes --------------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw.strip():
+            raise bad_request("the request body is empty: send the object as JSON or YAML")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise bad_request(f"the request body is neither JSON nor YAML: {error}") from None
+
+    def _check_body(self, request: web.Request, target: Target, obj: Any, *, name_from_url: bool) -> None:
+        kind = target.kind
+        if not isinstance(obj, dict):
+            raise bad_request(f"the request body must be a {kind.kind} object, not {type(obj).__name__}")
+        if obj.get("apiVersion") not in (None, kind.api_version) or obj.get("kind") not in (None, kind.kind):
+            raise bad_request(
+                f"the body is {obj.get('apiVersion')}/{obj.get('kind')} but this URL serves "
+                f"{kind.api_version}/{kind.kind}: send it to the matching resource URL"
+            )
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if kind.namespaced:
+            if meta.get("namespace") not in (None, "", target.namespace):
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = target.namespace
+        if name_from_url:
+            if meta.get("name") not in (None, target.name):
+                raise bad_request(
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({target.name})"
+                )
+            meta["name"] = target.name
+        if request.query.get("fieldValidation") == "Strict":
+            allowed = _TOP_LEVEL_FIELDS.get(kind, _COMMON_FIELDS)
+            unknown = sorted(set(obj) - allowed)
+            if unknown:
+                raise bad_request(
+                    f"{kind.kind} in version \"{kind.version}\" cannot be handled as a {kind.kind}: "
+                    f"strict decoding error: unknown field \"{unknown[0]}\""
+                )
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise bad_request(f"unsupported dryRun value {value!r}: the only accepted value is 'All'")
+        return bool(values)
+
+    def _create(self, target: Target, obj: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+        if target.kind.status_subresource:
+            # Like the real server: status is ignored on create when it is a subresource.
+            obj.pop("status", None)
+        admitted = self.admission(target.kind, "CREATE", obj, None)
+        return self.store.create(target.kind, admitted, dry_run=dry_run)
+
+    def _update(self, target: Target, new: dict[str, Any], current: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+        if target.subresource == "status":
+            return self.store.replace(target.kind, new, subresource="status", dry_run=dry_run)
+        admitted = self.admission(target.kind, "UPDATE", new, current)
+        return self.store.replace(target.kind, admitted, dry_run=dry_run)
+
+    async def create(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a POST: admission, then store; 201 with the created object."""
+        if target.kind.namespaced and target.namespace is None:
+            raise method_not_allowed(f"create {target.kind.resource} under /namespaces/NAMESPACE/")
+        obj = await self._body(request)
+        self._check_body(request, target, obj, name_from_url=False)
+        created = self._create(target, obj, self._dry_run(request))
+        return self._respond(request, target.kind, created, 201)
+
+    async def replace(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a PUT on the object or its /status."""
+        obj = await self._body(request)
+        self._check_body(request, target, obj, name_from_url=True)
+        current = self.store.get(target.kind, target.namespace, str(target.name))
+        updated = self._update(target, obj, current, self._dry_run(request))
+        return self._respond(request, target.kind, updated)
+
+    async def patch(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a PATCH: merge, JSON, server-side apply, or (core kinds only) strategic merge as merge."""
+        content_type = request.content_type
+        kind = target.kind
+        accepted = f"{patches.JSON_PATCH}, {patches.MERGE_PATCH}, {patches.APPLY_PATCH}"
+        if content_type == patches.STRATEGIC_MERGE_PATCH and kind.group:
+            raise unsupported_media_type(
+                f"the body of the request was in an unknown format - accepted media types include: {accepted}"
+            )
+        if content_type not in (patches.MERGE_PATCH, patches.JSON_PATCH, patches.APPLY_PATCH,
+                                patches.STRATEGIC_MERGE_PATCH):
+            raise unsupported_media_type(
+                f"the body of the request was in an unknown format - accepted media types include: {accepted}"
+            )
+        body = await self._body(request)
+        dry_run = self._dry_run(request)
+        current = self.store.try_get(kind, target.namespace, str(target.name))
+        if content_type == patches.APPLY_PATCH:
+            self._check_body(request, target, body, name_from_url=True)
+            if current is None:
+                if target.subresource == "status":
+                    raise self._missing(target)
+                return self._respond(request, kind, self._create(target, body, dry_run), 201)
+            # Server-side apply, simplified: the applied fields are merged over the live object (no field
+            # ownership tracking, so fields dropped from a later apply are kept rather than removed).
+            new = patches.merge_patch(current, body)
+        elif current is None:
+            raise self._missing(target)
+        elif content_type == patches.JSON_PATCH:
+            new = patches.json_patch(current, body)
+        else:
+            if not isinstance(body, dict):
+                raise patches.patch_error(
+                    f"a merge patch must be a JSON object, not {type(body).__name__}: to send a list of "
+                    f"operations use Content-Type {patches.JSON_PATCH}"
+                )
+            new = patches.merge_patch(current, body)
+        if not isinstance(new, dict):
+            raise patches.patch_error("the patched object is not a JSON object")
+        new_meta = new.get("metadata") or {}
+        if new_meta.get("name") != target.name or (kind.namespaced and new_meta.get("namespace") != target.namespace):
+            raise bad_request("a patch may not change metadata.name or metadata.namespace")
+        return self._respond(request, kind, self._update(target, new, current, dry_run))
+
+    @staticmethod
+    def _missing(target: Target) -> ApiError:
+        return not_found(target.kind, str(target.name))
+
+    async def delete(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a DELETE (an optional ``DeleteOptions`` body may carry preconditions and dryRun)."""
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    options = json.loads(raw)
+                except ValueError:
+                    raise bad_request("the DeleteOptions body is not valid JSON") from None
+        dry_run = self._dry_run(request) or "All" in (options.get("dryRun") or [])
+        current = self.store.get(target.kind, target.namespace, str(target.name))
+        preconditions = options.get("preconditions") or {}
+        for key in ("uid", "resourceVersion"):
+            expected = preconditions.get(key)
+            if expected and expected != current["metadata"].get(key):
+                raise conflict(target.kind, str(target.name))
+        deleted = self.store.delete(target.kind, target.namespace, str(target.name), dry_run=dry_run)
+        return self._respond(request, target.kind, deleted)
+
+    # ---- streams -------------------------------------------------------------------------------------
+
+    async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Stream watch events, one JSON object per line, until ``timeoutSeconds`` or the client leaves."""
+        query = request.query
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = query.get("includeObject", "Metadata")
+        bookmarks = query.get("allowWatchBookmarks") in _TRUE and not as_table
+        try:
+            timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
+        except ValueError:
+            raise bad_request(f"timeoutSeconds must be a number, got {query.get('timeoutSeconds')!r}") from None
+        events = self.store.watch(
+            target.kind,
+            target.namespace,
+            query.get("resourceVersion"),
+            label_selector=query.get("labelSelector"),
+            field_selector=query.get("fieldSelector"),
+        )
+        # A pump task moves events to a queue so the loop below can wait with a timeout without
+        # cancelling (and so closing) the store's async generator.
+        inbox: asyncio.Queue[tuple[str, dict[str, Any]] | ApiError] = asyncio.Queue()
+
+        async def pump() -> None:
+            try:
+                async for item in events:
+                    inbox.put_nowait(item)
+            except ApiError as error:
+                inbox.put_nowait(error)
+            except Exception as error:
+                log.exception("watch on %s failed", target.kind.resource)
+                inbox.put_nowait(ApiError(500, "InternalError", f"Internal error occurred: {error}"))
+
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        pump_task = asyncio.create_task(pump())
+        deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + self.settings.bookmark_interval
+        first_table = True
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                if request.transport is None or request.transport.is_closing():
+                    break
+                wait = min(remaining, 1.0, max(next_bookmark - time.monotonic(), 0.0) if bookmarks else 1.0)
+                try:
+                    item = await asyncio.wait_for(inbox.get(), timeout=wait)
+                except TimeoutError:
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        bookmark = {
+                            "kind": target.kind.kind,
+                            "apiVersion": target.kind.api_version,
+                            "metadata": {"resourceVersion": self.store.resource_version},
+                        }
+                        await self._send(response, "BOOKMARK", bookmark)
+                        next_bookmark = time.monotonic() + self.settings.bookmark_interval
+                    continue
+                if isinstance(item, ApiError):
+                    await self._send(response, "ERROR", item.to_status())
+                    break
+                event_type, obj = item
+                if as_table:
+                    rv = obj["metadata"]["resourceVersion"]
+                    obj = tables.table(target.kind, [obj], rv, include_object=include, with_columns=first_table)
+                    first_table = False
+                await self._send(response, event_type, obj)
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away
+        finally:
+            pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump_task
+            await events.aclose()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    @staticmethod
+    async def _send(response: web.StreamResponse, event_type: str, obj: dict[str, Any]) -> None:
+        line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
+        await response.write(line.encode())
+
+    async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
+        """Serve a pod's log file (``tailLines``, ``limitBytes``, ``follow``)."""
+        pod = self.store.get(kinds.POD, target.namespace, str(target.name))
+        path = None
+        if self.settings.data_dir is not None:
+            path = self.settings.data_dir / "logs" / str(target.namespace) / f"{target.name}.log"
+        content = path.read_bytes() if path is not None and path.exists() else b""
+        tail = request.query.get("tailLines")
+        if tail is not None:
+            try:
+                count = int(tail)
+            except ValueError:
+                raise bad_request(f"tailLines must be an integer, got {tail!r}") from None
+            lines = content.splitlines(keepends=True)
+            content = b"".join(lines[-count:]) if count > 0 else b""
+        limit = request.query.get("limitBytes")
+        if limit is not None and limit.isdigit():
+            content = content[: int(limit)]
+        if request.query.get("follow") not in _TRUE:
+            return web.Response(body=content, content_type="text/plain")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        offset = path.stat().st_size if path is not None and path.exists() else 0
+        try:
+            await response.write(content)
+            while request.transport is not None and not request.transport.is_closing():
+                current = self.store.try_get(kinds.POD, target.namespace, str(target.name))
+                if current is None or current["metadata"]["uid"] != pod["metadata"]["uid"]:
+                    break
+                if path is not None and path.exists() and path.stat().st_size > offset:
+                    with path.open("rb") as handle:
+                        handle.seek(offset)
+                        chunk = handle.read()
+                    offset += len(chunk)
+                    await response.write(chunk)
+                await asyncio.sleep(0.2)
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response

@@ -1,0 +1,452 @@
+"""Keep every API object in memory, persisted to SQLite, with one global resourceVersion and watch history.
+
+Design: the event loop is the only writer, so every method is synchronous and a write is atomic with
+respect to readers and watchers. Each committed write is one SQLite transaction (the object row and the
+counter), so after a restart every object, uid and resourceVersion is as it was. Watch history is kept in
+memory only (bounded); a watch from a resourceVersion older than what is kept gets 410 Expired, which is
+what a real server answers once etcd has compacted the revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import string
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from local_knative import kinds
+from local_knative.errors import already_exists, bad_request, conflict, expired, invalid, not_found
+from local_knative.kinds import Kind
+from local_knative.selectors import Matcher, parse_field_selector, parse_label_selector
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HISTORY_SIZE = 5000
+INITIAL_NAMESPACES = ("default", "kube-system", "knative-serving")
+_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+# Fields of metadata the server owns: a client's value is ignored on update.
+_SYSTEM_METADATA = ("uid", "creationTimestamp", "generation", "namespace", "name", "deletionTimestamp")
+
+Subscriber = Callable[[str, Kind, dict[str, Any]], None]
+
+
+def now_rfc3339() -> str:
+    """Return the current UTC time as Kubernetes writes timestamps (``2026-01-02T03:04:05Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _kind_key(kind: Kind) -> str:
+    return f"{kind.group}/{kind.version}/{kind.plural}"
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+@dataclass
+class _Event:
+    resource_version: int
+    event_type: str
+    kind: Kind
+    namespace: str
+    body: str
+    obj: dict[str, Any]
+    old: dict[str, Any] | None
+
+
+@dataclass(eq=False)
+class _Watcher:
+    kind: Kind
+    namespace: str | None
+    labels: Matcher
+    fields: Matcher
+    queue: asyncio.Queue[tuple[str, str]] = field(default_factory=asyncio.Queue)
+
+    def matches(self, obj: dict[str, Any] | None) -> bool:
+        return obj is not None and self.labels(obj) and self.fields(obj)
+
+    def translate(self, event: _Event) -> str | None:
+        """Return the event type this watcher sees, following objects in and out of its selectors."""
+        if event.kind != self.kind or (self.namespace is not None and event.namespace != self.namespace):
+            return None
+        now_matches = self.matches(event.obj)
+        if event.event_type == "DELETED":
+            return "DELETED" if now_matches else None
+        before_matched = self.matches(event.old)
+        if now_matches:
+            return "MODIFIED" if before_matched else "ADDED"
+        return "DELETED" if before_matched else None
+
+
+class Store:
+    """Hold API objects, persist them to SQLite and fan writes out to subscribers and watches.
+
+    :param db_path: the SQLite file (created with its parent directory when missing).
+    :param history_size: how many write events are kept for watches that resume from a resourceVersion.
+    """
+
+    def __init__(self, db_path: Path, *, history_size: int = DEFAULT_HISTORY_SIZE) -> None:
+        db_path = Path(db_path)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS objects (kind TEXT NOT NULL, namespace TEXT NOT NULL, "
+            "name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, namespace, name))"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._objects: dict[Kind, dict[tuple[str, str], str]] = {k: {} for k in kinds.ALL_KINDS}
+        self._subscribers: list[Subscriber] = []
+        self._watchers: set[_Watcher] = set()
+        self._history: deque[_Event] = deque()
+        self._history_size = history_size
+        self._rv = 0
+        self._load()
+        # Events at or below this resourceVersion are no longer kept: a watch from there gets 410.
+        self._history_floor = self._rv
+        if not self._objects[kinds.NAMESPACE]:
+            for name in INITIAL_NAMESPACES:
+                self.create(kinds.NAMESPACE, {"metadata": {"name": name}})
+
+    def _load(self) -> None:
+        by_key = {_kind_key(k): k for k in kinds.ALL_KINDS}
+        for kind_key, namespace, name, body in self._db.execute("SELECT kind, namespace, name, body FROM objects"):
+            kind = by_key.get(kind_key)
+            if kind is None:
+                log.warning("ignoring stored object %s/%s of unknown kind %s", namespace, name, kind_key)
+                continue
+            self._objects[kind][(namespace, name)] = body
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'resourceVersion'").fetchone()
+        self._rv = int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """Close the database; later writes fail."""
+        self._db.close()
+
+    @property
+    def resource_version(self) -> str:
+        """Return the current global resourceVersion."""
+        return str(self._rv)
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(event_type, kind, copy_of_object)`` after every committed write.
+
+        Callbacks run synchronously inside the write: they must not write to the store (schedule instead).
+        """
+        self._subscribers.append(callback)
+
+    # ---- reads ---------------------------------------------------------------------------------------
+
+    def try_get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """Return a copy of the object, or None when it does not exist."""
+        body = self._objects[kind].get((self._namespace_of(kind, namespace), name))
+        return json.loads(body) if body is not None else None
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
+        """Return a copy of the object.
+
+        :raises ApiError: 404 when it does not exist.
+        """
+        obj = self.try_get(kind, namespace, name)
+        if obj is None:
+            raise not_found(kind, name)
+        return obj
+
+    def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Return copies of the matching objects, ordered by namespace and name, and the list resourceVersion.
+
+        :param namespace: None lists every namespace.
+        """
+        labels = parse_label_selector(label_selector)
+        fields = parse_field_selector(field_selector)
+        items = []
+        for (item_namespace, _name), body in sorted(self._objects[kind].items()):
+            if namespace is not None and kind.namespaced and item_namespace != namespace:
+                continue
+            obj = json.loads(body)
+            if labels(obj) and fields(obj):
+                items.append(obj)
+        return items, self.resource_version
+
+    # ---- writes --------------------------------------------------------------------------------------
+
+    def create(self, kind: Kind, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Store a new object and return it with uid, creationTimestamp, resourceVersion and generation set.
+
+        :raises ApiError: 409 AlreadyExists, 404 when its namespace does not exist, 422 for a bad name.
+        """
+        new = json.loads(_dumps(obj))
+        new["apiVersion"] = kind.api_version
+        new["kind"] = kind.kind
+        meta = new.setdefault("metadata", {})
+        namespace = self._namespace_of(kind, meta.get("namespace"))
+        if kind.namespaced:
+            meta["namespace"] = namespace
+            if (
+                kind != kinds.NAMESPACE
+                and ("", namespace) not in self._objects[kinds.NAMESPACE]
+            ):
+                raise not_found(kinds.NAMESPACE, namespace)
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = self._generate_name(kind, namespace, str(meta["generateName"]))
+        name = meta.get("name")
+        self._validate_name(kind, name)
+        if (namespace, name) in self._objects[kind]:
+            raise already_exists(kind, name)
+        for key in ("resourceVersion", "deletionTimestamp", "managedFields"):
+            meta.pop(key, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        if "spec" in new and kind != kinds.NAMESPACE:
+            meta["generation"] = 1
+        if kind == kinds.NAMESPACE:
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+            new.setdefault("spec", {"finalizers": ["kubernetes"]})
+            new.setdefault("status", {"phase": "Active"})
+        if dry_run:
+            return new
+        self._commit("ADDED", kind, namespace, new, None)
+        return json.loads(_dumps(new))
+
+    def replace(
+        self,
+        kind: Kind,
+        obj: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Update an object (``subresource="status"``: only its status) and return the stored result.
+
+        A main write keeps the stored status when the kind has a status subresource; generation rises only
+        when spec changes; a write that changes nothing returns the object as it is, with no new
+        resourceVersion and no event.
+
+        :raises ApiError: 404 when missing, 409 Conflict when ``metadata.resourceVersion`` is stale.
+        """
+        if subresource not in (None, "status"):
+            raise bad_request(f"unknown subresource {subresource!r} of {kind.resource}: only 'status' is served")
+        meta = obj.get("metadata") or {}
+        namespace = self._namespace_of(kind, meta.get("namespace"))
+        name = meta.get("name")
+        body = self._objects[kind].get((namespace, name)) if isinstance(name, str) else None
+        if body is None:
+            raise not_found(kind, str(name or ""))
+        current = json.loads(body)
+        requested_rv = meta.get("resourceVersion")
+        if requested_rv and str(requested_rv) != current["metadata"]["resourceVersion"]:
+            raise conflict(kind, name)
+        if subresource == "status":
+            new = json.loads(body)
+            if "status" in obj:
+                new["status"] = json.loads(_dumps(obj["status"])) if obj["status"] is not None else None
+            else:
+                new.pop("status", None)
+        else:
+            new = json.loads(_dumps(obj))
+            new_meta = new.setdefault("metadata", {})
+            for key in _SYSTEM_METADATA:
+                if key in current["metadata"]:
+                    new_meta[key] = current["metadata"][key]
+                else:
+                    new_meta.pop(key, None)
+            new_meta.pop("managedFields", None)
+            if kind.status_subresource:
+                if "status" in current:
+                    new["status"] = current["status"]
+                else:
+                    new.pop("status", None)
+            if "generation" in current["metadata"] and new.get("spec") != current.get("spec"):
+                new_meta["generation"] = int(current["metadata"]["generation"]) + 1
+        new["apiVersion"] = kind.api_version
+        new["kind"] = kind.kind
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if new == current or dry_run:
+            return new
+        self._commit("MODIFIED", kind, namespace, new, current)
+        return json.loads(_dumps(new))
+
+    def delete(self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """Delete an object, then every object it owns (and, for a namespace, everything in it).
+
+        :returns: the deleted object.
+        :raises ApiError: 404 when missing.
+        """
+        namespace = self._namespace_of(kind, namespace)
+        body = self._objects[kind].get((namespace, name))
+        if body is None:
+            raise not_found(kind, name)
+        current = json.loads(body)
+        if dry_run:
+            return current
+        self._commit("DELETED", kind, namespace, current, current)
+        self._collect_garbage(current["metadata"]["uid"])
+        if kind == kinds.NAMESPACE:
+            for other in kinds.ALL_KINDS:
+                if other.namespaced:
+                    for item_namespace, item_name in [key for key in self._objects[other] if key[0] == name]:
+                        # An earlier delete in this loop may already have collected it as an owned object.
+                        if (item_namespace, item_name) in self._objects[other]:
+                            self.delete(other, item_namespace, item_name)
+        return json.loads(_dumps(current))
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        for kind in kinds.ALL_KINDS:
+            owned = []
+            for (namespace, name), body in self._objects[kind].items():
+                if owner_uid in body:
+                    refs = json.loads(body)["metadata"].get("ownerReferences") or []
+                    if any(ref.get("uid") == owner_uid for ref in refs):
+                        owned.append((namespace, name))
+            for namespace, name in owned:
+                if (namespace, name) in self._objects[kind]:
+                    self.delete(kind, namespace, name)
+
+    def _commit(
+        self, event_type: str, kind: Kind, namespace: str, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        name = obj["metadata"]["name"]
+        body = _dumps(obj)
+        key = _kind_key(kind)
+        self._db.execute("BEGIN")
+        try:
+            if event_type == "DELETED":
+                self._db.execute(
+                    "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key, namespace, name)
+                )
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO objects (kind, namespace, name, body) VALUES (?, ?, ?, ?)",
+                    (key, namespace, name, body),
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('resourceVersion', ?)", (str(self._rv),)
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._rv -= 1
+            raise
+        if event_type == "DELETED":
+            del self._objects[kind][(namespace, name)]
+        else:
+            self._objects[kind][(namespace, name)] = body
+        event = _Event(self._rv, event_type, kind, namespace, body, obj, old)
+        self._history.append(event)
+        if len(self._history) > self._history_size:
+            self._history_floor = self._history.popleft().resource_version
+        for watcher in self._watchers:
+            seen_as = watcher.translate(event)
+            if seen_as is not None:
+                watcher.queue.put_nowait((seen_as, body))
+        for callback in list(self._subscribers):
+            try:
+                callback(event_type, kind, json.loads(body))
+            except Exception:
+                log.exception("store subscriber %r failed on %s %s %s", callback, event_type, kind.kind, name)
+
+    # ---- watch ---------------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        resource_version: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(event_type, object)`` for changes after ``resource_version``.
+
+        None, "" or "0" first yields a synthetic ADDED for every current object.
+
+        :raises ApiError: 410 Expired (on the first iteration) when that resourceVersion is no longer kept.
+        """
+        watcher = _Watcher(
+            kind,
+            namespace if kind.namespaced else None,
+            parse_label_selector(label_selector),
+            parse_field_selector(field_selector),
+        )
+        initial: list[tuple[str, str]] = []
+        if resource_version in (None, "", "0"):
+            for (item_namespace, _name), body in sorted(self._objects[kind].items()):
+                if watcher.namespace is None or item_namespace == watcher.namespace:
+                    obj = json.loads(body)
+                    if watcher.matches(obj):
+                        initial.append(("ADDED", body))
+        else:
+            try:
+                since = int(str(resource_version))
+            except ValueError:
+                raise bad_request(f"invalid resourceVersion {resource_version!r}: expected an integer") from None
+            if since < self._history_floor:
+                raise expired(f"too old resource version: {since} ({self._history_floor + 1})")
+            for event in self._history:
+                if event.resource_version > since:
+                    seen_as = watcher.translate(event)
+                    if seen_as is not None:
+                        initial.append((seen_as, event.body))
+        self._watchers.add(watcher)
+        try:
+            for event_type, body in initial:
+                yield event_type, json.loads(body)
+            while True:
+                event_type, body = await watcher.queue.get()
+                yield event_type, json.loads(body)
+        finally:
+            self._watchers.discard(watcher)
+
+    # ---- helpers -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _namespace_of(kind: Kind, namespace: str | None) -> str:
+        if not kind.namespaced:
+            return ""
+        return namespace or "default"
+
+    def _generate_name(self, kind: Kind, namespace: str, prefix: str) -> str:
+        while True:
+            name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+            if (namespace, name) not in self._objects[kind]:
+                return name
+
+    @staticmethod
+    def _validate_name(kind: Kind, name: Any) -> None:
+        if not name:
+            raise invalid(kind, "", [{
+                "type": "FieldValueRequired",
+                "message": "Required value: name or generateName is required",
+                "field": "metadata.name",
+            }])
+        if not isinstance(name, str) or len(name) > 253 or not _NAME_PATTERN.match(name):
+            raise invalid(kind, str(name), [{
+                "type": "FieldValueInvalid",
+                "message": f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower "
+                "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                "character",
+                "field": "metadata.name",
+            }])

@@ -1,0 +1,41 @@
+"""Open-model HTTP load generator with honest (coordinated-omission-free) percentiles and SLO verdicts.
+
+Pure asyncio: imports neither Airflow nor Kubernetes, so the same engine runs from an Airflow worker
+(:class:`knative_rollout.operators.LoadTestGateOperator`), from the command line
+(``python -m knative_rollout.loadtest``), or in a pod inside the cluster.
+"""
+
+from __future__ import annotations
+
+from knative_rollout.loadtest.engine import (
+    IntervalStats,
+    LoadTestConfig,
+    LoadTestConfigError,
+    LoadTestResult,
+    run_load_test,
+)
+from knative_rollout.loadtest.histogram import LatencyHistogram
+from knative_rollout.loadtest.report import build_report, judge, render_plot, report_json, summary_of
+from knative_rollout.loadtest.schedule import Schedule, Stage, parse_duration
+from knative_rollout.loadtest.slo import Slo, SloSyntaxError, Threshold, Verdict
+
+__all__ = [
+    "IntervalStats",
+    "LatencyHistogram",
+    "LoadTestConfig",
+    "LoadTestConfigError",
+    "LoadTestResult",
+    "Schedule",
+    "Slo",
+    "SloSyntaxError",
+    "Stage",
+    "Threshold",
+    "Verdict",
+    "build_report",
+    "judge",
+    "parse_duration",
+    "render_plot",
+    "report_json",
+    "run_load_test",
+    "summary_of",
+]

@@ -1,0 +1,244 @@
+"""What every Knative rollout operator shares: connection, validation, state writes, deferral."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from knative_rollout.exceptions import (
+    KnativeInputError,
+    KnativeRevisionFailedError,
+    KnativeTemporaryError,
+    permanent_input_errors,
+)
+from knative_rollout.hooks import KnativeServingHook, utc_now
+from knative_rollout.links import SERVICE_URL_XCOM_KEY, TAG_URL_XCOM_KEY, KnativeServiceLink
+from knative_rollout.policy import RolloutState
+from knative_rollout.resources import (
+    RevisionInfo,
+    apply_state,
+    check_namespace,
+    check_service_name,
+    is_managed,
+    revision_info,
+    state_from_annotations,
+    traffic_keys,
+)
+from knative_rollout.triggers import KnativeServiceReadyTrigger, run_inline
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.triggers.base import BaseTrigger
+
+CONNECTION_FIELDS = ("kubernetes_conn_id", "gcp_conn_id", "project_id", "location", "cluster_name")
+
+
+class KnativeBaseOperator(BaseOperator):
+    """Base of the rollout operators: one Knative Service, a connection, and waits that defer.
+
+    :param service_name: Knative Service name (DNS-1035). (templated)
+    :param namespace: its namespace. (templated)
+    :param kubernetes_conn_id: Airflow ``kubernetes`` connection. (templated)
+    :param gcp_conn_id: Google Cloud connection, for GKE. (templated)
+    :param project_id: GKE project. (templated)
+    :param location: GKE location. (templated)
+    :param cluster_name: GKE cluster; set it to reach the cluster through the google provider. (templated)
+    :param impersonation_chain: service account(s) to impersonate on GKE.
+    :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
+    :param wait_timeout: seconds to wait for Knative to reach the requested state.
+    """
+
+    template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
+    operator_extra_links = (KnativeServiceLink(),)
+    ui_color = "#cce8ff"
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        namespace: str = "default",
+        kubernetes_conn_id: str = KnativeServingHook.default_conn_name,
+        gcp_conn_id: str = "google_cloud_default",
+        project_id: str | None = None,
+        location: str | None = None,
+        cluster_name: str | None = None,
+        impersonation_chain: str | list[str] | None = None,
+        deferrable: bool = True,
+        wait_timeout: float = 600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.service_name = service_name
+        self.namespace = namespace
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.gcp_conn_id = gcp_conn_id
+        self.project_id = project_id
+        self.location = location
+        self.cluster_name = cluster_name
+        self.impersonation_chain = impersonation_chain
+        self.deferrable = deferrable
+        self.wait_timeout = wait_timeout
+
+    @cached_property
+    def hook(self) -> KnativeServingHook:
+        """Return the sync hook for this task's connection."""
+        return KnativeServingHook(
+            kubernetes_conn_id=self.kubernetes_conn_id,
+            gcp_conn_id=self.gcp_conn_id,
+            project_id=self.project_id,
+            location=self.location,
+            cluster_name=self.cluster_name,
+            impersonation_chain=self.impersonation_chain,
+        )
+
+    def trigger_hook_params(self) -> dict[str, Any]:
+        """Return what a trigger needs to connect the same way (GKE: endpoint resolved here, once)."""
+        if not self.cluster_name:
+            return {"kubernetes_conn_id": self.kubernetes_conn_id}
+        cluster_url, ssl_ca_cert = self.hook.gke_cluster_info
+        return {
+            "cluster_url": cluster_url,
+            "ssl_ca_cert": ssl_ca_cert,
+            "gcp_conn_id": self.gcp_conn_id,
+            "impersonation_chain": self.impersonation_chain,
+        }
+
+    def validate_target(self) -> None:
+        """Check the Service name, namespace, connection and namespace guardrail, before any API call."""
+        with permanent_input_errors():
+            check_service_name(self.service_name)
+            check_namespace(self.namespace)
+        self.hook.check_connection()
+        with permanent_input_errors():
+            self.guardrails.check_namespace(self.namespace)
+
+    @cached_property
+    def guardrails(self) -> Any:
+        """Return the guardrails configured for this connection."""
+        return self.hook.load_guardrails()
+
+    def managed_service(self) -> dict[str, Any]:
+        """Return the Service, refusing one this provider did not create (it carries no ownership label)."""
+        service = self.hook.get_service(self.service_name, self.namespace)
+        self.ensure_managed(service)
+        return service
+
+    def ensure_managed(self, service: Mapping[str, Any]) -> None:
+        """Refuse to change a Service that does not carry the ownership label."""
+        if not is_managed(service):
+            raise KnativeInputError(
+                f"Knative Service {self.namespace}/{self.service_name} is not managed by knative-rollout (no "
+                "label app.kubernetes.io/managed-by=knative-rollout); refusing to change it. Add the label "
+                "to hand it over, or use another service name"
+            )
+
+    def revision_infos(self) -> dict[str, RevisionInfo]:
+        """Return the Service's revisions by name."""
+        infos = (revision_info(item) for item in self.hook.list_revisions(self.service_name, self.namespace))
+        return {info.name: info for info in infos}
+
+    def rewrite(
+        self,
+        compute: Callable[
+            [dict[str, Any], RolloutState], tuple[dict[str, Any], RolloutState, str, str] | None
+        ],
+        *,
+        record_always: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Change the Service's spec and rollout state in one optimistic-concurrency write.
+
+        ``compute(service, state)`` gets a fresh copy of the Service and its state (again after a 409) and
+        returns ``(new spec, new state, action, detail)``, or ``None`` for no change. Unless
+        ``record_always``, nothing is written when traffic, template name and state position are already
+        as computed, so a retry changes nothing twice. A write adds a history entry and a Kubernetes Event.
+        """
+        written_action: tuple[str, str] | None = None
+
+        def mutate(service: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal written_action
+            state = state_from_annotations(service["metadata"].get("annotations"))
+            with permanent_input_errors():
+                outcome = compute(service, state)
+            if outcome is None:
+                return None
+            spec, new_state, action, detail = outcome
+            if not record_always and _same_spec(service["spec"], spec) and new_state.same_position(state):
+                return None
+            service["spec"] = spec
+            service["metadata"]["annotations"] = apply_state(
+                service["metadata"].get("annotations"), new_state.recorded(utc_now(), action, detail)
+            )
+            written_action = (action, detail)
+            return service
+
+        service, written = self.hook.update_service(self.service_name, self.namespace, mutate)
+        if written and written_action is not None:
+            action, detail = written_action
+            self.log.info("%s: %s", action, detail)
+            self.hook.record_event(service, action, detail, warning=action == "RevisionFailed")
+        return service, written
+
+    def wait(self, context: Context, trigger: BaseTrigger, method_name: str) -> Any:
+        """Defer to ``trigger`` (or run it here when not deferrable) and resume in ``method_name``.
+
+        The resumed method gets only the event (``dag.test()`` passes nothing else), so anything it needs
+        travels in the trigger's ``carry``.
+        """
+        if self.deferrable:
+            self.defer(
+                trigger=trigger,
+                method_name=method_name,
+                timeout=timedelta(seconds=self.wait_timeout + 60),
+            )
+        return getattr(self, method_name)(context, run_inline(trigger))
+
+    def wait_for_traffic(
+        self, context: Context, service: Mapping[str, Any], method_name: str, **carry: Any
+    ) -> Any:
+        """Wait until the Service serves the traffic of its spec, then resume in ``method_name``."""
+        trigger = KnativeServiceReadyTrigger(
+            name=self.service_name,
+            namespace=self.namespace,
+            timeout_seconds=self.wait_timeout,
+            expected_traffic=list(service["spec"].get("traffic") or []),
+            hook_params=self.trigger_hook_params(),
+            carry=carry,
+        )
+        return self.wait(context, trigger, method_name)
+
+    def check_event(self, event: Mapping[str, Any] | None, doing: str) -> Mapping[str, Any]:
+        """Return a success event; raise the matching error for any other."""
+        if not event:
+            raise KnativeTemporaryError(f"{doing}: the wait ended without an event; retry the task")
+        status = event.get("status")
+        if status == "success":
+            return event
+        message = f"{doing}: {event.get('message')}"
+        if status == "failed":
+            raise KnativeRevisionFailedError(message)
+        raise KnativeTemporaryError(f"{message}. The cluster may be slow or unreachable; retry the task")
+
+    def push_urls(self, context: Context, url: str | None, tag_url: str | None = None) -> None:
+        """Push the URLs the extra links show."""
+        ti = context["ti"]
+        if url:
+            ti.xcom_push(key=SERVICE_URL_XCOM_KEY, value=url)
+        if tag_url:
+            ti.xcom_push(key=TAG_URL_XCOM_KEY, value=tag_url)
+
+
+def _same_spec(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Return whether two Service specs route the same and name the same template.
+
+    The template name is a hash of its content, and the API server adds defaults to what it stores, so
+    names are compared rather than whole templates.
+    """
+    current_name = (current.get("template") or {}).get("metadata", {}).get("name")
+    desired_name = (desired.get("template") or {}).get("metadata", {}).get("name")
+    return current_name == desired_name and traffic_keys(current.get("traffic") or []) == traffic_keys(
+        desired.get("traffic") or []
+    )

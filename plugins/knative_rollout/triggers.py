@@ -1,0 +1,214 @@
+"""Deferrable waits on Knative objects: a Revision becoming Ready, a Service serving the expected traffic.
+
+Each trigger watches its one object with ``kubernetes_asyncio`` (a watch, not polling), decides on every
+change, and yields exactly one event: ``{"status": "success" | "failed" | "error" | "timeout",
+"message": ..., <ids>}``. The same triggers back the non-deferrable mode: :func:`run_inline` runs one to
+its event in the worker, so both modes share one definition of "ready".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from knative_rollout.hooks import AsyncKnativeServingHook
+from knative_rollout.resources import KSVC, REVISION, condition, traffic_keys
+
+
+class _KnativeWatchTrigger(BaseTrigger):
+    """Watch one Knative object until :meth:`decide` returns an event, or until the timeout."""
+
+    resource = KSVC
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        namespace: str,
+        timeout_seconds: float,
+        hook_params: Mapping[str, Any] | None = None,
+        carry: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.namespace = namespace
+        self.timeout_seconds = timeout_seconds
+        self.hook_params = dict(hook_params or {})
+        self.carry = dict(carry or {})
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "timeout_seconds": self.timeout_seconds,
+            "hook_params": self.hook_params,
+            "carry": self.carry,
+        }
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the import path and the arguments that recreate this trigger."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", self._kwargs()
+
+    def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
+        # ``carry`` comes back in the event because the task resumes from the event alone.
+        payload = {**self.carry, **extra}
+        return TriggerEvent(
+            {**payload, "status": status, "message": message, "name": self.name, "namespace": self.namespace}
+        )
+
+    def decide(self, obj: dict[str, Any] | None) -> TriggerEvent | None:
+        """Return the final event for this state of the object, or ``None`` to keep watching."""
+        raise NotImplementedError
+
+    def progress(self, obj: dict[str, Any] | None) -> str:
+        """Return what the object looked like last, for the timeout message."""
+        if obj is None:
+            return "it does not exist"
+        ready = condition(obj, "Ready") or {}
+        parts = (f"Ready={ready.get('status', 'Unknown')}", ready.get("reason"), ready.get("message"))
+        return " ".join(str(part) for part in parts if part)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Watch the object and yield exactly one event."""
+        hook = AsyncKnativeServingHook(**self.hook_params)
+        last: dict[str, Any] | None = None
+        try:
+            async for obj in hook.watch_object(
+                self.resource, self.name, self.namespace, timeout_seconds=self.timeout_seconds
+            ):
+                last = obj
+                event = self.decide(obj)
+                if event is not None:
+                    yield event
+                    return
+        except Exception as error:
+            yield self._event(
+                "error", f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error}"
+            )
+            return
+        yield self._event(
+            "timeout",
+            f"{self.resource.kind} {self.namespace}/{self.name} did not get there within "
+            f"{self.timeout_seconds:g}s; last seen: {self.progress(last)}",
+        )
+
+
+class KnativeRevisionReadyTrigger(_KnativeWatchTrigger):
+    """Wait until a Revision is Ready (success) or reports Ready=False (failed, with Knative's reason).
+
+    :param name: revision name.
+    :param namespace: its namespace.
+    :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
+    :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
+    :param carry: small values the resumed task needs, returned in the event.
+    """
+
+    resource = REVISION
+
+    def decide(self, obj: dict[str, Any] | None) -> TriggerEvent | None:
+        """Return success when Ready, failed when Knative gave up on the revision."""
+        if obj is None:
+            return self._event(
+                "failed", f"revision {self.namespace}/{self.name} was deleted", reason="Deleted"
+            )
+        ready = condition(obj, "Ready") or {}
+        if ready.get("status") == "True":
+            return self._event("success", f"revision {self.name} is Ready", reason="Ready")
+        if ready.get("status") == "False":
+            reason = str(ready.get("reason") or "NotReady")
+            return self._event(
+                "failed",
+                f"revision {self.name} failed: {reason}: {ready.get('message', '')}".rstrip(": "),
+                reason=reason,
+            )
+        return None
+
+
+class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
+    """Wait until a Service has reconciled its latest spec and is Ready, or serves ``expected_traffic``.
+
+    :param name: service name.
+    :param namespace: its namespace.
+    :param expected_traffic: when given, success means ``status.traffic`` matches these targets
+        (revision, percent, tag) and routes are ready; the Service as a whole may still be not Ready
+        (a failed newer revision must not block moving traffic between good ones).
+    :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
+    :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
+    :param carry: small values the resumed task needs, returned in the event.
+    """
+
+    resource = KSVC
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        namespace: str,
+        timeout_seconds: float,
+        expected_traffic: list[dict[str, Any]] | None = None,
+        hook_params: Mapping[str, Any] | None = None,
+        carry: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            name=name,
+            namespace=namespace,
+            timeout_seconds=timeout_seconds,
+            hook_params=hook_params,
+            carry=carry,
+        )
+        self.expected_traffic = expected_traffic
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "expected_traffic": self.expected_traffic}
+
+    def decide(self, obj: dict[str, Any] | None) -> TriggerEvent | None:
+        """Return success once the Service serves what was asked; failed when it is gone or failed."""
+        if obj is None:
+            return self._event(
+                "failed", f"service {self.namespace}/{self.name} was deleted", reason="Deleted"
+            )
+        status = obj.get("status") or {}
+        if status.get("observedGeneration", 0) < obj.get("metadata", {}).get("generation", 0):
+            return None
+        summary = {"url": status.get("url"), "traffic": list(status.get("traffic") or [])}
+        if self.expected_traffic is not None:
+            routes = condition(obj, "RoutesReady")
+            routes_ready = routes is None or routes.get("status") == "True"
+            if routes_ready and traffic_keys(summary["traffic"]) == traffic_keys(self.expected_traffic):
+                return self._event("success", f"service {self.name} serves the requested traffic", **summary)
+            return None
+        ready = condition(obj, "Ready") or {}
+        if ready.get("status") == "True":
+            return self._event("success", f"service {self.name} is Ready", **summary)
+        configurations = condition(obj, "ConfigurationsReady") or {}
+        if configurations.get("status") == "False":
+            return self._event(
+                "failed",
+                f"service {self.name} is not Ready: {configurations.get('reason', '')}: "
+                f"{configurations.get('message', '')}",
+                reason=configurations.get("reason"),
+                **summary,
+            )
+        return None
+
+    def progress(self, obj: dict[str, Any] | None) -> str:
+        """Return readiness and the traffic the Service served last."""
+        if obj is None or self.expected_traffic is None:
+            return super().progress(obj)
+        served = sorted(traffic_keys((obj.get("status") or {}).get("traffic") or []), key=str)
+        wanted = sorted(traffic_keys(self.expected_traffic), key=str)
+        return f"{super().progress(obj)}; traffic {served}, wanted {wanted}"
+
+
+def run_inline(trigger: BaseTrigger) -> dict[str, Any]:
+    """Run a trigger to its single event in this process (the non-deferrable mode) and return the payload."""
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        return {"status": "error", "message": f"{type(trigger).__name__} ended without an event"}
+
+    return asyncio.run(first_event())

@@ -1,0 +1,101 @@
+"""SLO parsing and verdicts: exactly the violated thresholds fail, each with its measured value and excess."""
+
+from __future__ import annotations
+
+import pytest
+
+from knative_rollout.loadtest.slo import Slo, SloSyntaxError, Threshold
+
+MEASURED = {
+    "p50": 12.0,
+    "p90": 40.0,
+    "p95": 80.0,
+    "p99": 250.0,
+    "p999": 900.0,
+    "max": 1500.0,
+    "mean": 20.0,
+    "error_rate": 0.02,
+    "achieved_rate": 97.0,
+    "throughput": 96.5,
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "threshold"),
+    [
+        ("p99<=200ms", Threshold("p99", "<=", 200.0)),
+        ("p99 <= 0.2s", Threshold("p99", "<=", 200.0)),
+        ("p50<1500us", Threshold("p50", "<", 1.5)),
+        ("p99.9<=1s", Threshold("p999", "<=", 1000.0)),
+        ("max<=300", Threshold("max", "<=", 300.0)),
+        ("error_rate<=0.01", Threshold("error_rate", "<=", 0.01)),
+        ("error_rate<=1%", Threshold("error_rate", "<=", 0.01)),
+        ("achieved_rate>=95", Threshold("achieved_rate", ">=", 95.0)),
+        ("rate>95/s", Threshold("achieved_rate", ">", 95.0)),
+        ("THROUGHPUT>=90rps", Threshold("throughput", ">=", 90.0)),
+    ],
+)
+def test_parse_threshold(text: str, threshold: Threshold) -> None:
+    assert Threshold.parse(text) == threshold
+
+
+@pytest.mark.parametrize(
+    ("text", "advice"),
+    [
+        ("p99=200ms", "METRIC OP VALUE"),
+        ("p98<=200ms", "unknown SLO metric"),
+        ("p99<=200min", "use us, ms or s"),
+        ("error_rate<=2ms", "fraction"),
+        ("achieved_rate>=9ms", "requests per second"),
+    ],
+)
+def test_bad_thresholds_say_what_to_write(text: str, advice: str) -> None:
+    with pytest.raises(SloSyntaxError, match=advice):
+        Threshold.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("spec", "failed"),
+    [
+        ("", []),
+        ("p99<=300ms,error_rate<=0.05,achieved_rate>=95", []),
+        ("p99<=200ms", ["p99"]),
+        ("p99<=200ms,p50<=20ms,error_rate<=0.01", ["p99", "error_rate"]),
+        ("p999<=1s,max<=1s,mean<21", ["max"]),
+        ("mean<20", ["mean"]),
+        ("achieved_rate>=98,throughput>=90", ["achieved_rate"]),
+        ("p99<250ms", ["p99"]),
+        ("p99<=250ms", []),
+        ("p90<=39;p95<=79;error_rate<=1%", ["p90", "p95", "error_rate"]),
+    ],
+)
+def test_verdict_fails_exactly_the_violated_thresholds(spec: str, failed: list[str]) -> None:
+    verdict = Slo.parse(spec).evaluate(MEASURED)
+    assert [result.threshold.metric for result in verdict.failed] == failed
+    assert verdict.passed is (not failed)
+    assert len(verdict.results) == len(Slo.parse(spec).thresholds)
+
+
+def test_failed_threshold_reports_measured_value_and_excess() -> None:
+    verdict = Slo.parse("p99<=200ms,achieved_rate>=100").evaluate(MEASURED)
+    p99, rate = verdict.to_dict()["failed"]
+    assert p99 | {"message": None} == {
+        "threshold": "p99<=200ms",
+        "metric": "p99",
+        "comparator": "<=",
+        "limit": 200.0,
+        "unit": "ms",
+        "measured": 250.0,
+        "passed": False,
+        "by": 50.0,
+        "message": None,
+    }
+    assert p99["message"] == "p99 250ms violates p99<=200ms by 50ms (25.0%)"
+    assert rate["by"] == 3.0 and rate["unit"] == "/s"
+    assert verdict.explain().startswith("SLO failed: p99 250ms violates")
+
+
+def test_mapping_form() -> None:
+    slo = Slo.parse({"p99": "<=200ms", "error_rate": 0.01})
+    assert slo.thresholds == (Threshold("p99", "<=", 200.0), Threshold("error_rate", "<=", 0.01))
+    assert str(slo) == "p99<=200ms,error_rate<=0.01"

@@ -1,0 +1,36 @@
+"""The pure modules (resources, policy) load without Airflow or Kubernetes and pass mypy --strict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+PURE_MODULES = ("knative_rollout.resources", "knative_rollout.policy")
+FORBIDDEN_ROOTS = ("airflow", "kubernetes", "kubernetes_asyncio")
+
+
+def test_pure_modules_import_neither_airflow_nor_kubernetes() -> None:
+    # A fresh interpreter: this test process has long imported Airflow through other tests.
+    probe = (
+        "import json, sys\n"
+        + "".join(f"import {module}\n" for module in PURE_MODULES)
+        + f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN_ROOTS!r}))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT / "plugins"
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_pure_modules_pass_mypy_strict() -> None:
+    paths = [str(REPO_ROOT / "plugins" / "knative_rollout" / f"{name}.py") for name in ("resources", "policy")]
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *paths],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

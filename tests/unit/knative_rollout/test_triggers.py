@@ -1,0 +1,118 @@
+"""Triggers serialize to their real import path and decide from Knative objects exactly as documented."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from knative_rollout.triggers import KnativeRevisionReadyTrigger, KnativeServiceReadyTrigger
+
+HOOK_PARAMS = {"kubernetes_conn_id": "my_k8s"}
+
+
+def _roundtrip(trigger):
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs), classpath, kwargs
+
+
+def test_serialize_revision_trigger() -> None:
+    trigger = KnativeRevisionReadyTrigger(
+        name="iris-abc", namespace="models", timeout_seconds=30, hook_params=HOOK_PARAMS, carry={"x": 1}
+    )
+    again, classpath, kwargs = _roundtrip(trigger)
+    assert classpath == "knative_rollout.triggers.KnativeRevisionReadyTrigger"
+    assert kwargs == {
+        "name": "iris-abc",
+        "namespace": "models",
+        "timeout_seconds": 30,
+        "hook_params": HOOK_PARAMS,
+        "carry": {"x": 1},
+    }
+    assert again.serialize() == trigger.serialize()
+
+
+def test_serialize_service_trigger() -> None:
+    expected = [{"revisionName": "iris-a", "percent": 100, "tag": "stable"}]
+    trigger = KnativeServiceReadyTrigger(
+        name="iris", namespace="models", timeout_seconds=5, expected_traffic=expected, hook_params=HOOK_PARAMS
+    )
+    again, classpath, kwargs = _roundtrip(trigger)
+    assert classpath == "knative_rollout.triggers.KnativeServiceReadyTrigger"
+    assert kwargs["expected_traffic"] == expected
+    assert again.serialize() == trigger.serialize()
+
+
+def _revision(status: str | None, reason: str = "", message: str = "") -> dict:
+    conditions = [] if status is None else [{"type": "Ready", "status": status, "reason": reason, "message": message}]
+    return {"metadata": {"name": "iris-abc"}, "status": {"conditions": conditions}}
+
+
+@pytest.mark.parametrize(
+    ("obj", "status", "in_message"),
+    [
+        (_revision("True"), "success", "is Ready"),
+        (_revision("False", "ContainerMissing", "image x not found"), "failed", "ContainerMissing: image x not found"),
+        (_revision("False", "ExitCode1", "Container failed with: boom"), "failed", "ExitCode1"),
+        (None, "failed", "was deleted"),
+    ],
+)
+def test_revision_trigger_decides(obj: dict | None, status: str, in_message: str) -> None:
+    trigger = KnativeRevisionReadyTrigger(name="iris-abc", namespace="ns", timeout_seconds=1, carry={"k": "v"})
+    event = trigger.decide(obj)
+    assert event is not None
+    assert event.payload["status"] == status
+    assert in_message in event.payload["message"]
+    assert event.payload["k"] == "v" and event.payload["name"] == "iris-abc"
+
+
+@pytest.mark.parametrize("obj", [_revision(None), _revision("Unknown", "Deploying")])
+def test_revision_trigger_keeps_waiting(obj: dict) -> None:
+    assert KnativeRevisionReadyTrigger(name="iris-abc", namespace="ns", timeout_seconds=1).decide(obj) is None
+
+
+def _service(generation: int, observed: int, traffic: list[dict], routes: str = "True", ready: str = "True") -> dict:
+    return {
+        "metadata": {"name": "iris", "generation": generation},
+        "status": {
+            "observedGeneration": observed,
+            "url": "http://iris.ns.example.com",
+            "traffic": traffic,
+            "conditions": [{"type": "RoutesReady", "status": routes}, {"type": "Ready", "status": ready}],
+        },
+    }
+
+
+WANT = [{"revisionName": "a", "percent": 90, "tag": "stable"}, {"revisionName": "b", "percent": 10, "tag": "candidate"}]
+SERVED = [{**target, "url": f"http://{target['tag']}-iris.ns.example.com"} for target in WANT]
+
+
+@pytest.mark.parametrize(
+    ("obj", "decided"),
+    [
+        (_service(2, 2, SERVED), "success"),
+        (_service(2, 2, SERVED, ready="False"), "success"),  # a failed newer revision does not block traffic
+        (_service(3, 2, SERVED), None),  # the controller has not seen the latest spec yet
+        (_service(2, 2, SERVED[:1]), None),
+        (_service(2, 2, SERVED, routes="Unknown"), None),
+    ],
+)
+def test_service_trigger_waits_for_the_expected_traffic(obj: dict, decided: str | None) -> None:
+    trigger = KnativeServiceReadyTrigger(name="iris", namespace="ns", timeout_seconds=1, expected_traffic=WANT)
+    event = trigger.decide(obj)
+    assert (event.payload["status"] if event else None) == decided
+    if event:
+        assert event.payload["url"] == "http://iris.ns.example.com"
+        assert event.payload["traffic"] == SERVED
+
+
+def test_service_trigger_without_traffic_waits_for_ready() -> None:
+    trigger = KnativeServiceReadyTrigger(name="iris", namespace="ns", timeout_seconds=1)
+    assert trigger.decide(_service(1, 1, SERVED, ready="Unknown")) is None
+    assert trigger.decide(_service(1, 1, SERVED)).payload["status"] == "success"
+    failed = _service(1, 1, SERVED, ready="False")
+    failed["status"]["conditions"].append(
+        {"type": "ConfigurationsReady", "status": "False", "reason": "RevisionFailed", "message": "boom"}
+    )
+    assert trigger.decide(failed).payload["status"] == "failed"
