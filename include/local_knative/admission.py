@@ -150,8 +150,8 @@ def validate(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> Fie
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         spec = {}
+    _validate_object_name(metadata, problems)
     if kind == kinds.REVISION:
-        _validate_object_name(metadata, problems)
         if old is not None:
             _validate_unchanged(
                 old.get("spec") or {}, spec, "Immutable fields changed (-old +new)", "spec", problems
@@ -159,8 +159,6 @@ def validate(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> Fie
         else:
             _validate_revision_spec(spec, "spec", problems)
         return problems
-
-    _validate_object_name(metadata, problems)
     if kind in (kinds.KSVC, kinds.CONFIGURATION):
         template = spec.get("template")
         if not isinstance(template, dict):
@@ -194,8 +192,9 @@ def _validate_object_name(metadata: dict[str, Any], problems: FieldErrors) -> No
     name = metadata.get("name") or ""
     generate_name = metadata.get("generateName") or ""
     if generate_name:
-        # A generateName prefix may end in "-"; the generated suffix makes the name valid.
-        reasons = dns1035_problems(generate_name.rstrip("-") or "a")
+        # A generateName prefix may end in "-": the generated suffix follows it (Kubernetes masks that dash).
+        masked = generate_name[:-1] + "a" if generate_name.endswith("-") else generate_name
+        reasons = dns1035_problems(masked)
         if reasons:
             problems.add(f"not a DNS 1035 label prefix: {_go_list(reasons)}", "metadata.generateName")
             return

@@ -19,7 +19,9 @@ class ApiError(Exception):
     :param details: ``Status.details`` (``name``, ``group``, ``kind``, ``causes``).
     """
 
-    def __init__(self, code: int, reason: str, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, reason: str, message: str, *, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason

@@ -13,16 +13,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
-import itertools
 import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from local_knative import kinds
 from local_knative.metrics import CONTENT_TYPE, RequestMetrics
@@ -48,7 +48,8 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in _HOP_BY_HOP)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass
@@ -117,6 +118,219 @@ def _strip_port(host: str) -> str:
     return host.partition(":")[0].lower()
 
 
+class UpstreamError(Exception):
+    """A pod did not answer: refused, closed the connection, or sent something that is not HTTP/1.1.
+
+    :param retryable: True when the request surely never reached the application.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class _UpstreamProtocol(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection to a pod, parsing one response at a time.
+
+    Hand-written instead of aiohttp's client because the client's per-request machinery cost four times
+    the rest of the proxy (see ``benchmarks/results/ingress.md``); pods speak plain HTTP/1.1 on loopback.
+    """
+
+    def __init__(self, pool: UpstreamPool, port: int) -> None:
+        self.pool = pool
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.used = False
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]] | None = None
+        self._head: tuple[int, list[tuple[str, str]], bool] | None = None
+        self._body_length: int | None = None  # None: chunked or until close
+        self._chunked = False
+        self._no_body = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._head is not None and self._body_length is None and not self._chunked:
+            status, headers, _ = self._head
+            waiter.set_result((status, headers, bytes(self._buffer)))  # body delimited by the close
+        else:
+            waiter.set_exception(
+                UpstreamError(
+                    f"the pod on port {self.port} closed the connection: {exc or 'EOF'}",
+                    retryable=self.used and self._head is None and not self._buffer,
+                )
+            )
+
+    def request(
+        self, head: bytes, body: bytes, *, no_body: bool
+    ) -> asyncio.Future[tuple[int, list[tuple[str, str]], bytes]]:
+        """Send one request and return a future of (status, headers, body)."""
+        assert self.transport is not None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._buffer.clear()
+        self._head = None
+        self._no_body = no_body
+        if body:
+            self.transport.writelines((head, body))
+        else:
+            self.transport.write(head)
+        return self._waiter
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is None or self._waiter.done():
+            return
+        try:
+            self._parse()
+        except (ValueError, IndexError) as error:
+            self._waiter.set_exception(
+                UpstreamError(
+                    f"the pod on port {self.port} sent a malformed response: {error}", retryable=False
+                )
+            )
+            self.abort()
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            del buffer[: end + 4]
+            status = int(lines[0].split(" ", 2)[1])
+            headers: list[tuple[str, str]] = []
+            keep_alive = lines[0].startswith("HTTP/1.1")
+            self._body_length = None
+            self._chunked = False
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                value = value.strip()
+                lower = name.lower()
+                if lower == "content-length":
+                    self._body_length = int(value)
+                elif lower == "transfer-encoding":
+                    self._chunked = "chunked" in value.lower()
+                elif lower == "connection":
+                    keep_alive = "close" not in value.lower() and (
+                        keep_alive or "keep-alive" in value.lower()
+                    )
+                if lower not in _HOP_BY_HOP:
+                    headers.append((name, value))
+            if self._no_body or status in (204, 304) or 100 <= status < 200:
+                self._body_length = 0
+                self._chunked = False
+            self._head = (status, headers, keep_alive)
+        if self._chunked:
+            body = _dechunk(buffer)
+            if body is not None:
+                self._finish(body)
+        elif self._body_length is not None and len(buffer) >= self._body_length:
+            self._finish(bytes(buffer[: self._body_length]))
+
+    def _finish(self, body: bytes) -> None:
+        assert self._head is not None and self._waiter is not None
+        status, headers, keep_alive = self._head
+        self._waiter.set_result((status, headers, body))
+        self._head = None
+        self._buffer.clear()
+        if keep_alive:
+            self.used = True
+            self.pool.release(self)
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Close the connection at once."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _dechunk(buffer: bytearray) -> bytes | None:
+    """Return the body of a complete chunked message in ``buffer``, or None while it is incomplete."""
+    body = bytearray()
+    position = 0
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[position:line_end]).split(b";", 1)[0], 16)
+        start = line_end + 2
+        if size == 0:
+            # The last chunk; trailers, if any, are ignored up to the empty line that ends the message.
+            rest = buffer[start:]
+            return bytes(body) if rest.startswith(b"\r\n") or b"\r\n\r\n" in rest else None
+        if len(buffer) < start + size + 2:
+            return None
+        body += buffer[start : start + size]
+        position = start + size + 2
+
+
+class UpstreamPool:
+    """Keep-alive connections to pods, by port, and one request/response exchange over them."""
+
+    def __init__(self) -> None:
+        self._idle: dict[int, list[_UpstreamProtocol]] = {}
+
+    def release(self, connection: _UpstreamProtocol) -> None:
+        """Put a connection whose response is complete back into the pool."""
+        self._idle.setdefault(connection.port, []).append(connection)
+
+    async def _connection(self, port: int) -> _UpstreamProtocol:
+        idle = self._idle.get(port)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await loop.create_connection(
+                lambda: _UpstreamProtocol(self, port), "127.0.0.1", port
+            )
+        except OSError as error:
+            raise UpstreamError(
+                f"cannot connect to the pod on port {port}: {error}", retryable=True
+            ) from None
+        return protocol
+
+    async def exchange(
+        self, port: int, head: bytes, body: bytes, *, method: str, timeout: float
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send a request (``head`` ends with the blank line) and return (status, headers, body).
+
+        :raises UpstreamError: when the pod cannot be reached or closes the connection.
+        :raises TimeoutError: after ``timeout`` seconds without a complete response.
+        """
+        connection = await self._connection(port)
+        future = connection.request(head, body, no_body=method == "HEAD")
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, connection, future, timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.abort()
+        self._idle.clear()
+
+
+def _expire(connection: _UpstreamProtocol, future: asyncio.Future[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"no complete response within {timeout:g}s"))
+        connection.abort()
+
+
 class Ingress:
     """Serve every Knative route on one port.
 
@@ -132,7 +346,7 @@ class Ingress:
         self.metrics = RequestMetrics()
         self._hosts: dict[str, TrafficSplit] = {}
         self._route_hosts: dict[tuple[str, str], list[str]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._upstream = UpstreamPool()
         store.subscribe(self._on_event)
         routes, _ = store.list(kinds.ROUTE)
         for route in routes:
@@ -142,24 +356,11 @@ class Ingress:
         """Return the aiohttp application served on the ingress port."""
         application = web.Application(client_max_size=1 << 30)
         application.router.add_route("*", "/{tail:.*}", self._handle)
-        application.on_startup.append(self._open_session)
-        application.on_cleanup.append(self._close_session)
+        application.on_cleanup.append(self._close_upstream)
         return application
 
-    async def _open_session(self, _app: web.Application) -> None:
-        # One pool of keep-alive connections to every pod; no limit, the revisions' own limits apply.
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=False)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None),
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
-
-    async def _close_session(self, _app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
+    async def _close_upstream(self, _app: web.Application) -> None:
+        self._upstream.close()
 
     def _on_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
         if kind != kinds.ROUTE:
@@ -220,51 +421,56 @@ class Ingress:
     async def _forward(
         self, request: web.Request, state: RevisionState, port: int, arrived: float
     ) -> web.Response:
-        assert self._session is not None, "the ingress app was not started"
-        headers = {key: value for key, value in request.headers.items() if key.lower() not in _HOP_BY_HOP}
-        peer = request.remote or ""
-        forwarded = request.headers.get("X-Forwarded-For")
-        headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
-        body = await request.read() if request.body_exists else None
-        url = f"http://127.0.0.1:{port}{request.raw_path}"
+        body = await request.read() if request.body_exists else b""
+        head = [f"{request.method} {request.raw_path} HTTP/1.1\r\n".encode("latin-1")]
+        forwarded = b""
+        for name, value in request.raw_headers:
+            lower = name.lower()
+            if lower == b"x-forwarded-for":
+                forwarded = value + b", "
+            elif lower not in _HOP_BY_HOP_BYTES:
+                head.append(b"%s: %s\r\n" % (name, value))
+        head.append(b"X-Forwarded-For: %s%s\r\n" % (forwarded, (request.remote or "").encode()))
+        if body or request.method in _BODY_METHODS:
+            head.append(b"Content-Length: %d\r\n" % len(body))
+        head.append(b"\r\n")
+        request_head = b"".join(head)
         app_started = time.perf_counter()
-        for attempt in itertools.count():
+        try:
             try:
-                async with self._session.request(
-                    request.method, url, headers=headers, data=body, allow_redirects=False
-                ) as upstream:
-                    payload = await upstream.read()
-                    status = upstream.status
-                    reply_headers = [
-                        (key, value)
-                        for key, value in upstream.headers.items()
-                        if key.lower() not in _HOP_BY_HOP
-                    ]
-                break
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectorError) as error:
-                # A refused connection never reached the app; a pooled connection the pod closed just as it
-                # was reused is retried only for idempotent methods, as browsers do.
-                retry = isinstance(error, aiohttp.ClientConnectorError) or request.method in _IDEMPOTENT
-                if attempt == 0 and retry:
-                    continue
-                return self._bad_gateway(state, arrived, app_started, error)
-            except aiohttp.ClientError as error:
-                return self._bad_gateway(state, arrived, app_started, error)
+                status, headers, payload = await self._upstream.exchange(
+                    port, request_head, body, method=request.method, timeout=state.request_timeout
+                )
+            except UpstreamError as error:
+                # A refused connection, or a pooled one the pod closed before reading the request, never
+                # reached the application: one more try on a fresh connection is safe.
+                if not error.retryable:
+                    raise
+                status, headers, payload = await self._upstream.exchange(
+                    port, request_head, body, method=request.method, timeout=state.request_timeout
+                )
+        except UpstreamError as error:
+            return self._failed_upstream(state, arrived, app_started, 502, f"did not answer: {error}")
+        except TimeoutError:
+            return self._failed_upstream(
+                state,
+                arrived,
+                app_started,
+                504,
+                f"did not answer within timeoutSeconds={state.request_timeout:g}",
+            )
         now = time.perf_counter()
         self.metrics.record(state.labels, status, (now - arrived) * 1000, (now - app_started) * 1000)
-        response = web.Response(status=status, body=payload)
-        response.headers.extend(reply_headers)
-        return response
+        return web.Response(status=status, body=payload, headers=CIMultiDict(headers))
 
-    def _bad_gateway(
-        self, state: RevisionState, arrived: float, app_started: float, error: Exception
+    def _failed_upstream(
+        self, state: RevisionState, arrived: float, app_started: float, status: int, problem: str
     ) -> web.Response:
         now = time.perf_counter()
-        self.metrics.record(state.labels, 502, (now - arrived) * 1000, (now - app_started) * 1000)
+        self.metrics.record(state.labels, status, (now - arrived) * 1000, (now - app_started) * 1000)
         return web.Response(
-            status=502,
-            text=f"revision {state.namespace}/{state.name} did not answer: {error!r}; "
-            "see its pod logs (`kubectl logs`)\n",
+            status=status,
+            text=f"revision {state.namespace}/{state.name} {problem}; see its pod logs (`kubectl logs`)\n",
         )
 
     def _metrics(self) -> web.Response:

@@ -34,8 +34,9 @@ class Kind:
         return self.kind.lower()
 
 
-NAMESPACE = Kind("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
-                 status_subresource=True)
+NAMESPACE = Kind(
+    "", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), status_subresource=True
+)
 EVENT = Kind("", "v1", "events", "Event", short_names=("ev",))
 CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",))
 SECRET = Kind("", "v1", "secrets", "Secret")
@@ -43,17 +44,54 @@ POD = Kind("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), st
 LEASE = Kind("coordination.k8s.io", "v1", "leases", "Lease")
 
 _KNATIVE_CATEGORIES = ("all", "knative", "serving")
-KSVC = Kind("serving.knative.dev", "v1", "services", "Service", short_names=("kservice", "ksvc"),
-            categories=_KNATIVE_CATEGORIES, status_subresource=True)
-CONFIGURATION = Kind("serving.knative.dev", "v1", "configurations", "Configuration",
-                     short_names=("config", "cfg"), categories=_KNATIVE_CATEGORIES, status_subresource=True)
-ROUTE = Kind("serving.knative.dev", "v1", "routes", "Route", short_names=("rt",),
-             categories=_KNATIVE_CATEGORIES, status_subresource=True)
-REVISION = Kind("serving.knative.dev", "v1", "revisions", "Revision", short_names=("rev",),
-                categories=_KNATIVE_CATEGORIES, status_subresource=True)
+KSVC = Kind(
+    "serving.knative.dev",
+    "v1",
+    "services",
+    "Service",
+    short_names=("kservice", "ksvc"),
+    categories=_KNATIVE_CATEGORIES,
+    status_subresource=True,
+)
+CONFIGURATION = Kind(
+    "serving.knative.dev",
+    "v1",
+    "configurations",
+    "Configuration",
+    short_names=("config", "cfg"),
+    categories=_KNATIVE_CATEGORIES,
+    status_subresource=True,
+)
+ROUTE = Kind(
+    "serving.knative.dev",
+    "v1",
+    "routes",
+    "Route",
+    short_names=("rt",),
+    categories=_KNATIVE_CATEGORIES,
+    status_subresource=True,
+)
+REVISION = Kind(
+    "serving.knative.dev",
+    "v1",
+    "revisions",
+    "Revision",
+    short_names=("rev",),
+    categories=_KNATIVE_CATEGORIES,
+    status_subresource=True,
+)
 
 ALL_KINDS: tuple[Kind, ...] = (
-    NAMESPACE, EVENT, CONFIGMAP, SECRET, POD, LEASE, KSVC, CONFIGURATION, ROUTE, REVISION,
+    NAMESPACE,
+    EVENT,
+    CONFIGMAP,
+    SECRET,
+    POD,
+    LEASE,
+    KSVC,
+    CONFIGURATION,
+    ROUTE,
+    REVISION,
 )
 
 _BY_PLURAL = {(k.group, k.version, k.plural): k for k in ALL_KINDS}

@@ -83,10 +83,7 @@ def parse_field_selector(selector: str | None) -> Matcher:
         checks.append((path.split("."), operator == "!=", value))
 
     def matches(obj: dict[str, Any]) -> bool:
-        for path, negated, value in checks:
-            if (_field_value(obj, path) == value) == negated:
-                return False
-        return True
+        return all((_field_value(obj, path) == value) != negated for path, negated, value in checks)
 
     return matches
 

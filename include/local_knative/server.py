@@ -47,13 +47,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` flags, including the runtime's scaling flags, to ``parser``."""
     from local_knative.runtime import ScalingConfig
 
-    parser.add_argument("--data-dir", required=True, type=Path, help="state, logs, kubeconfig, endpoints.json")
+    parser.add_argument(
+        "--data-dir", required=True, type=Path, help="state, logs, kubeconfig, endpoints.json"
+    )
     parser.add_argument("--images", type=Path, default=None, help="image catalog (default: the bundled one)")
-    parser.add_argument("--api-port", type=int, default=0, help="API server port on 127.0.0.1 (0 = a free one)")
-    parser.add_argument("--ingress-port", type=int, default=0, help="ingress port on 127.0.0.1 (0 = a free one)")
-    parser.add_argument("--domain", default="example.com", help="domain of Knative URLs (default example.com)")
-    parser.add_argument("--bookmark-interval", type=float, default=5.0,
-                        help="seconds between watch BOOKMARK events (default 5)")
+    parser.add_argument(
+        "--api-port", type=int, default=0, help="API server port on 127.0.0.1 (0 = a free one)"
+    )
+    parser.add_argument(
+        "--ingress-port", type=int, default=0, help="ingress port on 127.0.0.1 (0 = a free one)"
+    )
+    parser.add_argument(
+        "--domain", default="example.com", help="domain of Knative URLs (default example.com)"
+    )
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=5.0,
+        help="seconds between watch BOOKMARK events (default 5)",
+    )
     ScalingConfig.add_cli_arguments(parser)
 
 
@@ -77,10 +89,12 @@ def kubeconfig_text(api_url: str) -> str:
         "kind": "Config",
         "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": api_url}}],
         "users": [{"name": CONTEXT_NAME, "user": {"token": STATIC_TOKEN}}],
-        "contexts": [{
-            "name": CONTEXT_NAME,
-            "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": "default"},
-        }],
+        "contexts": [
+            {
+                "name": CONTEXT_NAME,
+                "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": "default"},
+            }
+        ],
         "current-context": CONTEXT_NAME,
         "preferences": {},
     }

@@ -27,7 +27,7 @@ from typing import Any
 from local_knative import kinds
 from local_knative.errors import already_exists, bad_request, conflict, expired, invalid, not_found
 from local_knative.kinds import Kind
-from local_knative.selectors import Matcher, parse_field_selector, parse_label_selector
+from local_knative.selectors import parse_field_selector, parse_label_selector
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +56,47 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 @dataclass
 class _Event:
+    """One committed write as watches replay it; objects are kept as JSON text, which is compact."""
+
     resource_version: int
     event_type: str
     kind: Kind
     namespace: str
     body: str
-    obj: dict[str, Any]
-    old: dict[str, Any] | None
+    old_body: str | None
 
 
 @dataclass(eq=False)
 class _Watcher:
     kind: Kind
     namespace: str | None
-    labels: Matcher
-    fields: Matcher
+    label_selector: str | None
+    field_selector: str | None
     queue: asyncio.Queue[tuple[str, str]] = field(default_factory=asyncio.Queue)
 
-    def matches(self, obj: dict[str, Any] | None) -> bool:
-        return obj is not None and self.labels(obj) and self.fields(obj)
+    def __post_init__(self) -> None:
+        self.filtered = bool((self.label_selector or "").strip() or (self.field_selector or "").strip())
+        self._labels = parse_label_selector(self.label_selector)
+        self._fields = parse_field_selector(self.field_selector)
+
+    def matches(self, body: str | None) -> bool:
+        if body is None:
+            return False
+        if not self.filtered:
+            return True
+        obj = json.loads(body)
+        return self._labels(obj) and self._fields(obj)
 
     def translate(self, event: _Event) -> str | None:
         """Return the event type this watcher sees, following objects in and out of its selectors."""
         if event.kind != self.kind or (self.namespace is not None and event.namespace != self.namespace):
             return None
-        now_matches = self.matches(event.obj)
+        if not self.filtered:
+            return event.event_type
+        now_matches = self.matches(event.body)
         if event.event_type == "DELETED":
             return "DELETED" if now_matches else None
-        before_matched = self.matches(event.old)
+        before_matched = self.matches(event.old_body)
         if now_matches:
             return "MODIFIED" if before_matched else "ADDED"
         return "DELETED" if before_matched else None
@@ -122,7 +135,9 @@ class Store:
 
     def _load(self) -> None:
         by_key = {_kind_key(k): k for k in kinds.ALL_KINDS}
-        for kind_key, namespace, name, body in self._db.execute("SELECT kind, namespace, name, body FROM objects"):
+        for kind_key, namespace, name, body in self._db.execute(
+            "SELECT kind, namespace, name, body FROM objects"
+        ):
             kind = by_key.get(kind_key)
             if kind is None:
                 log.warning("ignoring stored object %s/%s of unknown kind %s", namespace, name, kind_key)
@@ -176,16 +191,35 @@ class Store:
 
         :param namespace: None lists every namespace.
         """
+        bodies, resource_version = self.list_json(
+            kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        return [json.loads(body) for body in bodies], resource_version
+
+    def list_json(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[str], str]:
+        """Return the matching objects as JSON texts in the order of :meth:`list` (unparsed when unfiltered)."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector)
-        items = []
+        filtered = bool(label_selector and label_selector.strip()) or bool(
+            field_selector and field_selector.strip()
+        )
+        bodies = []
         for (item_namespace, _name), body in sorted(self._objects[kind].items()):
             if namespace is not None and kind.namespaced and item_namespace != namespace:
                 continue
-            obj = json.loads(body)
-            if labels(obj) and fields(obj):
-                items.append(obj)
-        return items, self.resource_version
+            if filtered:
+                obj = json.loads(body)
+                if not (labels(obj) and fields(obj)):
+                    continue
+            bodies.append(body)
+        return bodies, self.resource_version
 
     # ---- writes --------------------------------------------------------------------------------------
 
@@ -201,10 +235,7 @@ class Store:
         namespace = self._namespace_of(kind, meta.get("namespace"))
         if kind.namespaced:
             meta["namespace"] = namespace
-            if (
-                kind != kinds.NAMESPACE
-                and ("", namespace) not in self._objects[kinds.NAMESPACE]
-            ):
+            if kind != kinds.NAMESPACE and ("", namespace) not in self._objects[kinds.NAMESPACE]:
                 raise not_found(kinds.NAMESPACE, namespace)
         else:
             meta.pop("namespace", None)
@@ -246,7 +277,9 @@ class Store:
         :raises ApiError: 404 when missing, 409 Conflict when ``metadata.resourceVersion`` is stale.
         """
         if subresource not in (None, "status"):
-            raise bad_request(f"unknown subresource {subresource!r} of {kind.resource}: only 'status' is served")
+            raise bad_request(
+                f"unknown subresource {subresource!r} of {kind.resource}: only 'status' is served"
+            )
         meta = obj.get("metadata") or {}
         namespace = self._namespace_of(kind, meta.get("namespace"))
         name = meta.get("name")
@@ -287,7 +320,9 @@ class Store:
         self._commit("MODIFIED", kind, namespace, new, current)
         return json.loads(_dumps(new))
 
-    def delete(self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+    def delete(
+        self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Delete an object, then every object it owns (and, for a namespace, everything in it).
 
         :returns: the deleted object.
@@ -335,7 +370,8 @@ class Store:
         try:
             if event_type == "DELETED":
                 self._db.execute(
-                    "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?", (key, namespace, name)
+                    "DELETE FROM objects WHERE kind = ? AND namespace = ? AND name = ?",
+                    (key, namespace, name),
                 )
             else:
                 self._db.execute(
@@ -354,7 +390,8 @@ class Store:
             del self._objects[kind][(namespace, name)]
         else:
             self._objects[kind][(namespace, name)] = body
-        event = _Event(self._rv, event_type, kind, namespace, body, obj, old)
+        old_body = _dumps(old) if old is not None and event_type == "MODIFIED" else None
+        event = _Event(self._rv, event_type, kind, namespace, body, old_body)
         self._history.append(event)
         if len(self._history) > self._history_size:
             self._history_floor = self._history.popleft().resource_version
@@ -385,24 +422,21 @@ class Store:
 
         :raises ApiError: 410 Expired (on the first iteration) when that resourceVersion is no longer kept.
         """
-        watcher = _Watcher(
-            kind,
-            namespace if kind.namespaced else None,
-            parse_label_selector(label_selector),
-            parse_field_selector(field_selector),
-        )
+        watcher = _Watcher(kind, namespace if kind.namespaced else None, label_selector, field_selector)
         initial: list[tuple[str, str]] = []
         if resource_version in (None, "", "0"):
             for (item_namespace, _name), body in sorted(self._objects[kind].items()):
-                if watcher.namespace is None or item_namespace == watcher.namespace:
-                    obj = json.loads(body)
-                    if watcher.matches(obj):
-                        initial.append(("ADDED", body))
+                if (watcher.namespace is None or item_namespace == watcher.namespace) and watcher.matches(
+                    body
+                ):
+                    initial.append(("ADDED", body))
         else:
             try:
                 since = int(str(resource_version))
             except ValueError:
-                raise bad_request(f"invalid resourceVersion {resource_version!r}: expected an integer") from None
+                raise bad_request(
+                    f"invalid resourceVersion {resource_version!r}: expected an integer"
+                ) from None
             if since < self._history_floor:
                 raise expired(f"too old resource version: {since} ({self._history_floor + 1})")
             for event in self._history:
@@ -437,16 +471,28 @@ class Store:
     @staticmethod
     def _validate_name(kind: Kind, name: Any) -> None:
         if not name:
-            raise invalid(kind, "", [{
-                "type": "FieldValueRequired",
-                "message": "Required value: name or generateName is required",
-                "field": "metadata.name",
-            }])
+            raise invalid(
+                kind,
+                "",
+                [
+                    {
+                        "type": "FieldValueRequired",
+                        "message": "Required value: name or generateName is required",
+                        "field": "metadata.name",
+                    }
+                ],
+            )
         if not isinstance(name, str) or len(name) > 253 or not _NAME_PATTERN.match(name):
-            raise invalid(kind, str(name), [{
-                "type": "FieldValueInvalid",
-                "message": f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower "
-                "case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                "character",
-                "field": "metadata.name",
-            }])
+            raise invalid(
+                kind,
+                str(name),
+                [
+                    {
+                        "type": "FieldValueInvalid",
+                        "message": f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of "
+                        "lower case alphanumeric characters, '-' or '.', and must start and end with an "
+                        "alphanumeric character",
+                        "field": "metadata.name",
+                    }
+                ],
+            )

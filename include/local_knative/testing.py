@@ -95,7 +95,9 @@ class LocalKnative:
                     return
             time.sleep(0.05)
         self.stop()
-        raise LocalKnativeError(f"local_knative was not ready within {START_TIMEOUT:.0f} s; output:\n{self.output()}")
+        raise LocalKnativeError(
+            f"local_knative was not ready within {START_TIMEOUT:.0f} s; output:\n{self.output()}"
+        )
 
     def output(self, last_lines: int = 80) -> str:
         """Return the last lines of the server's output."""

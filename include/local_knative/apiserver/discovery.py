@@ -87,15 +87,22 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
             resource["categories"] = list(kind.categories)
         resources.append(resource)
         for subresource, verbs in _subresources(kind):
-            resources.append({
-                "name": f"{kind.plural}/{subresource}",
-                "singularName": "",
-                "namespaced": kind.namespaced,
-                "kind": kind.kind,
-                "verbs": verbs,
-            })
+            resources.append(
+                {
+                    "name": f"{kind.plural}/{subresource}",
+                    "singularName": "",
+                    "namespaced": kind.namespaced,
+                    "kind": kind.kind,
+                    "verbs": verbs,
+                }
+            )
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
 def aggregated_discovery(core: bool) -> dict[str, Any]:
@@ -125,8 +132,15 @@ def aggregated_discovery(core: bool) -> dict[str, Any]:
             if subresources:
                 resource["subresources"] = subresources
             resources.append(resource)
-        items.append({
-            "metadata": {"name": group, "creationTimestamp": None},
-            "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
-        })
-    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+        items.append(
+            {
+                "metadata": {"name": group, "creationTimestamp": None},
+                "versions": [{"version": version, "resources": resources, "freshness": "Current"}],
+            }
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

@@ -17,7 +17,11 @@ from local_knative import kinds
 from local_knative.kinds import Kind
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
-PATCH_CONTENT_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")
+PATCH_CONTENT_TYPES = (
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+)
 
 
 def _gv_path(group: str, version: str) -> str:
@@ -69,16 +73,26 @@ def _operations(kind: Kind) -> dict[str, dict[str, Any]]:
         path_params.append(namespace_param)
     paths = {
         collection: {
-            "get": op("list", "list", parameters=[_query("labelSelector"), _query("fieldSelector"),
-                                                  _query("watch", "boolean")],
-                      responses=_json_response(_ref(_schema_name(kind) + "List"))),
-            "post": op("post", "create", parameters=write_params, requestBody=body,
-                       responses=_json_response(schema, "201")),
+            "get": op(
+                "list",
+                "list",
+                parameters=[_query("labelSelector"), _query("fieldSelector"), _query("watch", "boolean")],
+                responses=_json_response(_ref(_schema_name(kind) + "List")),
+            ),
+            "post": op(
+                "post",
+                "create",
+                parameters=write_params,
+                requestBody=body,
+                responses=_json_response(schema, "201"),
+            ),
             "parameters": path_params[1:],
         },
         item: {
             "get": op("get", "read", responses=_json_response(schema)),
-            "put": op("put", "replace", parameters=write_params, requestBody=body, responses=_json_response(schema)),
+            "put": op(
+                "put", "replace", parameters=write_params, requestBody=body, responses=_json_response(schema)
+            ),
             "patch": op(
                 "patch",
                 "patch",
@@ -96,7 +110,9 @@ def _operations(kind: Kind) -> dict[str, dict[str, Any]]:
     if kind.status_subresource:
         paths[f"{item}/status"] = {
             "get": op("get", "read", responses=_json_response(schema)),
-            "put": op("put", "replace", parameters=write_params, requestBody=body, responses=_json_response(schema)),
+            "put": op(
+                "put", "replace", parameters=write_params, requestBody=body, responses=_json_response(schema)
+            ),
             "parameters": path_params,
         }
     return paths
@@ -115,7 +131,9 @@ def _kind_schema(kind: Kind) -> dict[str, Any]:
             "status": open_object,
         },
         "x-kubernetes-preserve-unknown-fields": True,
-        "x-kubernetes-group-version-kind": [{"group": kind.group, "version": kind.version, "kind": kind.kind}],
+        "x-kubernetes-group-version-kind": [
+            {"group": kind.group, "version": kind.version, "kind": kind.kind}
+        ],
     }
 
 

@@ -111,7 +111,7 @@ def json_patch(document: Any, operations: Any) -> Any:
     :raises ApiError: 422 when an operation is malformed or does not apply (a failed ``test`` included).
     """
     if not isinstance(operations, list):
-        raise patch_error("a JSON patch must be a JSON array of operations like {\"op\": \"add\", ...}")
+        raise patch_error('a JSON patch must be a JSON array of operations like {"op": "add", ...}')
     result = copy.deepcopy(document)
     for number, operation in enumerate(operations):
         if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:

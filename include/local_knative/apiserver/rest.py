@@ -39,9 +39,22 @@ _COMMON_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 _TOP_LEVEL_FIELDS: dict[Kind, frozenset[str]] = {
     kinds.CONFIGMAP: _COMMON_FIELDS | {"data", "binaryData", "immutable"},
     kinds.SECRET: _COMMON_FIELDS | {"data", "stringData", "type", "immutable"},
-    kinds.EVENT: _COMMON_FIELDS | {
-        "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count", "type",
-        "eventTime", "series", "action", "related", "reportingComponent", "reportingInstance",
+    kinds.EVENT: _COMMON_FIELDS
+    | {
+        "involvedObject",
+        "reason",
+        "message",
+        "source",
+        "firstTimestamp",
+        "lastTimestamp",
+        "count",
+        "type",
+        "eventTime",
+        "series",
+        "action",
+        "related",
+        "reportingComponent",
+        "reportingInstance",
     },
 }
 
@@ -68,7 +81,9 @@ class RestSettings:
     bookmark_interval: float = 5.0
 
 
-def _no_admission(_kind: Kind, _operation: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> dict[str, Any]:
+def _no_admission(
+    _kind: Kind, _operation: str, obj: dict[str, Any], _old: dict[str, Any] | None
+) -> dict[str, Any]:
     return obj
 
 
@@ -107,6 +122,10 @@ def resolve(group: str, version: str, segments: list[str]) -> Target:
     return Target(kind, namespace, name, subresource)
 
 
+def _event_line(event_type: str, obj: dict[str, Any]) -> str:
+    return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
+
+
 class RestHandler:
     """Serve the REST verbs for every kind from a :class:`Store`."""
 
@@ -131,7 +150,9 @@ class RestHandler:
                 return await self.create(request, target)
             raise method_not_allowed(f"{method} is not allowed on a collection of {target.kind.resource}")
         if method == "GET":
-            return self._respond(request, target.kind, self.store.get(target.kind, target.namespace, target.name))
+            return self._respond(
+                request, target.kind, self.store.get(target.kind, target.namespace, target.name)
+            )
         if method == "PUT":
             return await self.replace(request, target)
         if method == "PATCH":
@@ -142,7 +163,9 @@ class RestHandler:
 
     # ---- answers -------------------------------------------------------------------------------------
 
-    def _respond(self, request: web.Request, kind: Kind, obj: dict[str, Any], status: int = 200) -> web.Response:
+    def _respond(
+        self, request: web.Request, kind: Kind, obj: dict[str, Any], status: int = 200
+    ) -> web.Response:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
             rv = obj["metadata"].get("resourceVersion", self.store.resource_version)
@@ -151,21 +174,28 @@ class RestHandler:
 
     def list(self, request: web.Request, target: Target) -> web.Response:
         """Answer a LIST (``as=Table`` when asked)."""
-        items, rv = self.store.list(
-            target.kind,
-            target.namespace,
-            label_selector=request.query.get("labelSelector"),
-            field_selector=request.query.get("fieldSelector"),
-        )
+        label_selector = request.query.get("labelSelector")
+        field_selector = request.query.get("fieldSelector")
         if tables.wants_table(request.headers.get("Accept", "")):
+            items, rv = self.store.list(
+                target.kind, target.namespace, label_selector=label_selector, field_selector=field_selector
+            )
             include = request.query.get("includeObject", "Metadata")
             return _json(tables.table(target.kind, items, rv, include_object=include))
-        return _json({
-            "kind": f"{target.kind.kind}List",
-            "apiVersion": target.kind.api_version,
-            "metadata": {"resourceVersion": rv},
-            "items": items,
-        })
+        # The stored JSON texts are spliced in as they are: a large LIST is never parsed and re-serialized.
+        bodies, rv = self.store.list_json(
+            target.kind, target.namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        head = json.dumps(
+            {
+                "kind": f"{target.kind.kind}List",
+                "apiVersion": target.kind.api_version,
+                "metadata": {"resourceVersion": rv},
+            },
+            separators=(",", ":"),
+        )
+        text = head[:-1] + ',"items":[' + ",".join(bodies) + "]}"
+        return web.Response(body=text.encode(), content_type="application/json")
 
     # ---- writes --------------------------------------------------------------------------------------
 
@@ -204,7 +234,8 @@ class RestHandler:
         if name_from_url:
             if meta.get("name") not in (None, target.name):
                 raise bad_request(
-                    f"the name of the object ({meta.get('name')}) does not match the name on the URL ({target.name})"
+                    f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                    f"({target.name})"
                 )
             meta["name"] = target.name
         if request.query.get("fieldValidation") == "Strict":
@@ -212,8 +243,8 @@ class RestHandler:
             unknown = sorted(set(obj) - allowed)
             if unknown:
                 raise bad_request(
-                    f"{kind.kind} in version \"{kind.version}\" cannot be handled as a {kind.kind}: "
-                    f"strict decoding error: unknown field \"{unknown[0]}\""
+                    f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                    f'strict decoding error: unknown field "{unknown[0]}"'
                 )
 
     @staticmethod
@@ -231,7 +262,9 @@ class RestHandler:
         admitted = self.admission(target.kind, "CREATE", obj, None)
         return self.store.create(target.kind, admitted, dry_run=dry_run)
 
-    def _update(self, target: Target, new: dict[str, Any], current: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    def _update(
+        self, target: Target, new: dict[str, Any], current: dict[str, Any], dry_run: bool
+    ) -> dict[str, Any]:
         if target.subresource == "status":
             return self.store.replace(target.kind, new, subresource="status", dry_run=dry_run)
         admitted = self.admission(target.kind, "UPDATE", new, current)
@@ -263,8 +296,12 @@ class RestHandler:
             raise unsupported_media_type(
                 f"the body of the request was in an unknown format - accepted media types include: {accepted}"
             )
-        if content_type not in (patches.MERGE_PATCH, patches.JSON_PATCH, patches.APPLY_PATCH,
-                                patches.STRATEGIC_MERGE_PATCH):
+        if content_type not in (
+            patches.MERGE_PATCH,
+            patches.JSON_PATCH,
+            patches.APPLY_PATCH,
+            patches.STRATEGIC_MERGE_PATCH,
+        ):
             raise unsupported_media_type(
                 f"the body of the request was in an unknown format - accepted media types include: {accepted}"
             )
@@ -294,7 +331,9 @@ class RestHandler:
         if not isinstance(new, dict):
             raise patches.patch_error("the patched object is not a JSON object")
         new_meta = new.get("metadata") or {}
-        if new_meta.get("name") != target.name or (kind.namespaced and new_meta.get("namespace") != target.namespace):
+        if new_meta.get("name") != target.name or (
+            kind.namespaced and new_meta.get("namespace") != target.namespace
+        ):
             raise bad_request("a patch may not change metadata.name or metadata.namespace")
         return self._respond(request, kind, self._update(target, new, current, dry_run))
 
@@ -333,7 +372,9 @@ class RestHandler:
         try:
             timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
         except ValueError:
-            raise bad_request(f"timeoutSeconds must be a number, got {query.get('timeoutSeconds')!r}") from None
+            raise bad_request(
+                f"timeoutSeconds must be a number, got {query.get('timeoutSeconds')!r}"
+            ) from None
         events = self.store.watch(
             target.kind,
             target.namespace,
@@ -376,18 +417,31 @@ class RestHandler:
                             "apiVersion": target.kind.api_version,
                             "metadata": {"resourceVersion": self.store.resource_version},
                         }
-                        await self._send(response, "BOOKMARK", bookmark)
+                        await response.write(_event_line("BOOKMARK", bookmark).encode())
                         next_bookmark = time.monotonic() + self.settings.bookmark_interval
                     continue
-                if isinstance(item, ApiError):
-                    await self._send(response, "ERROR", item.to_status())
+                # Send everything already queued in one write: a replay of thousands of events is one chunk.
+                batch = [item]
+                while not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                lines = []
+                failed = False
+                for queued in batch:
+                    if isinstance(queued, ApiError):
+                        lines.append(_event_line("ERROR", queued.to_status()))
+                        failed = True
+                        break
+                    event_type, obj = queued
+                    if as_table:
+                        rv = obj["metadata"]["resourceVersion"]
+                        obj = tables.table(
+                            target.kind, [obj], rv, include_object=include, with_columns=first_table
+                        )
+                        first_table = False
+                    lines.append(_event_line(event_type, obj))
+                await response.write("".join(lines).encode())
+                if failed:
                     break
-                event_type, obj = item
-                if as_table:
-                    rv = obj["metadata"]["resourceVersion"]
-                    obj = tables.table(target.kind, [obj], rv, include_object=include, with_columns=first_table)
-                    first_table = False
-                await self._send(response, event_type, obj)
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         finally:
@@ -398,11 +452,6 @@ class RestHandler:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await response.write_eof()
         return response
-
-    @staticmethod
-    async def _send(response: web.StreamResponse, event_type: str, obj: dict[str, Any]) -> None:
-        line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
-        await response.write(line.encode())
 
     async def pod_log(self, request: web.Request, target: Target) -> web.StreamResponse:
         """Serve a pod's log file (``tailLines``, ``limitBytes``, ``follow``)."""

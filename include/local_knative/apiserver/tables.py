@@ -94,11 +94,15 @@ def _pod_status(obj: dict[str, Any]) -> str:
 
 
 def _pod_restarts(obj: dict[str, Any]) -> int:
-    return sum(int(s.get("restartCount") or 0) for s in (obj.get("status") or {}).get("containerStatuses") or [])
+    return sum(
+        int(s.get("restartCount") or 0) for s in (obj.get("status") or {}).get("containerStatuses") or []
+    )
 
 
 def _event_last_seen(obj: dict[str, Any]) -> str:
-    return _age_of(obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp"))
+    return _age_of(
+        obj.get("lastTimestamp") or obj.get("eventTime") or obj["metadata"].get("creationTimestamp")
+    )
 
 
 def _event_object(obj: dict[str, Any]) -> str:
@@ -222,5 +226,6 @@ def table(
 def wants_table(accept: str) -> bool:
     """Return whether the Accept header asks for a ``meta.k8s.io/v1`` Table."""
     return any(
-        "as=Table" in part and "g=meta.k8s.io" in part and "v=v1beta1" not in part for part in accept.split(",")
+        "as=Table" in part and "g=meta.k8s.io" in part and "v=v1beta1" not in part
+        for part in accept.split(",")
     )

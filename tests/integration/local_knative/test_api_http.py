@@ -1,4 +1,4 @@
-"""API server over real loopback HTTP: discovery, OpenAPI, Tables, /status, validation, watch events, pod logs."""
+"""API server over real loopback HTTP: discovery, OpenAPI, Tables, /status, validation, watch, pod logs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from local_knative.store import Store
 pytestmark = pytest.mark.integration
 
 KSVC_PATH = "/apis/serving.knative.dev/v1/namespaces/default/services"
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+TABLE = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,"
+    "application/json"
+)
 AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
@@ -62,7 +65,9 @@ async def test_discovery_plain_and_aggregated(api: tuple[TestClient, Store]) -> 
     groups = await (await client.get("/apis")).json()
     assert {g["name"] for g in groups["groups"]} == {"coordination.k8s.io", "serving.knative.dev"}
     core = await (await client.get("/api/v1")).json()
-    assert {"namespaces", "pods", "pods/log", "events", "configmaps", "secrets"} <= {r["name"] for r in core["resources"]}
+    assert {"namespaces", "pods", "pods/log", "events", "configmaps", "secrets"} <= {
+        r["name"] for r in core["resources"]
+    }
     serving = await (await client.get("/apis/serving.knative.dev/v1")).json()
     by_name = {r["name"]: r for r in serving["resources"]}
     assert by_name["services"]["shortNames"] == ["kservice", "ksvc"]
@@ -88,8 +93,11 @@ async def test_openapi_v3_describes_patch_with_field_validation(api: tuple[TestC
     document = await (await client.get(url)).json()
     item = document["paths"]["/apis/serving.knative.dev/v1/namespaces/{namespace}/services/{name}"]
     patch = item["patch"]
-    assert patch["x-kubernetes-group-version-kind"] == {"group": "serving.knative.dev", "version": "v1",
-                                                        "kind": "Service"}
+    assert patch["x-kubernetes-group-version-kind"] == {
+        "group": "serving.knative.dev",
+        "version": "v1",
+        "kind": "Service",
+    }
     assert "fieldValidation" in {p["name"] for p in patch["parameters"]}
     assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
     assert (await client.get("/openapi/v3/apis/nothing.example.com/v1")).status == 404
@@ -98,32 +106,69 @@ async def test_openapi_v3_describes_patch_with_field_validation(api: tuple[TestC
 async def test_tables_for_services_and_pods(api: tuple[TestClient, Store]) -> None:
     client, store = api
     created = await (await client.post(KSVC_PATH, json=ksvc("web"))).json()
-    store.replace(kinds.KSVC, {**created, "status": {
-        "url": "http://web.default.example.com", "latestCreatedRevisionName": "web-00001",
-        "conditions": [{"type": "Ready", "status": "False", "reason": "RevisionFailed"}],
-    }}, subresource="status")
+    store.replace(
+        kinds.KSVC,
+        {
+            **created,
+            "status": {
+                "url": "http://web.default.example.com",
+                "latestCreatedRevisionName": "web-00001",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "RevisionFailed"}],
+            },
+        },
+        subresource="status",
+    )
     table = await (await client.get(KSVC_PATH, headers={"Accept": TABLE})).json()
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == [
-        "Name", "URL", "LatestCreated", "LatestReady", "Ready", "Reason"]
-    assert table["rows"][0]["cells"] == ["web", "http://web.default.example.com", "web-00001", None, "False",
-                                         "RevisionFailed"]
+        "Name",
+        "URL",
+        "LatestCreated",
+        "LatestReady",
+        "Ready",
+        "Reason",
+    ]
+    assert table["rows"][0]["cells"] == [
+        "web",
+        "http://web.default.example.com",
+        "web-00001",
+        None,
+        "False",
+        "RevisionFailed",
+    ]
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
-    store.create(kinds.POD, {"metadata": {"name": "web-00001-deployment-abcde", "namespace": "default"},
-                             "spec": {"containers": [{"name": "user-container"}]},
-                             "status": {"phase": "Running", "containerStatuses": [
-                                 {"name": "user-container", "ready": True, "restartCount": 2}]}})
+    store.create(
+        kinds.POD,
+        {
+            "metadata": {"name": "web-00001-deployment-abcde", "namespace": "default"},
+            "spec": {"containers": [{"name": "user-container"}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [{"name": "user-container", "ready": True, "restartCount": 2}],
+            },
+        },
+    )
     pods = await (await client.get("/api/v1/namespaces/default/pods", headers={"Accept": TABLE})).json()
     assert [c["name"] for c in pods["columnDefinitions"] if c["priority"] == 0] == [
-        "Name", "Ready", "Status", "Restarts", "Age"]
+        "Name",
+        "Ready",
+        "Status",
+        "Restarts",
+        "Age",
+    ]
     assert pods["rows"][0]["cells"][:4] == ["web-00001-deployment-abcde", "1/1", "Running", 2]
 
 
-async def test_status_subresource_over_http_and_admission_on_main_writes(api: tuple[TestClient, Store]) -> None:
+async def test_status_subresource_over_http_and_admission_on_main_writes(
+    api: tuple[TestClient, Store],
+) -> None:
     client, _ = api
     created = await (await client.post(KSVC_PATH, json=ksvc("web"))).json()
-    status_patch = await client.patch(f"{KSVC_PATH}/web/status", data=json.dumps({"status": {"url": "http://x"}}),
-                                      headers={"Content-Type": "application/merge-patch+json"})
+    status_patch = await client.patch(
+        f"{KSVC_PATH}/web/status",
+        data=json.dumps({"status": {"url": "http://x"}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert status_patch.status == 200
     body = await status_patch.json()
     assert body["status"]["url"] == "http://x" and body["metadata"]["generation"] == 1
@@ -144,9 +189,21 @@ async def test_status_subresource_over_http_and_admission_on_main_writes(api: tu
     ("path", "body", "query", "code", "fragment"),
     [
         (KSVC_PATH, {**ksvc("x"), "spek": {}}, "?fieldValidation=Strict", 400, 'unknown field "spek"'),
-        (KSVC_PATH, {**ksvc("x"), "metadata": {"name": "x", "namespace": "other"}}, "", 400, "does not match"),
+        (
+            KSVC_PATH,
+            {**ksvc("x"), "metadata": {"name": "x", "namespace": "other"}},
+            "",
+            400,
+            "does not match",
+        ),
         (KSVC_PATH, {**ksvc("x"), "kind": "Route"}, "", 400, "this URL serves"),
-        ("/apis/serving.knative.dev/v1/namespaces/nowhere/services", ksvc("x"), "", 404, 'namespaces "nowhere"'),
+        (
+            "/apis/serving.knative.dev/v1/namespaces/nowhere/services",
+            ksvc("x"),
+            "",
+            404,
+            'namespaces "nowhere"',
+        ),
         ("/apis/serving.knative.dev/v1/namespaces/default/widgets", ksvc("x"), "", 404, "could not find"),
     ],
 )
@@ -172,20 +229,31 @@ async def test_watch_sends_bookmarks_and_table_rows(api: tuple[TestClient, Store
     client, store = api
     rv = store.resource_version
     await client.post(KSVC_PATH, json=ksvc("a"))
-    events = await _watch_lines(client, f"{KSVC_PATH}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true", 2)
+    events = await _watch_lines(
+        client, f"{KSVC_PATH}?watch=1&resourceVersion={rv}&allowWatchBookmarks=true", 2
+    )
     assert events[0]["type"] == "ADDED" and events[0]["object"]["metadata"]["name"] == "a"
-    assert events[1] == {"type": "BOOKMARK", "object": {
-        "kind": "Service", "apiVersion": "serving.knative.dev/v1",
-        "metadata": {"resourceVersion": store.resource_version}}}
+    assert events[1] == {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": "Service",
+            "apiVersion": "serving.knative.dev/v1",
+            "metadata": {"resourceVersion": store.resource_version},
+        },
+    }
     tables = await _watch_lines(client, f"{KSVC_PATH}?watch=true&resourceVersion={rv}", 1, Accept=TABLE)
     assert tables[0]["object"]["kind"] == "Table" and tables[0]["object"]["rows"][0]["cells"][0] == "a"
 
 
-async def test_watch_from_a_compacted_version_ends_with_an_expired_error(api: tuple[TestClient, Store]) -> None:
+async def test_watch_from_a_compacted_version_ends_with_an_expired_error(
+    api: tuple[TestClient, Store],
+) -> None:
     client, store = api
     for number in range(60):  # more writes than the 50 events of history this store keeps
         store.create(kinds.CONFIGMAP, {"metadata": {"name": f"cm-{number}", "namespace": "default"}})
-    events = await _watch_lines(client, "/api/v1/namespaces/default/configmaps?watch=True&resourceVersion=2", 2)
+    events = await _watch_lines(
+        client, "/api/v1/namespaces/default/configmaps?watch=True&resourceVersion=2", 2
+    )
     assert len(events) == 1 and events[0]["type"] == "ERROR"
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
 

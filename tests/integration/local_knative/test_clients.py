@@ -43,7 +43,9 @@ def test_custom_objects_crud(api_client: kubernetes.client.ApiClient, kube_names
     assert fetched["metadata"]["uid"] == created["metadata"]["uid"]
 
     replacement = service("crud", image=IMAGE.replace(":1", ":2"))
-    replaced = objects.replace_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "crud", replacement)
+    replaced = objects.replace_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, "crud", replacement
+    )
     assert replaced["metadata"]["generation"] == 2
     assert replaced["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2")
 
@@ -52,10 +54,14 @@ def test_custom_objects_crud(api_client: kubernetes.client.ApiClient, kube_names
     )
     assert patched["metadata"]["labels"]["team"] == "ml" and patched["metadata"]["generation"] == 2
 
-    listed = objects.list_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, label_selector="team=ml")
+    listed = objects.list_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, label_selector="team=ml"
+    )
     assert [item["metadata"]["name"] for item in listed["items"]] == ["crud"]
     assert int(listed["metadata"]["resourceVersion"]) >= int(patched["metadata"]["resourceVersion"])
-    everywhere = objects.list_cluster_custom_object(GROUP, VERSION, PLURAL, field_selector="metadata.name=crud")
+    everywhere = objects.list_cluster_custom_object(
+        GROUP, VERSION, PLURAL, field_selector="metadata.name=crud"
+    )
     assert kube_namespace in {item["metadata"]["namespace"] for item in everywhere["items"]}
 
     objects.delete_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "crud")
@@ -87,14 +93,26 @@ def test_errors_are_status_objects_with_the_real_codes(
 
     with pytest.raises(ApiException) as strategic:
         objects.patch_namespaced_custom_object(
-            GROUP, VERSION, kube_namespace, PLURAL, "errs", {"metadata": {"labels": {"a": "b"}}},
+            GROUP,
+            VERSION,
+            kube_namespace,
+            PLURAL,
+            "errs",
+            {"metadata": {"labels": {"a": "b"}}},
             _content_type="application/strategic-merge-patch+json",
         )
-    assert strategic.value.status == 415 and json.loads(strategic.value.body)["reason"] == "UnsupportedMediaType"
+    assert (
+        strategic.value.status == 415 and json.loads(strategic.value.body)["reason"] == "UnsupportedMediaType"
+    )
 
     with pytest.raises(ApiException) as list_as_merge:
         objects.patch_namespaced_custom_object(
-            GROUP, VERSION, kube_namespace, PLURAL, "errs", [{"op": "add", "path": "/metadata/labels", "value": {}}]
+            GROUP,
+            VERSION,
+            kube_namespace,
+            PLURAL,
+            "errs",
+            [{"op": "add", "path": "/metadata/labels", "value": {}}],
         )
     assert list_as_merge.value.status == 422
 
@@ -120,7 +138,9 @@ def test_json_patch_with_content_type_and_a_test_op(
     assert error.value.status == 422
 
 
-def test_server_side_apply_creates_then_updates(api_client: kubernetes.client.ApiClient, kube_namespace: str) -> None:
+def test_server_side_apply_creates_then_updates(
+    api_client: kubernetes.client.ApiClient, kube_namespace: str
+) -> None:
     objects = kubernetes.client.CustomObjectsApi(api_client)
     body = service("ssa")
     kwargs = {"field_manager": "tests", "_content_type": "application/apply-patch+yaml"}
@@ -128,7 +148,9 @@ def test_server_side_apply_creates_then_updates(api_client: kubernetes.client.Ap
     objects.patch_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "ssa", body, **kwargs)
     created = objects.get_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "ssa")
     body["metadata"]["labels"] = {"applied": "twice"}
-    updated = objects.patch_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "ssa", body, **kwargs)
+    updated = objects.patch_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, "ssa", body, **kwargs
+    )
     assert updated["metadata"]["uid"] == created["metadata"]["uid"]
     assert updated["metadata"]["labels"]["applied"] == "twice"
 
@@ -149,7 +171,9 @@ def test_core_v1_configmaps_treat_strategic_merge_as_merge_and_dry_run_writes_no
     assert {"default", kube_namespace} <= set(names)
 
 
-def test_watch_replays_from_a_resource_version(api_client: kubernetes.client.ApiClient, kube_namespace: str) -> None:
+def test_watch_replays_from_a_resource_version(
+    api_client: kubernetes.client.ApiClient, kube_namespace: str
+) -> None:
     objects = kubernetes.client.CustomObjectsApi(api_client)
     start_rv = objects.list_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL)["metadata"][
         "resourceVersion"
@@ -162,8 +186,13 @@ def test_watch_replays_from_a_resource_version(api_client: kubernetes.client.Api
     watcher = kubernetes.watch.Watch()
     seen = []
     for event in watcher.stream(
-        objects.list_namespaced_custom_object, GROUP, VERSION, kube_namespace, PLURAL,
-        resource_version=start_rv, timeout_seconds=5,
+        objects.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        kube_namespace,
+        PLURAL,
+        resource_version=start_rv,
+        timeout_seconds=5,
     ):
         seen.append(event["type"])
         if event["type"] == "DELETED":
@@ -178,17 +207,27 @@ async def test_asyncio_client_crud_and_watch(kubeconfig_path: Path, kube_namespa
         created = await objects.create_namespaced_custom_object(
             GROUP, VERSION, kube_namespace, PLURAL, service("aio")
         )
-        # kubernetes_asyncio sends a dict patch as JSON patch unless told otherwise (a real server refuses it).
+        # kubernetes_asyncio sends a dict patch as JSON patch unless told otherwise (refused).
         patched = await objects.patch_namespaced_custom_object(
-            GROUP, VERSION, kube_namespace, PLURAL, "aio", {"metadata": {"labels": {"client": "asyncio"}}},
+            GROUP,
+            VERSION,
+            kube_namespace,
+            PLURAL,
+            "aio",
+            {"metadata": {"labels": {"client": "asyncio"}}},
             _content_type="application/merge-patch+json",
         )
         assert patched["metadata"]["labels"] == {"client": "asyncio"}
         watcher = kubernetes_asyncio.watch.Watch()
         seen = []
         async with watcher.stream(
-            objects.list_namespaced_custom_object, GROUP, VERSION, kube_namespace, PLURAL,
-            resource_version=created["metadata"]["resourceVersion"], timeout_seconds=5,
+            objects.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            kube_namespace,
+            PLURAL,
+            resource_version=created["metadata"]["resourceVersion"],
+            timeout_seconds=5,
         ) as stream:
             async for event in stream:
                 seen.append((event["type"], event["object"]["metadata"].get("labels")))

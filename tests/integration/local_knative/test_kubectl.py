@@ -1,4 +1,4 @@
-"""The real kubectl against a running local_knative: apply, get, patch, wait, watch, describe, logs, delete."""
+"""Real kubectl against a running local_knative: apply, get, patch, wait, watch, describe, logs, delete."""
 
 from __future__ import annotations
 
@@ -41,7 +41,11 @@ def kubectl(kubeconfig_path: Path, kube_namespace: str, tmp_path: Path) -> Kubec
 
     def run(*args: str, stdin: str | None = None, check: bool = True, timeout: float = 30):
         result = subprocess.run(
-            [binary, "-n", kube_namespace, *args], input=stdin, capture_output=True, text=True, env=env,
+            [binary, "-n", kube_namespace, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
             timeout=timeout,
         )
         if check and result.returncode != 0:
@@ -57,8 +61,10 @@ def test_apply_get_create_describe_delete(kubectl: Kubectl) -> None:
     first = kubectl("apply", "-f", "-", stdin=manifest("web"))
     assert first.stdout.strip() == "service.serving.knative.dev/web created"
     second = kubectl("apply", "-f", "-", stdin=manifest("web"))
-    assert second.stdout.strip() in ("service.serving.knative.dev/web configured",
-                                     "service.serving.knative.dev/web unchanged")
+    assert second.stdout.strip() in (
+        "service.serving.knative.dev/web configured",
+        "service.serving.knative.dev/web unchanged",
+    )
     generation = kubectl("get", "ksvc", "web", "-o", "jsonpath={.metadata.generation}").stdout
     assert generation == "1"
 
@@ -79,8 +85,15 @@ def test_apply_get_create_describe_delete(kubectl: Kubectl) -> None:
 def test_patch_merge_and_json(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", stdin=manifest("patched"))
     kubectl("patch", "ksvc", "patched", "--type", "merge", "-p", '{"metadata":{"labels":{"tier":"web"}}}')
-    kubectl("patch", "ksvc", "patched", "--type", "json",
-            "-p", '[{"op":"add","path":"/metadata/annotations/owner","value":"ml"}]')
+    kubectl(
+        "patch",
+        "ksvc",
+        "patched",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"add","path":"/metadata/annotations/owner","value":"ml"}]',
+    )
     labels = kubectl("get", "ksvc", "patched", "-o", "jsonpath={.metadata.labels.tier}").stdout
     owner = kubectl("get", "ksvc", "patched", "-o", "jsonpath={.metadata.annotations.owner}").stdout
     assert (labels, owner) == ("web", "ml")
@@ -104,7 +117,10 @@ def test_get_watch_prints_changes(kubectl: Kubectl, kube_namespace: str) -> None
     env = kubectl.env  # type: ignore[attr-defined]
     with subprocess.Popen(
         [kubectl.binary, "-n", kube_namespace, "get", "ksvc", "-w"],  # type: ignore[attr-defined]
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as watcher:
         try:
             time.sleep(1.5)  # let kubectl list and open its watch

@@ -1,4 +1,4 @@
-"""A restarted local_knative keeps every object, uid, resourceVersion and generation, and continues the counter."""
+"""A restarted local_knative keeps every object, uid, resourceVersion and generation; the counter goes on."""
 
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ def snapshot(api: kubernetes.client.ApiClient) -> dict[tuple[str, str, str], dic
     for plural in KNATIVE_PLURALS:
         for item in objects.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
             found[(plural, item["metadata"]["namespace"], item["metadata"]["name"])] = {
-                **item["metadata"], "resourceVersion": None, "spec": item["spec"]}
-    for plural, items in (("configmaps", core.list_config_map_for_all_namespaces().items),
-                          ("namespaces", core.list_namespace().items)):
+                **item["metadata"],
+                "resourceVersion": None,
+                "spec": item["spec"],
+            }
+    for plural, items in (
+        ("configmaps", core.list_config_map_for_all_namespaces().items),
+        ("namespaces", core.list_namespace().items),
+    ):
         for item in items:
             meta = api.sanitize_for_serialization(item.metadata)
             found[(plural, meta.get("namespace", ""), meta["name"])] = meta
@@ -59,16 +64,27 @@ def test_restart_keeps_state_and_expires_old_watches(fresh_local_knative: LocalK
     core.create_namespace({"metadata": {"name": "team"}})
     core.create_namespaced_config_map("team", {"metadata": {"name": "settings"}, "data": {"k": "v"}})
     service = {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Service", "metadata": {"name": "kept"},
-        "spec": {"template": {"spec": {"containers": [{"image": "registry.example.com/not-in-any-catalog:1"}]}}},
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Service",
+        "metadata": {"name": "kept"},
+        "spec": {
+            "template": {"spec": {"containers": [{"image": "registry.example.com/not-in-any-catalog:1"}]}}
+        },
     }
     objects.create_namespaced_custom_object(GROUP, VERSION, "team", "services", service)
-    objects.patch_namespaced_custom_object(GROUP, VERSION, "team", "services", "kept",
-                                           {"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}})
+    objects.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        "team",
+        "services",
+        "kept",
+        {"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}},
+    )
     before = settled_snapshot(api)
     assert before[("services", "team", "kept")]["generation"] == 2
     rv_before = objects.list_namespaced_custom_object(GROUP, VERSION, "team", "services")["metadata"][
-        "resourceVersion"]
+        "resourceVersion"
+    ]
     api.close()
 
     server.restart()
@@ -79,15 +95,19 @@ def test_restart_keeps_state_and_expires_old_watches(fresh_local_knative: LocalK
         created = core.create_namespaced_config_map("team", {"metadata": {"name": "after"}})
         assert int(created.metadata.resource_version) > int(rv_before)
 
-        # Watch history is not persisted: resuming from before the restart is 410, as after an etcd compaction.
+        # Watch history is not persisted: resuming from before the restart is 410, as after etcd compaction.
         with pytest.raises(ApiException) as expired:
             for _event in kubernetes.watch.Watch().stream(
                 core.list_namespaced_config_map, "team", resource_version="1", timeout_seconds=2
             ):
                 pass
         assert expired.value.status == 410
-        seen = [event["object"].metadata.name for event in kubernetes.watch.Watch().stream(
-            core.list_namespaced_config_map, "team", resource_version="0", timeout_seconds=1)]
+        seen = [
+            event["object"].metadata.name
+            for event in kubernetes.watch.Watch().stream(
+                core.list_namespaced_config_map, "team", resource_version="0", timeout_seconds=1
+            )
+        ]
         assert sorted(seen) == ["after", "settings"]
     finally:
         api.close()

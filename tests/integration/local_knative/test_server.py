@@ -29,7 +29,9 @@ def test_endpoints_and_kubeconfig_describe_a_working_server(tmp_path: Path) -> N
         assert context["namespace"] == "default"
         assert config["clusters"][0]["cluster"]["server"] == server.api_url
         assert config["users"][0]["user"]["token"]
-        request = urllib.request.Request(server.api_url + "/version", headers={"Authorization": "Bearer anything"})
+        request = urllib.request.Request(
+            server.api_url + "/version", headers={"Authorization": "Bearer anything"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["major"] == "1"
     finally:

@@ -32,7 +32,9 @@ def test_a_full_rollout_then_undo() -> None:
 
 
 def test_rollback_during_a_canary_returns_to_stable_and_keeps_the_undo_target() -> None:
-    state = RolloutState(stable="v2", previous_stable="v1", candidate="v3", phase=RolloutPhase.CANARY, step=10)
+    state = RolloutState(
+        stable="v2", previous_stable="v1", candidate="v3", phase=RolloutPhase.CANARY, step=10
+    )
     assert state.rollback_target() == "v2"
     after = state.rolled_back("v2")
     assert (after.stable, after.candidate, after.previous_stable) == ("v2", None, "v1")
@@ -78,7 +80,12 @@ PLAN = RolloutPlan.of([10, 50])
         (50, Verdict.PASS, 0, NextAction(ActionKind.SHIFT, 100, "gate passed at 50%")),
         (100, Verdict.PASS, 0, NextAction(ActionKind.PROMOTE, 100, "gate passed at 100%")),
         (10, Verdict.FAIL, 0, NextAction(ActionKind.ROLLBACK, 0, "gate failed at 10%")),
-        (10, Verdict.INCONCLUSIVE, 0, NextAction(ActionKind.RETRY_GATE, 10, "gate inconclusive, measuring again")),
+        (
+            10,
+            Verdict.INCONCLUSIVE,
+            0,
+            NextAction(ActionKind.RETRY_GATE, 10, "gate inconclusive, measuring again"),
+        ),
         (10, Verdict.INCONCLUSIVE, 1, NextAction(ActionKind.ROLLBACK, 0, "gate inconclusive 2 times")),
     ],
 )
@@ -88,7 +95,12 @@ def test_next_action(percent: int, verdict: Verdict, inconclusive: int, expected
 
 @pytest.mark.parametrize(
     ("steps", "message"),
-    [([], "at least one"), ([0, 50], "out of range"), ([50, 10], "strictly increasing"), ([10, 101], "out of range")],
+    [
+        ([], "at least one"),
+        ([0, 50], "out of range"),
+        ([50, 10], "strictly increasing"),
+        ([10, 101], "out of range"),
+    ],
 )
 def test_bad_plans_are_refused(steps: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,4 @@
-"""Table tests of the pure resources module: names, quantities, guardrails, templates, traffic, state annotations."""
+"""Table tests of the pure resources module: names, quantities, guardrails, templates, traffic, state."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from knative_rollout.resources import (
     HISTORY_ANNOTATION,
     MANAGED_BY_LABEL,
     STABLE_ANNOTATION,
-    GuardrailViolation,
     Guardrails,
+    GuardrailViolation,
     RevisionInfo,
     RevisionSpec,
     RolloutInputError,
@@ -42,7 +42,9 @@ def test_dns1035_accepts(name: str) -> None:
     assert check_dns1035(name, "name") == name
 
 
-@pytest.mark.parametrize("name", ["", "1iris", "Iris", "iris_v2", "iris-", "-iris", "a" * 64, "ir.is", None, 3])
+@pytest.mark.parametrize(
+    "name", ["", "1iris", "Iris", "iris_v2", "iris-", "-iris", "a" * 64, "ir.is", None, 3]
+)
 def test_dns1035_rejects_with_the_rule(name: object) -> None:
     with pytest.raises(RolloutInputError, match="name"):
         check_dns1035(name, "name")
@@ -67,8 +69,17 @@ def test_namespace_rejects(namespace: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("500m", "0.5"), ("2", "2"), ("1.5", "1.5"), ("512Mi", str(512 * 2**20)), ("1G", "1000000000"),
-     ("1Gi", str(2**30)), ("100k", "100000"), (3, "3"), ("1e3", "1000")],
+    [
+        ("500m", "0.5"),
+        ("2", "2"),
+        ("1.5", "1.5"),
+        ("512Mi", str(512 * 2**20)),
+        ("1G", "1000000000"),
+        ("1Gi", str(2**30)),
+        ("100k", "100000"),
+        (3, "3"),
+        ("1e3", "1000"),
+    ],
 )
 def test_parse_quantity(text: object, value: str) -> None:
     assert parse_quantity(text, "q") == __import__("decimal").Decimal(value)
@@ -82,8 +93,13 @@ def test_parse_quantity_rejects(text: object) -> None:
 
 @pytest.mark.parametrize(
     ("image", "registry"),
-    [("registry.example.com/team/app:v1", "registry.example.com"), ("nginx:1", "docker.io"),
-     ("library/nginx", "docker.io"), ("localhost/app", "localhost"), ("host:5000/app:v1", "host:5000")],
+    [
+        ("registry.example.com/team/app:v1", "registry.example.com"),
+        ("nginx:1", "docker.io"),
+        ("library/nginx", "docker.io"),
+        ("localhost/app", "localhost"),
+        ("host:5000/app:v1", "host:5000"),
+    ],
 )
 def test_image_registry(image: str, registry: str) -> None:
     assert image_registry(image) == registry
@@ -228,9 +244,13 @@ STATE = RolloutState(stable="iris-a", candidate="iris-b")
 
 
 def test_aliases_resolve_to_recorded_revisions() -> None:
-    split = resolve_traffic({"@stable": 90, "@candidate": 10}, state=STATE, revisions=REVISIONS, latest="iris-bad")
+    split = resolve_traffic(
+        {"@stable": 90, "@candidate": 10}, state=STATE, revisions=REVISIONS, latest="iris-bad"
+    )
     assert split == {"iris-a": 90, "iris-b": 10}
-    assert resolve_traffic({"@latest": 0, "iris-a": 100}, state=STATE, revisions=REVISIONS, latest="iris-bad") == {
+    assert resolve_traffic(
+        {"@latest": 0, "iris-a": 100}, state=STATE, revisions=REVISIONS, latest="iris-bad"
+    ) == {
         "iris-bad": 0,
         "iris-a": 100,
     }
@@ -260,7 +280,9 @@ def test_bad_traffic_is_refused(traffic: object, message: str) -> None:
 
 def test_alias_without_a_revision_says_what_to_do() -> None:
     with pytest.raises(RolloutInputError, match="no candidate revision yet; deploy one first"):
-        resolve_traffic({"@candidate": 100}, state=RolloutState(stable="iris-a"), revisions=REVISIONS, latest=None)
+        resolve_traffic(
+            {"@candidate": 100}, state=RolloutState(stable="iris-a"), revisions=REVISIONS, latest=None
+        )
 
 
 def test_pinned_traffic_names_the_revision_latest_targets_serve() -> None:
@@ -269,7 +291,9 @@ def test_pinned_traffic_names_the_revision_latest_targets_serve() -> None:
         "spec": {"traffic": [{"latestRevision": True, "percent": 100}]},
         "status": {"traffic": [{"latestRevision": True, "percent": 100, "revisionName": "iris-00001"}]},
     }
-    assert pinned_traffic(service) == [{"latestRevision": False, "percent": 100, "revisionName": "iris-00001"}]
+    assert pinned_traffic(service) == [
+        {"latestRevision": False, "percent": 100, "revisionName": "iris-00001"}
+    ]
     with pytest.raises(RolloutInputError, match="not Ready yet"):
         pinned_traffic({"metadata": {"name": "iris"}, "spec": service["spec"], "status": {}})
 
@@ -281,7 +305,9 @@ def test_check_tag() -> None:
 
 
 def test_tag_url() -> None:
-    assert tag_url("http://iris.models.example.com", "candidate") == "http://candidate-iris.models.example.com"
+    assert (
+        tag_url("http://iris.models.example.com", "candidate") == "http://candidate-iris.models.example.com"
+    )
 
 
 def test_state_round_trips_through_annotations_and_keeps_foreign_ones() -> None:
@@ -293,7 +319,9 @@ def test_state_round_trips_through_annotations_and_keeps_foreign_ones() -> None:
         step=10,
         history=(HistoryEntry("2026-01-01T00:00:00Z", "TrafficSet", "iris-a=90%, iris-b=10%"),),
     )
-    annotations = apply_state({"team": "ml", "rollout.knative-rollout.dev/previous-stable-revision": "old"}, state)
+    annotations = apply_state(
+        {"team": "ml", "rollout.knative-rollout.dev/previous-stable-revision": "old"}, state
+    )
     assert annotations["team"] == "ml"
     assert "rollout.knative-rollout.dev/previous-stable-revision" not in annotations
     assert state_from_annotations(annotations) == state
@@ -301,8 +329,13 @@ def test_state_round_trips_through_annotations_and_keeps_foreign_ones() -> None:
 
 @pytest.mark.parametrize(
     "annotations",
-    [None, {}, {HISTORY_ANNOTATION: "not json"}, {HISTORY_ANNOTATION: json.dumps({"a": 1})},
-     {"rollout.knative-rollout.dev/phase": "Bogus", "rollout.knative-rollout.dev/step": "x"}],
+    [
+        None,
+        {},
+        {HISTORY_ANNOTATION: "not json"},
+        {HISTORY_ANNOTATION: json.dumps({"a": 1})},
+        {"rollout.knative-rollout.dev/phase": "Bogus", "rollout.knative-rollout.dev/step": "x"},
+    ],
 )
 def test_unreadable_state_reads_as_empty(annotations: dict[str, str] | None) -> None:
     state = state_from_annotations(annotations)
@@ -312,7 +345,9 @@ def test_unreadable_state_reads_as_empty(annotations: dict[str, str] | None) -> 
 def test_revision_info_reads_readiness_and_reason() -> None:
     revision = {
         "metadata": {"name": "iris-x", "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "boom"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "boom"}]
+        },
     }
     assert revision_info(revision) == RevisionInfo("iris-x", False, "2026-01-01T00:00:00Z", "ExitCode1: boom")
 

@@ -45,7 +45,9 @@ def test_serialize_service_trigger() -> None:
 
 
 def _revision(status: str | None, reason: str = "", message: str = "") -> dict:
-    conditions = [] if status is None else [{"type": "Ready", "status": status, "reason": reason, "message": message}]
+    conditions = (
+        [] if status is None else [{"type": "Ready", "status": status, "reason": reason, "message": message}]
+    )
     return {"metadata": {"name": "iris-abc"}, "status": {"conditions": conditions}}
 
 
@@ -53,13 +55,19 @@ def _revision(status: str | None, reason: str = "", message: str = "") -> dict:
     ("obj", "status", "in_message"),
     [
         (_revision("True"), "success", "is Ready"),
-        (_revision("False", "ContainerMissing", "image x not found"), "failed", "ContainerMissing: image x not found"),
+        (
+            _revision("False", "ContainerMissing", "image x not found"),
+            "failed",
+            "ContainerMissing: image x not found",
+        ),
         (_revision("False", "ExitCode1", "Container failed with: boom"), "failed", "ExitCode1"),
         (None, "failed", "was deleted"),
     ],
 )
 def test_revision_trigger_decides(obj: dict | None, status: str, in_message: str) -> None:
-    trigger = KnativeRevisionReadyTrigger(name="iris-abc", namespace="ns", timeout_seconds=1, carry={"k": "v"})
+    trigger = KnativeRevisionReadyTrigger(
+        name="iris-abc", namespace="ns", timeout_seconds=1, carry={"k": "v"}
+    )
     event = trigger.decide(obj)
     assert event is not None
     assert event.payload["status"] == status
@@ -72,7 +80,9 @@ def test_revision_trigger_keeps_waiting(obj: dict) -> None:
     assert KnativeRevisionReadyTrigger(name="iris-abc", namespace="ns", timeout_seconds=1).decide(obj) is None
 
 
-def _service(generation: int, observed: int, traffic: list[dict], routes: str = "True", ready: str = "True") -> dict:
+def _service(
+    generation: int, observed: int, traffic: list[dict], routes: str = "True", ready: str = "True"
+) -> dict:
     return {
         "metadata": {"name": "iris", "generation": generation},
         "status": {
@@ -84,7 +94,10 @@ def _service(generation: int, observed: int, traffic: list[dict], routes: str = 
     }
 
 
-WANT = [{"revisionName": "a", "percent": 90, "tag": "stable"}, {"revisionName": "b", "percent": 10, "tag": "candidate"}]
+WANT = [
+    {"revisionName": "a", "percent": 90, "tag": "stable"},
+    {"revisionName": "b", "percent": 10, "tag": "candidate"},
+]
 SERVED = [{**target, "url": f"http://{target['tag']}-iris.ns.example.com"} for target in WANT]
 
 
@@ -99,7 +112,9 @@ SERVED = [{**target, "url": f"http://{target['tag']}-iris.ns.example.com"} for t
     ],
 )
 def test_service_trigger_waits_for_the_expected_traffic(obj: dict, decided: str | None) -> None:
-    trigger = KnativeServiceReadyTrigger(name="iris", namespace="ns", timeout_seconds=1, expected_traffic=WANT)
+    trigger = KnativeServiceReadyTrigger(
+        name="iris", namespace="ns", timeout_seconds=1, expected_traffic=WANT
+    )
     event = trigger.decide(obj)
     assert (event.payload["status"] if event else None) == decided
     if event:

@@ -347,3 +347,26 @@ def test_configuration_is_defaulted_and_validated() -> None:
     config["spec"]["template"]["spec"]["containers"] = []
     with pytest.raises(ApiError, match=r"missing field\(s\): spec.template.spec.containers$"):
         admit(kinds.CONFIGURATION, "CREATE", config, None)
+
+
+@pytest.mark.parametrize(
+    ("generate_name", "template_name", "message"),
+    [
+        pytest.param("iris-", None, None, id="prefix-ending-in-dash"),
+        pytest.param(
+            "Iris-", None, f"not a DNS 1035 label prefix: [{DNS1035}]: metadata.generateName", id="bad-prefix"
+        ),
+        pytest.param(
+            "iris-", "iris-v1", "must not set the field(s): spec.template.metadata.name", id="named-template"
+        ),
+    ],
+)
+def test_generate_name(generate_name: str, template_name: str | None, message: str | None) -> None:
+    body = service(template_name=template_name)
+    body["metadata"] = {"generateName": generate_name, "namespace": "default"}
+    if message is None:
+        assert admit(kinds.KSVC, "CREATE", body, None)["metadata"]["generateName"] == generate_name
+        return
+    with pytest.raises(ApiError) as raised:
+        admit(kinds.KSVC, "CREATE", body, None)
+    assert raised.value.message == WEBHOOK_PREFIX + message

@@ -17,8 +17,10 @@ DOC = {"metadata": {"labels": {"a": "1"}}, "spec": {"traffic": [{"percent": 100}
     [
         ({"metadata": {"labels": {"b": "2"}}}, {"metadata": {"labels": {"a": "1", "b": "2"}}}),
         ({"metadata": {"labels": {"a": None}}}, {"metadata": {"labels": {}}}),
-        ({"spec": {"traffic": [{"percent": 50}, {"percent": 50}]}},
-         {"spec": {"traffic": [{"percent": 50}, {"percent": 50}], "x": 1}}),
+        (
+            {"spec": {"traffic": [{"percent": 50}, {"percent": 50}]}},
+            {"spec": {"traffic": [{"percent": 50}, {"percent": 50}], "x": 1}},
+        ),
         ({"spec": None}, {"metadata": {"labels": {"a": "1"}}}),
     ],
 )
@@ -34,17 +36,39 @@ def test_merge_patch(patch: dict[str, Any], expected: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("operations", "path", "expected"),
     [
-        ([{"op": "add", "path": "/metadata/labels/b", "value": "2"}], ("metadata", "labels"), {"a": "1", "b": "2"}),
-        ([{"op": "replace", "path": "/spec/traffic/0/percent", "value": 0}], ("spec", "traffic"), [{"percent": 0}]),
-        ([{"op": "add", "path": "/spec/traffic/-", "value": {"tag": "t"}}], ("spec", "traffic"),
-         [{"percent": 100}, {"tag": "t"}]),
+        (
+            [{"op": "add", "path": "/metadata/labels/b", "value": "2"}],
+            ("metadata", "labels"),
+            {"a": "1", "b": "2"},
+        ),
+        (
+            [{"op": "replace", "path": "/spec/traffic/0/percent", "value": 0}],
+            ("spec", "traffic"),
+            [{"percent": 0}],
+        ),
+        (
+            [{"op": "add", "path": "/spec/traffic/-", "value": {"tag": "t"}}],
+            ("spec", "traffic"),
+            [{"percent": 100}, {"tag": "t"}],
+        ),
         ([{"op": "remove", "path": "/metadata/labels/a"}], ("metadata", "labels"), {}),
-        ([{"op": "test", "path": "/spec/x", "value": 1}, {"op": "copy", "from": "/spec/x", "path": "/spec/y"}],
-         ("spec", "y"), 1),
+        (
+            [
+                {"op": "test", "path": "/spec/x", "value": 1},
+                {"op": "copy", "from": "/spec/x", "path": "/spec/y"},
+            ],
+            ("spec", "y"),
+            1,
+        ),
         ([{"op": "move", "from": "/spec/x", "path": "/spec/z"}], ("spec", "z"), 1),
-        ([{"op": "add", "path": "/metadata/annotations", "value": {"a~b/c": "v"}},
-          {"op": "replace", "path": "/metadata/annotations/a~0b~1c", "value": "w"}],
-         ("metadata", "annotations"), {"a~b/c": "w"}),
+        (
+            [
+                {"op": "add", "path": "/metadata/annotations", "value": {"a~b/c": "v"}},
+                {"op": "replace", "path": "/metadata/annotations/a~0b~1c", "value": "w"},
+            ],
+            ("metadata", "annotations"),
+            {"a~b/c": "w"},
+        ),
     ],
 )
 def test_json_patch(operations: list[dict[str, Any]], path: tuple[str, ...], expected: Any) -> None:

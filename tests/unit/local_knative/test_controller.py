@@ -13,7 +13,11 @@ import pytest
 from local_knative import kinds
 from local_knative.admission import admit
 from local_knative.controller import KnativeController
+from local_knative.knative.configuration import reconcile_configuration
 from local_knative.knative.objects import condition_of
+from local_knative.knative.revision import reconcile_revision
+from local_knative.knative.route import reconcile_route
+from local_knative.knative.service import reconcile_service
 from local_knative.store import Store
 
 NS = "default"
@@ -254,6 +258,11 @@ async def test_ready_service_status(store: Store, controller: KnativeController)
         "TLSNotEnabled",
         "external-domain-tls is not enabled",
     )
+    for condition_type in ("AllTrafficAssigned", "IngressReady", "Ready"):
+        assert cond(store, kinds.ROUTE, "iris", condition_type) == ("True", "", "")
+    assert cond(store, kinds.CONFIGURATION, "iris") == ("True", "", "")
+    for condition_type in ("ResourcesAvailable", "ContainerHealthy", "Ready", "Active"):
+        assert cond(store, kinds.REVISION, "iris-00001", condition_type) == ("True", "", "")
     revision = store.get(kinds.REVISION, NS, "iris-00001")
     assert (revision["status"]["actualReplicas"], revision["status"]["desiredReplicas"]) == (1, 1)
 
@@ -261,16 +270,21 @@ async def test_ready_service_status(store: Store, controller: KnativeController)
 async def test_controller_settles(store: Store, controller: KnativeController) -> None:
     await ready_service(store, controller)
     settled_at = store.resource_version
-    for kind, name in (
-        (kinds.KSVC, "iris"),
-        (kinds.CONFIGURATION, "iris"),
-        (kinds.ROUTE, "iris"),
-        (kinds.REVISION, "iris-00001"),
-    ):
-        getattr(controller, f"reconcile_{ {kinds.KSVC: 'service'}.get(kind, kind.kind.lower()) }")(NS, name)
-    await asyncio.sleep(0.1)
+    controller.reconcile_service(NS, "iris")
+    controller.reconcile_configuration(NS, "iris")
+    controller.reconcile_route(NS, "iris")
+    controller.reconcile_revision(NS, "iris-00001")
+    await asyncio.sleep(0.2)
     await controller.settled()
     assert store.resource_version == settled_at, "reconciling an unchanged world must not write"
+
+    # A restarted controller reconciles every object once, and still has nothing to write.
+    await controller.stop()
+    restarted = KnativeController(store, domain=DOMAIN)
+    await restarted.start()
+    await restarted.settled()
+    await restarted.stop()
+    assert store.resource_version == settled_at
 
 
 async def test_scaled_to_zero_revision_stays_ready(store: Store, controller: KnativeController) -> None:
@@ -400,11 +414,15 @@ async def test_not_ready_target_gets_no_traffic(store: Store, controller: Knativ
     assert cond(store, kinds.KSVC, "iris") == ("True", "", "")
 
 
-async def test_out_of_date_and_traffic_not_migrated(store: Store) -> None:
-    # Reconcilers are driven one at a time, in the order that exposes each transient state.
-    controller = KnativeController(store, domain=DOMAIN)
+def test_out_of_date_and_traffic_not_migrated(store: Store) -> None:
+    # The reconcilers are run one at a time, without the work queue, in the order that exposes each
+    # transient state.
+    def reconcile_revision_from_store(name: str) -> None:
+        pods = store.list(kinds.POD, NS, label_selector=f"serving.knative.dev/revision={name}")[0]
+        reconcile_revision(store, NS, name, pods)
+
     store.create(kinds.KSVC, ksvc())
-    controller.reconcile_service(NS, "iris")
+    reconcile_service(store, NS, "iris")
     assert cond(store, kinds.KSVC, "iris", "ConfigurationsReady") == (
         "Unknown",
         "OutOfDate",
@@ -416,40 +434,38 @@ async def test_out_of_date_and_traffic_not_migrated(store: Store) -> None:
         "The Route is still working to reflect the latest desired specification.",
     )
 
-    controller.reconcile_configuration(NS, "iris")
+    reconcile_configuration(store, NS, "iris")
     # The Route is resolved before the Configuration has a ready Revision...
-    controller.reconcile_route(NS, "iris")
+    reconcile_route(store, NS, "iris", domain=DOMAIN)
     write_pod(store, "iris-00001")
-    controller._index_pod("ADDED", store.get(kinds.POD, NS, "iris-00001-deployment-abcde"))
-    controller.reconcile_revision(NS, "iris-00001")
-    controller.reconcile_configuration(NS, "iris")
-    controller.reconcile_service(NS, "iris")
+    reconcile_revision_from_store("iris-00001")
+    reconcile_configuration(store, NS, "iris")
+    reconcile_service(store, NS, "iris")
     assert cond(store, kinds.KSVC, "iris", "ConfigurationsReady") == ("True", "", "")
     assert cond(store, kinds.KSVC, "iris", "RoutesReady") == (
         "Unknown",
         "RevisionMissing",
         'Configuration "iris" is waiting for a Revision to become ready.',
     )
-    controller.reconcile_route(NS, "iris")
-    controller.reconcile_service(NS, "iris")
+    reconcile_route(store, NS, "iris", domain=DOMAIN)
+    reconcile_service(store, NS, "iris")
     assert cond(store, kinds.KSVC, "iris") == ("True", "", "")
 
     # ...and now the Configuration moves on to a new ready Revision before the Route has caught up.
     update_ksvc(store, "iris", lambda s: s["spec"]["template"]["spec"]["containers"][0].update(image="m:2"))
-    controller.reconcile_service(NS, "iris")
-    controller.reconcile_configuration(NS, "iris")
+    reconcile_service(store, NS, "iris")
+    reconcile_configuration(store, NS, "iris")
     write_pod(store, "iris-00002")
-    controller._index_pod("ADDED", store.get(kinds.POD, NS, "iris-00002-deployment-abcde"))
-    controller.reconcile_revision(NS, "iris-00002")
-    controller.reconcile_configuration(NS, "iris")
-    controller.reconcile_service(NS, "iris")
+    reconcile_revision_from_store("iris-00002")
+    reconcile_configuration(store, NS, "iris")
+    reconcile_service(store, NS, "iris")
     assert cond(store, kinds.KSVC, "iris", "RoutesReady") == (
         "Unknown",
         "TrafficNotMigrated",
         "Traffic is not yet migrated to the latest revision.",
     )
-    controller.reconcile_route(NS, "iris")
-    controller.reconcile_service(NS, "iris")
+    reconcile_route(store, NS, "iris", domain=DOMAIN)
+    reconcile_service(store, NS, "iris")
     assert cond(store, kinds.KSVC, "iris") == ("True", "", "")
     assert store.get(kinds.KSVC, NS, "iris")["status"]["traffic"][0]["revisionName"] == "iris-00002"
 

@@ -69,7 +69,9 @@ def test_generate_name_adds_a_suffix(store: Store) -> None:
 
 def test_replace_bumps_generation_only_on_spec_change_and_skips_no_op_writes(store: Store) -> None:
     created = store.create(kinds.KSVC, ksvc("a"))
-    labelled = store.replace(kinds.KSVC, {**created, "metadata": {**created["metadata"], "labels": {"x": "y"}}})
+    labelled = store.replace(
+        kinds.KSVC, {**created, "metadata": {**created["metadata"], "labels": {"x": "y"}}}
+    )
     assert labelled["metadata"]["generation"] == 1
     assert int(labelled["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     changed = store.replace(kinds.KSVC, {**labelled, "spec": ksvc("a", image="img:2")["spec"]})
@@ -94,8 +96,9 @@ def test_status_subresource_separates_status_from_main_writes(store: Store) -> N
     assert with_status["status"] == {"url": "http://a"} and with_status["metadata"]["generation"] == 1
     main = store.replace(kinds.KSVC, {**with_status, "status": {"url": "ignored"}, "spec": {"x": 1}})
     assert main["status"] == {"url": "http://a"} and main["spec"] == {"x": 1}
-    status_only = store.replace(kinds.KSVC, {**main, "spec": {"y": 2}, "status": {"url": "b"}},
-                                subresource="status")
+    status_only = store.replace(
+        kinds.KSVC, {**main, "spec": {"y": 2}, "status": {"url": "b"}}, subresource="status"
+    )
     assert status_only["spec"] == {"x": 1} and status_only["status"] == {"url": "b"}
 
 
@@ -109,10 +112,16 @@ def test_delete_collects_owned_objects_recursively(store: Store) -> None:
     service = store.create(kinds.KSVC, ksvc("a"))
 
     def owned_by(owner: dict[str, Any], kind: kinds.Kind, name: str) -> dict[str, Any]:
-        ref = {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-               "uid": owner["metadata"]["uid"], "controller": True}
-        return store.create(kind, {"metadata": {"name": name, "namespace": "default", "ownerReferences": [ref]},
-                                   "spec": {}})
+        ref = {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+        }
+        return store.create(
+            kind, {"metadata": {"name": name, "namespace": "default", "ownerReferences": [ref]}, "spec": {}}
+        )
 
     configuration = owned_by(service, kinds.CONFIGURATION, "a")
     owned_by(configuration, kinds.REVISION, "a-00001")
@@ -147,12 +156,15 @@ def test_deleting_a_namespace_deletes_its_objects(store: Store) -> None:
         ("tier=web", "metadata.labels.env=prod", ["a"]),
     ],
 )
-def test_list_selectors(store: Store, label_selector: str | None, field_selector: str | None,
-                        expected: list[str]) -> None:
+def test_list_selectors(
+    store: Store, label_selector: str | None, field_selector: str | None, expected: list[str]
+) -> None:
     store.create(kinds.KSVC, ksvc("a", tier="web", env="prod"))
     store.create(kinds.KSVC, ksvc("b", tier="web"))
     store.create(kinds.KSVC, ksvc("c", tier="db"))
-    items, rv = store.list(kinds.KSVC, "default", label_selector=label_selector, field_selector=field_selector)
+    items, rv = store.list(
+        kinds.KSVC, "default", label_selector=label_selector, field_selector=field_selector
+    )
     assert [i["metadata"]["name"] for i in items] == expected and rv == store.resource_version
 
 
@@ -197,7 +209,9 @@ async def test_watch_lists_then_follows_and_replays_from_a_resource_version(stor
 async def test_watch_follows_objects_in_and_out_of_a_label_selector(store: Store) -> None:
     created = store.create(kinds.KSVC, ksvc("a"))
     watch = store.watch(kinds.KSVC, "default", store.resource_version, label_selector="track=canary")
-    labelled = store.replace(kinds.KSVC, {**created, "metadata": {**created["metadata"], "labels": {"track": "canary"}}})
+    labelled = store.replace(
+        kinds.KSVC, {**created, "metadata": {**created["metadata"], "labels": {"track": "canary"}}}
+    )
     store.replace(kinds.KSVC, {**labelled, "metadata": {**labelled["metadata"], "labels": {}}})
     assert await _take(watch, 2) == [("ADDED", "a"), ("DELETED", "a")]
     await watch.aclose()

@@ -15,6 +15,7 @@ from model.artifact import (
     parse_gcs_uri,
     resolve_model_uri,
 )
+from model.serve import load_model
 from model.train import train
 
 
@@ -140,3 +141,12 @@ def test_local_paths_pass_through_and_other_schemes_are_refused(tmp_path: Path) 
     assert resolve_model_uri(str(tmp_path), tmp_path / "cache") == tmp_path
     with pytest.raises(ArtifactError, match="unsupported MODEL_URI scheme in 's3://b/v1'"):
         resolve_model_uri("s3://b/v1", tmp_path)
+
+
+def test_model_server_loads_a_gcs_artifact(tmp_path: Path, artifact_dir: Path) -> None:
+    # google.cloud.storage.Client is mocked; this is the code path `python -m model.serve` takes for gs://.
+    with mock.patch(
+        "google.cloud.storage.Client", return_value=fake_client(blobs_of(artifact_dir, "iris/v4"))
+    ):
+        artifact = load_model("gs://ml-bucket/iris/v4", tmp_path)
+    assert (artifact.version, artifact.n_features, artifact.path) == ("v4", 4, tmp_path / "v4")

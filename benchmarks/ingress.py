@@ -1,0 +1,357 @@
+"""Benchmark the local_knative ingress against the same pod reached directly and through nginx.
+
+Run: ``.venv/bin/python benchmarks/ingress.py`` (needs the Debian packages ``wrk`` and ``nginx-light``).
+
+One run starts a real ``python -m local_knative serve``, deploys the echo app as a Knative Service pinned to
+one pod (min-scale = max-scale = 1), starts nginx (one worker, keep-alive upstream) as a reverse proxy to that
+same pod, and loads three paths with wrk, interleaved over several rounds so that a noisy neighbour hits all
+paths alike:
+
+* ``direct``: the pod's own port;
+* ``ingress``: the local_knative ingress port with the service's Host header;
+* ``nginx``: nginx in front of the pod.
+
+Two load shapes per path: throughput (``--connections`` keep-alive connections, requests per second, p50/p99)
+and latency (one connection, so p50 is the per-request cost, not queueing). The medians over the rounds,
+the ratios (added p50 of the ingress over direct; ingress rps / nginx rps) and the verdict against the goals
+(added p50 < 1 ms, at least half of nginx's rps on one core) go to ``benchmarks/results/ingress.json`` and
+``ingress.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ECHO_IMAGE = "registry.example.com/knative-rollout/echo:bench"
+SERVICE = "bench"
+NAMESPACE = "default"
+PATHS = ("direct", "ingress", "nginx")
+GOAL_ADDED_P50_MS = 1.0
+GOAL_RPS_RATIO = 0.5
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  upstream pod {{ server 127.0.0.1:{pod_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://pod;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }}
+  }}
+}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _api(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        api + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def start_local_knative(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start a local_knative server and return it with its endpoints."""
+    log = (data_dir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local_knative", "serve", "--data-dir", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoints_path = data_dir / "endpoints.json"
+    deadline = time.monotonic() + 60
+    while not endpoints_path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"local_knative did not start; see {data_dir / 'server.log'}")
+        time.sleep(0.1)
+    return process, json.loads(endpoints_path.read_text())
+
+
+def deploy_echo(api: str) -> int:
+    """Create the echo Service on one pod and return that pod's port once it is Ready."""
+    annotations = {"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}
+    _api(
+        api,
+        "POST",
+        f"/apis/serving.knative.dev/v1/namespaces/{NAMESPACE}/services",
+        {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": SERVICE},
+            "spec": {
+                "template": {
+                    "metadata": {"annotations": annotations},
+                    "spec": {"containers": [{"image": ECHO_IMAGE}]},
+                }
+            },
+        },
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pods = _api(api, "GET", f"/api/v1/namespaces/{NAMESPACE}/pods")["items"]
+        for pod in pods:
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return int(pod["metadata"]["annotations"]["local-knative.dev/port"])
+        time.sleep(0.2)
+    raise RuntimeError("the echo pod did not become Ready within 60 s")
+
+
+def start_nginx(work: Path, pod_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    """Start nginx (one worker) proxying to the pod; return it and its port."""
+    port = _free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=work, pod_port=pod_port, port=port))
+    process = subprocess.Popen(
+        [shutil.which("nginx") or "nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_port(port)
+    return process, port
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Return rps, p50_ms and p99_ms from wrk's ``--latency`` output."""
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+        if not match:
+            raise ValueError(f"no {label}% line in wrk output:\n{output}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    if not rps:
+        raise ValueError(f"no Requests/sec line in wrk output:\n{output}")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def run_wrk(
+    url: str, host: str | None, connections: int, duration: float, pin: list[str]
+) -> dict[str, float]:
+    """Run wrk once (one thread) and return its numbers."""
+    command = [*pin, shutil.which("wrk") or "wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    if host:
+        command += ["-H", f"Host: {host}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def main() -> int:
+    """Run the benchmark and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="seconds per wrk run (default %(default)s)"
+    )
+    parser.add_argument("--connections", type=int, default=50, help="connections of the throughput runs")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    missing = [name for name in ("wrk", "nginx") if shutil.which(name) is None]
+    if missing:
+        print(f"missing {', '.join(missing)}: apt-get install -y wrk nginx-light", file=sys.stderr)
+        return 2
+    # wrk gets the last CPU to itself when there are several, so the client does not steal from the proxy.
+    cpus = os.cpu_count() or 1
+    pin = ["taskset", "-c", str(cpus - 1)] if cpus > 1 and shutil.which("taskset") else []
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingress-"))
+    server, endpoints = start_local_knative(work / "local-knative")
+    (work / "nginx").mkdir()
+    nginx: subprocess.Popen[bytes] | None = None
+    try:
+        pod_port = deploy_echo(endpoints["api"])
+        nginx, nginx_port = start_nginx(work / "nginx", pod_port)
+        host = f"{SERVICE}.{NAMESPACE}.{endpoints['domain']}"
+        targets = {
+            "direct": (f"http://127.0.0.1:{pod_port}/", None),
+            "ingress": (endpoints["ingress"] + "/", host),
+            "nginx": (f"http://127.0.0.1:{nginx_port}/", host),
+        }
+        for url, target_host in targets.values():  # warm up connections and code paths
+            run_wrk(url, target_host, args.connections, 1, pin)
+        load_before = os.getloadavg()
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {
+            path: {"throughput": [], "latency": []} for path in PATHS
+        }
+        for round_number in range(args.rounds):
+            for path in PATHS:
+                url, target_host = targets[path]
+                runs[path]["throughput"].append(
+                    run_wrk(url, target_host, args.connections, args.duration, pin)
+                )
+                runs[path]["latency"].append(run_wrk(url, target_host, 1, args.duration, pin))
+                print(f"round {round_number + 1} {path}: {runs[path]['throughput'][-1]}", flush=True)
+        load_after = os.getloadavg()
+    finally:
+        if nginx is not None:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(10)
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+    def median(path: str, shape: str, key: str) -> float:
+        return round(statistics.median(run[key] for run in runs[path][shape]), 3)
+
+    summary = {
+        path: {
+            "throughput": {
+                key: median(path, "throughput", key) for key in ("rps", "p50_ms", "p99_ms", "non_2xx")
+            },
+            "latency_1_connection": {
+                key: median(path, "latency", key) for key in ("rps", "p50_ms", "p99_ms")
+            },
+        }
+        for path in PATHS
+    }
+    direct_p50 = summary["direct"]["latency_1_connection"]["p50_ms"]
+    added_p50 = round(summary["ingress"]["latency_1_connection"]["p50_ms"] - direct_p50, 3)
+    nginx_added_p50 = round(summary["nginx"]["latency_1_connection"]["p50_ms"] - direct_p50, 3)
+    rps_ratio = round(summary["ingress"]["throughput"]["rps"] / summary["nginx"]["throughput"]["rps"], 3)
+    result = {
+        "benchmark": "ingress",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "rounds": args.rounds,
+            "wrk_pinned_to_cpu": pin[-1] if pin else None,
+            "backend": "local_knative.echo (aiohttp), one pod",
+        },
+        "environment": {
+            "cpus": cpus,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+            "python": platform.python_version(),
+            "aiohttp": version("aiohttp"),
+            "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip(),
+            "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+            .stdout.split("\n")[0]
+            .strip(),
+        },
+        "paths": summary,
+        "runs": runs,
+        "ratios": {
+            "ingress_added_p50_ms": added_p50,
+            "nginx_added_p50_ms": nginx_added_p50,
+            "ingress_rps_over_nginx_rps": rps_ratio,
+            "ingress_rps_over_direct_rps": round(
+                summary["ingress"]["throughput"]["rps"] / summary["direct"]["throughput"]["rps"], 3
+            ),
+        },
+        "goals": {
+            "added_p50_under_1ms": added_p50 < GOAL_ADDED_P50_MS,
+            "at_least_half_of_nginx_rps": rps_ratio >= GOAL_RPS_RATIO,
+        },
+    }
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "ingress.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.output_dir / "ingress.md").write_text(render_markdown(result))
+    print(render_markdown(result))
+    return 0
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """Render the results as a short Markdown report."""
+    settings, env, ratios, goals = (
+        result["settings"],
+        result["environment"],
+        result["ratios"],
+        result["goals"],
+    )
+    lines = [
+        "# Ingress benchmark",
+        "",
+        f"Run {result['date']} by `benchmarks/ingress.py` ({settings['rounds']} interleaved rounds of "
+        f"{settings['duration_s']:g} s per run, medians). Backend: {settings['backend']}. "
+        f"{env['cpus']} CPUs, wrk pinned to CPU {settings['wrk_pinned_to_cpu']}; load average "
+        f"{env['load_average_before'][0]} before, {env['load_average_after'][0]} after (the machine is "
+        "shared, so absolute numbers are noisy; paths were interleaved so they share the noise).",
+        "",
+        f"| path | rps ({settings['connections']} conn) | p50 ms | p99 ms "
+        "| p50 ms (1 conn) | p99 ms (1 conn) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path, numbers in result["paths"].items():
+        t, lat = numbers["throughput"], numbers["latency_1_connection"]
+        lines.append(
+            f"| {path} | {t['rps']:.0f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} "
+            f"| {lat['p50_ms']:.3f} | {lat['p99_ms']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Where we stand",
+        "",
+        "- Added p50 latency of the ingress over direct, one connection: "
+        f"{ratios['ingress_added_p50_ms']:.3f} ms (nginx adds {ratios['nginx_added_p50_ms']:.3f} ms). "
+        f"Goal < 1 ms: {_verdict(goals['added_p50_under_1ms'])}.",
+        f"- Ingress rps / nginx rps: {ratios['ingress_rps_over_nginx_rps']:.2f} "
+        f"(ingress / direct: {ratios['ingress_rps_over_direct_rps']:.2f}). Goal >= 0.5 on one core: "
+        f"{_verdict(goals['at_least_half_of_nginx_rps'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
