@@ -102,6 +102,7 @@ def _api(api: str, method: str, path: str, body: dict[str, Any] | None = None) -
 
 def start_local_knative(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start a local_knative server and return it with its endpoints."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "local_knative", "serve", "--data-dir", str(data_dir)],

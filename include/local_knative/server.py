@@ -98,7 +98,8 @@ def kubeconfig_text(api_url: str) -> str:
         "current-context": CONTEXT_NAME,
         "preferences": {},
     }
-    return yaml.safe_dump(config, sort_keys=False)
+    text: str = yaml.safe_dump(config, sort_keys=False)
+    return text
 
 
 async def _start_site(app: web.Application, port: int) -> tuple[web.AppRunner, int]:

@@ -10,6 +10,7 @@ what a real server answers once etcd has compacted the revision.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import re
@@ -18,7 +19,7 @@ import sqlite3
 import string
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,15 @@ def _dumps(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
+def _parse(body: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    return _parse(_dumps(obj))
+
+
 @dataclass
 class _Event:
     """One committed write as watches replay it; objects are kept as JSON text, which is compact."""
@@ -84,7 +94,7 @@ class _Watcher:
             return False
         if not self.filtered:
             return True
-        obj = json.loads(body)
+        obj = _parse(body)
         return self._labels(obj) and self._fields(obj)
 
     def translate(self, event: _Event) -> str | None:
@@ -167,7 +177,7 @@ class Store:
     def try_get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         """Return a copy of the object, or None when it does not exist."""
         body = self._objects[kind].get((self._namespace_of(kind, namespace), name))
-        return json.loads(body) if body is not None else None
+        return _parse(body) if body is not None else None
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any]:
         """Return a copy of the object.
@@ -194,7 +204,7 @@ class Store:
         bodies, resource_version = self.list_json(
             kind, namespace, label_selector=label_selector, field_selector=field_selector
         )
-        return [json.loads(body) for body in bodies], resource_version
+        return [_parse(body) for body in bodies], resource_version
 
     def list_json(
         self,
@@ -203,8 +213,8 @@ class Store:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> tuple[list[str], str]:
-        """Return the matching objects as JSON texts in the order of :meth:`list` (unparsed when unfiltered)."""
+    ) -> tuple[builtins.list[str], str]:
+        """Return the matching objects as JSON texts, in list order (not parsed when unfiltered)."""
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector)
         filtered = bool(label_selector and label_selector.strip()) or bool(
@@ -215,7 +225,7 @@ class Store:
             if namespace is not None and kind.namespaced and item_namespace != namespace:
                 continue
             if filtered:
-                obj = json.loads(body)
+                obj = _parse(body)
                 if not (labels(obj) and fields(obj)):
                     continue
             bodies.append(body)
@@ -228,7 +238,7 @@ class Store:
 
         :raises ApiError: 409 AlreadyExists, 404 when its namespace does not exist, 422 for a bad name.
         """
-        new = json.loads(_dumps(obj))
+        new = _copy(obj)
         new["apiVersion"] = kind.api_version
         new["kind"] = kind.kind
         meta = new.setdefault("metadata", {})
@@ -258,7 +268,7 @@ class Store:
         if dry_run:
             return new
         self._commit("ADDED", kind, namespace, new, None)
-        return json.loads(_dumps(new))
+        return _copy(new)
 
     def replace(
         self,
@@ -286,18 +296,18 @@ class Store:
         body = self._objects[kind].get((namespace, name)) if isinstance(name, str) else None
         if body is None:
             raise not_found(kind, str(name or ""))
-        current = json.loads(body)
+        current = _parse(body)
         requested_rv = meta.get("resourceVersion")
         if requested_rv and str(requested_rv) != current["metadata"]["resourceVersion"]:
-            raise conflict(kind, name)
+            raise conflict(kind, str(name))
         if subresource == "status":
-            new = json.loads(body)
+            new = _parse(body)
             if "status" in obj:
-                new["status"] = json.loads(_dumps(obj["status"])) if obj["status"] is not None else None
+                new["status"] = _copy(obj["status"]) if obj["status"] is not None else None
             else:
                 new.pop("status", None)
         else:
-            new = json.loads(_dumps(obj))
+            new = _copy(obj)
             new_meta = new.setdefault("metadata", {})
             for key in _SYSTEM_METADATA:
                 if key in current["metadata"]:
@@ -318,7 +328,7 @@ class Store:
         if new == current or dry_run:
             return new
         self._commit("MODIFIED", kind, namespace, new, current)
-        return json.loads(_dumps(new))
+        return _copy(new)
 
     def delete(
         self, kind: Kind, namespace: str | None, name: str, *, dry_run: bool = False
@@ -332,7 +342,7 @@ class Store:
         body = self._objects[kind].get((namespace, name))
         if body is None:
             raise not_found(kind, name)
-        current = json.loads(body)
+        current = _parse(body)
         if dry_run:
             return current
         self._commit("DELETED", kind, namespace, current, current)
@@ -344,14 +354,14 @@ class Store:
                         # An earlier delete in this loop may already have collected it as an owned object.
                         if (item_namespace, item_name) in self._objects[other]:
                             self.delete(other, item_namespace, item_name)
-        return json.loads(_dumps(current))
+        return _copy(current)
 
     def _collect_garbage(self, owner_uid: str) -> None:
         for kind in kinds.ALL_KINDS:
             owned = []
             for (namespace, name), body in self._objects[kind].items():
                 if owner_uid in body:
-                    refs = json.loads(body)["metadata"].get("ownerReferences") or []
+                    refs = _parse(body)["metadata"].get("ownerReferences") or []
                     if any(ref.get("uid") == owner_uid for ref in refs):
                         owned.append((namespace, name))
             for namespace, name in owned:
@@ -401,7 +411,7 @@ class Store:
                 watcher.queue.put_nowait((seen_as, body))
         for callback in list(self._subscribers):
             try:
-                callback(event_type, kind, json.loads(body))
+                callback(event_type, kind, _parse(body))
             except Exception:
                 log.exception("store subscriber %r failed on %s %s %s", callback, event_type, kind.kind, name)
 
@@ -415,7 +425,7 @@ class Store:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         """Yield ``(event_type, object)`` for changes after ``resource_version``.
 
         None, "" or "0" first yields a synthetic ADDED for every current object.
@@ -447,10 +457,10 @@ class Store:
         self._watchers.add(watcher)
         try:
             for event_type, body in initial:
-                yield event_type, json.loads(body)
+                yield event_type, _parse(body)
             while True:
                 event_type, body = await watcher.queue.get()
-                yield event_type, json.loads(body)
+                yield event_type, _parse(body)
         finally:
             self._watchers.discard(watcher)
 

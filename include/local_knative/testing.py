@@ -23,6 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,7 +132,7 @@ class LocalKnative:
         """Return the server's process id while it runs."""
         return self.process.pid if self.process is not None else None
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Send one JSON request to the API server and return (status, decoded body)."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(

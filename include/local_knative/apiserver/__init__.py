@@ -8,6 +8,7 @@ for one machine, bound to loopback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -28,7 +29,9 @@ def _json(data: object, content_type: str = "application/json") -> web.Response:
 
 
 @web.middleware
-async def _errors_as_status(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _errors_as_status(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as error:
