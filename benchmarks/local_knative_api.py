@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,14 @@ def run(services: int, lists: int, data_dir: Path) -> dict[str, Any]:
             if len(listed["items"]) != services:
                 raise RuntimeError(f"listed {len(listed['items'])} services, expected {services}")
 
+        raw_latencies = []
+        list_url = f"{server.api_url}/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+        for _ in range(lists):
+            began = time.perf_counter()
+            with urllib.request.urlopen(list_url, timeout=60) as response:
+                list_bytes = len(response.read())
+            raw_latencies.append(time.perf_counter() - began)
+
         began = time.perf_counter()
         replayed = 0
         watcher = kubernetes.watch.Watch()
@@ -134,6 +143,12 @@ def run(services: int, lists: int, data_dir: Path) -> dict[str, Any]:
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
             "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
         },
+        "list_raw_http": {
+            "note": "same LIST over plain HTTP, body read but not parsed: the server's share",
+            "bytes": list_bytes,
+            "p50_ms": round(percentile(raw_latencies, 0.50) * 1000, 2),
+            "p99_ms": round(percentile(raw_latencies, 0.99) * 1000, 2),
+        },
         "watch_replay": {
             "from_resource_version": "0",
             "events": replayed,
@@ -160,8 +175,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"| create throughput | {result['writes_per_second']} Services/s |",
             f"| store writes in total (controller + runtime included) | {result['store_writes_total']} |",
             f"| controllers idle after the last create | {result['controller_settle_seconds']} s |",
-            f"| LIST of {listing['items']} Services, {listing['count']} times | p50 {listing['p50_ms']} ms, "
+            f"| LIST of {listing['items']} Services with the kubernetes client, {listing['count']} times | "
+            f"p50 {listing['p50_ms']} ms, "
             f"p99 {listing['p99_ms']} ms, mean {listing['mean_ms']} ms |",
+            f"| same LIST over plain HTTP, not parsed ({result['list_raw_http']['bytes']} bytes) | "
+            f"p50 {result['list_raw_http']['p50_ms']} ms, p99 {result['list_raw_http']['p99_ms']} ms |",
             f"| WATCH from resourceVersion 0 ({result['watch_replay']['events']} ADDED events) | "
             f"{result['watch_replay']['seconds']} s |",
             f"| server resident memory after the run | {result['server_rss_mib']} MiB |",

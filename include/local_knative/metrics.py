@@ -83,8 +83,9 @@ class RequestMetrics:
     """Hold request counters and latency histograms per revision and response code."""
 
     def __init__(self) -> None:
-        self._app: dict[tuple[RevisionLabels, int], _Series] = {}
-        self._all: dict[tuple[RevisionLabels, int], _Series] = {}
+        # (revision, code) -> (every answer, answers of the app); the app series stays empty for answers
+        # no pod gave. One lookup per request keeps the hot path short.
+        self._series: dict[tuple[RevisionLabels, int], tuple[_Series, _Series]] = {}
 
     def record(self, labels: RevisionLabels, code: int, total_ms: float, app_ms: float | None) -> None:
         """Count one answer.
@@ -95,15 +96,12 @@ class RequestMetrics:
         :param app_ms: time the user container took, or None when no pod answered.
         """
         key = (labels, code)
-        series = self._all.get(key)
-        if series is None:
-            series = self._all[key] = _Series()
-        series.observe(total_ms)
+        pair = self._series.get(key)
+        if pair is None:
+            pair = self._series[key] = (_Series(), _Series())
+        pair[0].observe(total_ms)
         if app_ms is not None:
-            app = self._app.get(key)
-            if app is None:
-                app = self._app[key] = _Series()
-            app.observe(app_ms)
+            pair[1].observe(app_ms)
 
     def render(self, pod_counts: Iterable[tuple[RevisionLabels, int, int]] = ()) -> str:
         """Return every series in the Prometheus text exposition format.
@@ -111,7 +109,9 @@ class RequestMetrics:
         :param pod_counts: (revision, desired pods, ready pods) per revision.
         """
         lines: list[str] = []
-        for prefix, table in (("revision_app_request", self._app), ("revision_request", self._all)):
+        everything = {key: pair[0] for key, pair in self._series.items()}
+        app = {key: pair[1] for key, pair in self._series.items() if pair[1].count}
+        for prefix, table in (("revision_app_request", app), ("revision_request", everything)):
             _render_requests(lines, prefix, table)
         gauges = list(pod_counts)
         for name, index, help_text in (

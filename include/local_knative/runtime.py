@@ -327,14 +327,20 @@ class RevisionState:
                     break
         return best
 
+    def acquire_nowait(self) -> PodProcess | None:
+        """Borrow the least busy ready pod that has room, or return None (then use :meth:`acquire`)."""
+        pod = self._pick()
+        if pod is not None:
+            pod.in_flight += 1
+            self.scaler.request_started(time.monotonic())
+        return pod
+
     async def acquire(self) -> PodProcess:
-        """Borrow the least busy ready pod, waiting (the activator) while none can take the request.
+        """Borrow a pod, waiting (the activator) while none can take the request.
 
         :raises RevisionUnavailable: when the revision failed, went away, or no pod came in time.
         """
-        pod = self._pick()
-        if pod is None:
-            pod = await self._wait_for_pod()
+        pod = await self._wait_for_pod()
         pod.in_flight += 1
         self.scaler.request_started(time.monotonic())
         return pod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -131,42 +132,47 @@ async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     catalog = ImageCatalog.load(options.images)
-    store = Store(data_dir / "state.db")
-    api_app = build_api_app(
-        store, admission=admission.admit, data_dir=data_dir, bookmark_interval=options.bookmark_interval
-    )
-    api_runner, api_port = await _start_site(api_app, options.api_port)
-    api_url = f"http://127.0.0.1:{api_port}"
-    controller = KnativeController(store, domain=options.domain)
-    await controller.start()
-    runtime = RevisionRuntime(store, catalog=catalog, data_dir=data_dir, scaling=ScalingConfig.from_cli(args))
-    await runtime.start()
-    ingress = Ingress(store, runtime, domain=options.domain)
-    ingress_runner, ingress_port = await _start_site(ingress.app(), options.ingress_port)
-    ingress_url = f"http://127.0.0.1:{ingress_port}"
+    # Each component is stopped in reverse order, also when a later one fails to start (so that no pod
+    # process outlives a failed start).
+    async with contextlib.AsyncExitStack() as running:
+        store = Store(data_dir / "state.db")
+        running.callback(store.close)
+        api_app = build_api_app(
+            store, admission=admission.admit, data_dir=data_dir, bookmark_interval=options.bookmark_interval
+        )
+        api_runner, api_port = await _start_site(api_app, options.api_port)
+        running.push_async_callback(api_runner.cleanup)
+        api_url = f"http://127.0.0.1:{api_port}"
+        controller = KnativeController(store, domain=options.domain)
+        await controller.start()
+        running.push_async_callback(controller.stop)
+        runtime = RevisionRuntime(
+            store, catalog=catalog, data_dir=data_dir, scaling=ScalingConfig.from_cli(args)
+        )
+        await runtime.start()
+        running.push_async_callback(runtime.stop)
+        ingress = Ingress(store, runtime, domain=options.domain)
+        ingress_runner, ingress_port = await _start_site(ingress.app(), options.ingress_port)
+        running.push_async_callback(ingress_runner.cleanup)
+        ingress_url = f"http://127.0.0.1:{ingress_port}"
 
-    kubeconfig_path = data_dir / "kubeconfig"
-    _write_atomically(kubeconfig_path, kubeconfig_text(api_url))
-    endpoints: dict[str, Any] = {
-        "api": api_url,
-        "ingress": ingress_url,
-        "metrics": f"{ingress_url}/metrics",
-        "domain": options.domain,
-        "kubeconfig": str(kubeconfig_path),
-        "data_dir": str(data_dir),
-        "pid": os.getpid(),
-    }
-    _write_atomically(endpoints_path, json.dumps(endpoints, indent=2) + "\n")
-    log.info("local_knative ready: API %s, ingress %s, data %s", api_url, ingress_url, data_dir)
+        kubeconfig_path = data_dir / "kubeconfig"
+        _write_atomically(kubeconfig_path, kubeconfig_text(api_url))
+        endpoints: dict[str, Any] = {
+            "api": api_url,
+            "ingress": ingress_url,
+            "metrics": f"{ingress_url}/metrics",
+            "domain": options.domain,
+            "kubeconfig": str(kubeconfig_path),
+            "data_dir": str(data_dir),
+            "pid": os.getpid(),
+        }
+        _write_atomically(endpoints_path, json.dumps(endpoints, indent=2) + "\n")
+        running.callback(endpoints_path.unlink, missing_ok=True)
+        log.info("local_knative ready: API %s, ingress %s, data %s", api_url, ingress_url, data_dir)
 
-    await stop.wait()
-    log.info("stopping local_knative")
-    endpoints_path.unlink(missing_ok=True)
-    await ingress_runner.cleanup()
-    await runtime.stop()
-    await controller.stop()
-    await api_runner.cleanup()
-    store.close()
+        await stop.wait()
+        log.info("stopping local_knative")
     log.info("local_knative stopped")
 
 

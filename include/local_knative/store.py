@@ -131,6 +131,8 @@ class Store:
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._objects: dict[Kind, dict[tuple[str, str], str]] = {k: {} for k in kinds.ALL_KINDS}
+        # owner uid -> the objects whose ownerReferences name it, so garbage collection needs no scan
+        self._owned: dict[str, set[tuple[Kind, str, str]]] = {}
         self._subscribers: list[Subscriber] = []
         self._watchers: set[_Watcher] = set()
         self._history: deque[_Event] = deque()
@@ -153,6 +155,7 @@ class Store:
                 log.warning("ignoring stored object %s/%s of unknown kind %s", namespace, name, kind_key)
                 continue
             self._objects[kind][(namespace, name)] = body
+            self._index_owners(kind, namespace, name, _parse(body), add=True)
         row = self._db.execute("SELECT value FROM meta WHERE key = 'resourceVersion'").fetchone()
         self._rv = int(row[0]) if row else 0
 
@@ -245,7 +248,7 @@ class Store:
         namespace = self._namespace_of(kind, meta.get("namespace"))
         if kind.namespaced:
             meta["namespace"] = namespace
-            if kind != kinds.NAMESPACE and ("", namespace) not in self._objects[kinds.NAMESPACE]:
+            if ("", namespace) not in self._objects[kinds.NAMESPACE]:
                 raise not_found(kinds.NAMESPACE, namespace)
         else:
             meta.pop("namespace", None)
@@ -357,16 +360,24 @@ class Store:
         return _copy(current)
 
     def _collect_garbage(self, owner_uid: str) -> None:
-        for kind in kinds.ALL_KINDS:
-            owned = []
-            for (namespace, name), body in self._objects[kind].items():
-                if owner_uid in body:
-                    refs = _parse(body)["metadata"].get("ownerReferences") or []
-                    if any(ref.get("uid") == owner_uid for ref in refs):
-                        owned.append((namespace, name))
-            for namespace, name in owned:
-                if (namespace, name) in self._objects[kind]:
-                    self.delete(kind, namespace, name)
+        for kind, namespace, name in sorted(
+            self._owned.pop(owner_uid, set()), key=lambda k: (k[0].plural, k[1:])
+        ):
+            # An earlier delete in this loop may already have collected it.
+            if (namespace, name) in self._objects[kind]:
+                self.delete(kind, namespace, name)
+
+    def _index_owners(self, kind: Kind, namespace: str, name: str, obj: dict[str, Any], *, add: bool) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            uid = ref.get("uid")
+            if not uid:
+                continue
+            if add:
+                self._owned.setdefault(uid, set()).add((kind, namespace, name))
+            elif uid in self._owned:
+                self._owned[uid].discard((kind, namespace, name))
+                if not self._owned[uid]:
+                    del self._owned[uid]
 
     def _commit(
         self, event_type: str, kind: Kind, namespace: str, obj: dict[str, Any], old: dict[str, Any] | None
@@ -400,6 +411,10 @@ class Store:
             del self._objects[kind][(namespace, name)]
         else:
             self._objects[kind][(namespace, name)] = body
+        if old is not None:
+            self._index_owners(kind, namespace, name, old, add=False)
+        if event_type != "DELETED":
+            self._index_owners(kind, namespace, name, obj, add=True)
         old_body = _dumps(old) if old is not None and event_type == "MODIFIED" else None
         event = _Event(self._rv, event_type, kind, namespace, body, old_body)
         self._history.append(event)

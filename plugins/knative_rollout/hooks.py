@@ -435,7 +435,7 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
         self.impersonation_chain = impersonation_chain
 
     @contextlib.asynccontextmanager
-    async def get_conn(self) -> AsyncIterator[async_client.ApiClient]:  # type: ignore[override]
+    async def get_conn(self) -> AsyncIterator[async_client.ApiClient]:
         """Yield an async API client for the kubernetes connection, or for GKE when a cluster URL is set."""
         if not self.cluster_url:
             async with super().get_conn() as api_client:

@@ -8,7 +8,7 @@ from airflow.sdk import BaseOperatorLink
 from airflow.sdk.execution_time.xcom import XCom
 
 if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.sdk.types import TaskInstanceKey
 
 SERVICE_URL_XCOM_KEY = "knative_service_url"
 TAG_URL_XCOM_KEY = "knative_tag_url"

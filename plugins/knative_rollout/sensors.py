@@ -11,7 +11,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from knative_rollout.exceptions import (
     KnativeRevisionFailedError,
@@ -77,12 +77,12 @@ class _KnativeReadySensor(BaseSensorOperator):
         event = None if obj is None else self.trigger().decide(obj)
         return None if event is None else dict(event.payload)
 
-    def poke(self, context: Context) -> bool:
-        """Return whether the object is Ready; raise when Knative reports that it failed."""
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        """Return whether the object is Ready (with the event as the task's result); raise if it failed."""
         event = self.current_event()
         if event is None:
             return False
-        return self.execute_complete(context, event) is not None
+        return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
 
     def execute(self, context: Context) -> Any:
         """Validate, then succeed at once, poke, or defer to the trigger."""

@@ -173,11 +173,12 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
         status = obj.get("status") or {}
         if status.get("observedGeneration", 0) < obj.get("metadata", {}).get("generation", 0):
             return None
-        summary = {"url": status.get("url"), "traffic": list(status.get("traffic") or [])}
+        served: list[dict[str, Any]] = list(status.get("traffic") or [])
+        summary = {"url": status.get("url"), "traffic": served}
         if self.expected_traffic is not None:
             routes = condition(obj, "RoutesReady")
             routes_ready = routes is None or routes.get("status") == "True"
-            if routes_ready and traffic_keys(summary["traffic"]) == traffic_keys(self.expected_traffic):
+            if routes_ready and traffic_keys(served) == traffic_keys(self.expected_traffic):
                 return self._event("success", f"service {self.name} serves the requested traffic", **summary)
             return None
         ready = condition(obj, "Ready") or {}

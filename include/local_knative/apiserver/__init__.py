@@ -3,6 +3,18 @@
 ``build_api_app(store, admission=...)`` returns an aiohttp application that real kubectl and the
 ``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted: the server is meant
 for one machine, bound to loopback.
+
+Deliberate simplifications, each invisible to the clients this project uses:
+
+* Server-side apply merges the applied object over the live one like a JSON merge patch; there is no
+  field ownership (``managedFields``), so a field dropped from a later apply is kept, not removed.
+* LIST ignores ``limit`` and returns everything with no ``continue`` token.
+* Protobuf is decoded only for request bodies of Namespace, ConfigMap and Secret (what ``kubectl create``
+  sends); answers are always JSON, which every client accepts.
+* Deletion is immediate (no finalizers, no grace period); owned objects are collected right away.
+* Field selectors accept any dotted path; ``fieldValidation=Strict`` checks top-level fields only.
+* Watch history is the last 5,000 writes, in memory: older resourceVersions (and any from before a
+  restart) get 410 Expired, as after an etcd compaction.
 """
 
 from __future__ import annotations
@@ -39,7 +51,12 @@ async def _errors_as_status(
     except web.HTTPException as error:
         if error.status_code == 404:
             return web.json_response(_NOT_FOUND.to_status(), status=404)
-        raise
+        if error.status_code < 400:
+            raise
+        reason = error.reason.replace(" ", "")
+        message = f"{request.method} {request.path}: {error.reason.lower()}"
+        status = ApiError(error.status_code, reason, message).to_status()
+        return web.json_response(status, status=error.status_code)
     except Exception as error:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
         status = ApiError(500, "InternalError", f"Internal error occurred: {error}").to_status()
@@ -111,7 +128,11 @@ def build_api_app(
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def end_streams(_app: web.Application) -> None:
+        rest.closing.set()
+
     app = web.Application(middlewares=[_errors_as_status], client_max_size=8 * 1024 * 1024)
+    app.on_shutdown.append(end_streams)
     router = app.router
     router.add_get("/version", version)
     router.add_get("/healthz", healthz)

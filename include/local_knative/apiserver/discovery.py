@@ -9,7 +9,7 @@ from local_knative.kinds import Kind
 
 KUBERNETES_VERSION = ("1", "32", "v1.32.0")
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
-RESOURCE_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+RESOURCE_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
 
 

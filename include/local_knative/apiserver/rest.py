@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 
 from local_knative import kinds
-from local_knative.apiserver import patches, tables
+from local_knative.apiserver import patches, protobuf, tables
 from local_knative.errors import (
     ApiError,
     bad_request,
@@ -133,6 +133,8 @@ class RestHandler:
         self.store = store
         self.admission = admission or _no_admission
         self.settings = settings
+        # Set when the server shuts down, so open watches and log streams end instead of being cut.
+        self.closing = asyncio.Event()
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         """Dispatch one request on ``target`` by method."""
@@ -148,6 +150,8 @@ class RestHandler:
                 return self.list(request, target)
             if method == "POST":
                 return await self.create(request, target)
+            if method == "DELETE":
+                return self.delete_collection(request, target)
             raise method_not_allowed(f"{method} is not allowed on a collection of {target.kind.resource}")
         if method == "GET":
             return self._respond(
@@ -204,6 +208,8 @@ class RestHandler:
         raw = await request.read()
         if not raw.strip():
             raise bad_request("the request body is empty: send the object as JSON or YAML")
+        if request.content_type == protobuf.CONTENT_TYPE:
+            return protobuf.decode(raw)
         try:
             return json.loads(raw)
         except ValueError:
@@ -361,6 +367,34 @@ class RestHandler:
         deleted = self.store.delete(target.kind, target.namespace, str(target.name), dry_run=dry_run)
         return self._respond(request, target.kind, deleted)
 
+    def delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        """Answer a DELETE on a collection: delete every object the selectors match; return them as a list."""
+        if target.kind == kinds.NAMESPACE:
+            raise method_not_allowed("deleting every namespace at once is not allowed: delete them by name")
+        items, _ = self.store.list(
+            target.kind,
+            target.namespace,
+            label_selector=request.query.get("labelSelector"),
+            field_selector=request.query.get("fieldSelector"),
+        )
+        dry_run = self._dry_run(request)
+        deleted = []
+        for item in items:
+            meta = item["metadata"]
+            # Garbage collection of an earlier item may already have removed this one.
+            if self.store.try_get(target.kind, meta.get("namespace"), meta["name"]) is not None:
+                deleted.append(
+                    self.store.delete(target.kind, meta.get("namespace"), meta["name"], dry_run=dry_run)
+                )
+        return _json(
+            {
+                "kind": f"{target.kind.kind}List",
+                "apiVersion": target.kind.api_version,
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": deleted,
+            }
+        )
+
     # ---- streams -------------------------------------------------------------------------------------
 
     async def watch(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -405,9 +439,9 @@ class RestHandler:
         first_table = True
         try:
             while (remaining := deadline - time.monotonic()) > 0:
-                if request.transport is None or request.transport.is_closing():
+                if self.closing.is_set() or request.transport is None or request.transport.is_closing():
                     break
-                wait = min(remaining, 1.0, max(next_bookmark - time.monotonic(), 0.0) if bookmarks else 1.0)
+                wait = min(remaining, 0.5, max(next_bookmark - time.monotonic(), 0.0) if bookmarks else 0.5)
                 try:
                     item = await asyncio.wait_for(inbox.get(), timeout=wait)
                 except TimeoutError:
@@ -479,7 +513,11 @@ class RestHandler:
         offset = path.stat().st_size if path is not None and path.exists() else 0
         try:
             await response.write(content)
-            while request.transport is not None and not request.transport.is_closing():
+            while (
+                not self.closing.is_set()
+                and request.transport is not None
+                and not request.transport.is_closing()
+            ):
                 current = self.store.try_get(kinds.POD, target.namespace, str(target.name))
                 if current is None or current["metadata"]["uid"] != pod["metadata"]["uid"]:
                     break

@@ -284,7 +284,7 @@ class _Run:
             result.completed += 1
             result.status_codes[status] += 1
             latency_us = int((now - request.scheduled) * 1_000_000)
-            result.histogram.record(latency_us)
+            # Only the interval histogram on the hot path; it is merged into the total once per interval.
             self.interval.record(latency_us)
             if (status not in self.acceptable) if self.acceptable else status >= 400:
                 error = f"http_{status}"
@@ -358,7 +358,6 @@ class _Run:
         if not self.sending:
             return
         self.sending = False
-        self.result.send_window_s = max(self.config.schedule_duration_s, self.pool.last_send - self.start)
         if not self.pool.in_flight:
             self.drained.set()
 
@@ -375,6 +374,7 @@ class _Run:
             max_ms=interval.max / 1000,
         )
         self.result.timeline.append(stats)
+        self.result.histogram.merge(interval)
         self.interval = LatencyHistogram()
         if self.on_progress is not None:
             self.on_progress(stats)
@@ -401,6 +401,8 @@ class _Run:
         result = self.result
         result.elapsed_s = self.loop.time() - self.start
         result.sent = self.pool.sent
+        # Requests still queued when the schedule ended went out later: the load took that much longer.
+        result.send_window_s = max(self.config.schedule_duration_s, self.pool.last_send - self.start)
         result.connections_opened = self.pool.connections_opened
         self.report_progress()
         return result

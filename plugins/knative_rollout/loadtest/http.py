@@ -84,7 +84,7 @@ class _Connection(asyncio.BufferedProtocol):
     """One keep-alive connection that carries one request at a time and parses its response in place.
 
     A BufferedProtocol: the transport reads straight into our buffer (``recv_into``) instead of allocating
-    a new bytes object per read, which measured about four times faster for small responses. Parsing
+    a new bytes object per read; against nginx on one core that more than doubled requests per second. Parsing
     walks ``pos`` .. ``filled`` of that buffer without copying bodies out unless a check needs them.
     """
 
@@ -117,7 +117,9 @@ class _Connection(asyncio.BufferedProtocol):
         if self.body:
             self.body.clear()
         self.transport.write(data)
-        self.pool.sent += 1
+        pool = self.pool
+        pool.sent += 1
+        pool.last_send = pool.loop.time()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.filled == len(self.buffer):

@@ -65,11 +65,14 @@ def render_plot(result: LoadTestResult, title: str) -> bytes:
     curve = result.histogram.curve()
     if curve:
         # Plot against 1/(1 - p) so the tail (99%, 99.9%) gets as much room as the median.
-        xs = [1 / max(1 - percent / 100, 1e-6) for percent, _ in curve]
+        # The 100% point would be at infinity: put it half a sample past the last finite one.
+        floor = 0.5 / result.histogram.count
+        xs = [1 / max(1 - percent / 100, floor) for percent, _ in curve]
         curve_axes.step(xs, [value / 1000 for _, value in curve], where="post")
         curve_axes.set_xscale("log")
-        ticks = [1, 2, 10, 100, 1000, 10000]
-        curve_axes.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%", "99.99%"])
+        labelled = [(1, "0%"), (2, "50%"), (10, "90%"), (100, "99%"), (1000, "99.9%"), (10000, "99.99%")]
+        shown = [(tick, label) for tick, label in labelled if tick <= xs[-1]]
+        curve_axes.set_xticks([tick for tick, _ in shown], [label for _, label in shown])
     curve_axes.set_xlabel("percentile")
     curve_axes.set_ylabel("latency (ms)")
     curve_axes.set_title("latency by percentile")

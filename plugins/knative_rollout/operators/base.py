@@ -53,7 +53,7 @@ class KnativeBaseOperator(BaseOperator):
     """
 
     template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
-    operator_extra_links = (KnativeServiceLink(),)
+    operator_extra_links: tuple[KnativeServiceLink, ...] = (KnativeServiceLink(),)
     ui_color = "#cce8ff"
 
     def __init__(
@@ -189,6 +189,10 @@ class KnativeBaseOperator(BaseOperator):
         travels in the trigger's ``carry``.
         """
         if self.deferrable:
+            # Airflow renders the extra links each time the task defers; an empty URL until the real one
+            # is known keeps it from asking for XComs that do not exist yet.
+            for link in self.operator_extra_links:
+                context["ti"].xcom_push(key=link.xcom_key, value="")
             self.defer(
                 trigger=trigger,
                 method_name=method_name,

@@ -222,7 +222,7 @@ class LoadTestGateOperator(BaseOperator):
                 rate=self.rate,
                 duration_s=parse_duration(self.duration),
                 stages=tuple(Stage.parse(stage) for stage in self.stages),
-                model="closed" if self.model == "closed" else "open",
+                model=self.model,  # type: ignore[arg-type]  # LoadTestConfig rejects other values
                 concurrency=self.concurrency,
                 timeout_s=parse_duration(self.timeout),
                 method=self.method,

@@ -410,8 +410,8 @@ class KnativeTeardownOperator(KnativeBaseOperator):
         self.ensure_managed(service)
         if self.delete_service:
             self.hook.record_event(service, "Deleting", f"deleting service {self.service_name}")
-            deleted = self.hook.delete_service(self.service_name, self.namespace)
-            return {"deleted_revisions": [], "deleted_service": deleted}
+            existed = self.hook.delete_service(self.service_name, self.namespace)
+            return {"deleted_revisions": [], "deleted_service": existed}
 
         deleted: list[str] = []
         for name in deletable_revisions(

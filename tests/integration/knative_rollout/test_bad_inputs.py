@@ -1,4 +1,4 @@
-"""A table of bad inputs: each one fails the task permanently with a clear message and leaves the cluster unchanged."""
+"""A table of bad inputs: each fails the task permanently, with a clear message, and changes nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.exceptions import KnativeGuardrailError, KnativeInputError, KnativeNotFoundError
+from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.operators import (
     KnativeDeployRevisionOperator,
     KnativePromoteOperator,
@@ -33,12 +34,8 @@ class _TaskInstance:
         """Accept the URLs the operators push for their extra links."""
 
 
-@pytest.fixture(scope="module")
-def prepared(local_knative: Any) -> Iterator[str]:
-    """Return a namespace with a managed Service (stable v1, candidate v2, a failed revision) and a foreign one."""
-    require_binary("kubectl")
-    namespace = f"bad-inputs-{uuid.uuid4().hex[:8]}"
-    kubeconfig = str(local_knative.kubeconfig)
+def _connect(patch: pytest.MonkeyPatch, kubeconfig: str, namespace: str) -> None:
+    """Define the default connection and ``guarded``, the same cluster with guardrails in its extras."""
     guardrails = {
         "allowed_namespaces": [namespace],
         "allowed_registries": ["registry.example.com/knative-rollout"],
@@ -46,18 +43,27 @@ def prepared(local_knative: Any) -> Iterator[str]:
         "max_memory": "1Gi",
         "max_gpu": "0",
     }
+    patch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT",
+        json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig}}),
+    )
+    patch.setenv(
+        "AIRFLOW_CONN_GUARDED",
+        json.dumps(
+            {"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig, "guardrails": guardrails}}
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def prepared(local_knative: Any) -> Iterator[str]:
+    """Return a namespace with a managed Service (stable, candidate, a failed revision) and a foreign one."""
+    require_binary("kubectl")
+    namespace = f"bad-inputs-{uuid.uuid4().hex[:8]}"
+    kubeconfig = str(local_knative.kubeconfig)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "AIRFLOW_CONN_KUBERNETES_DEFAULT",
-            json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig}}),
-        )
-        patch.setenv(
-            "AIRFLOW_CONN_GUARDED",
-            json.dumps(
-                {"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig, "guardrails": guardrails}}
-            ),
-        )
-        subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "create", "namespace", namespace], check=True)
+        _connect(patch, kubeconfig, namespace)
+        KnativeServingHook().core_v1_client.create_namespace({"metadata": {"name": namespace}})
         foreign = {
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Service",
@@ -65,15 +71,26 @@ def prepared(local_knative: Any) -> Iterator[str]:
             "spec": {"template": {"spec": {"containers": [{"image": f"{ECHO}:v1"}]}}},
         }
         subprocess.run(
-            ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"], input=json.dumps(foreign), text=True, check=True
+            ["kubectl", "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+            input=json.dumps(foreign),
+            text=True,
+            check=True,
         )
         for index, image in enumerate((f"{ECHO}:v1", f"{ECHO}:v2")):
             KnativeDeployRevisionOperator(
-                task_id=f"setup{index}", service_name="echo", namespace=namespace, image=image, deferrable=False
+                task_id=f"setup{index}",
+                service_name="echo",
+                namespace=namespace,
+                image=image,
+                deferrable=False,
             ).execute({"ti": _TaskInstance()})
         with pytest.raises(AirflowFailException, match="ContainerMissing"):
             KnativeDeployRevisionOperator(
-                task_id="setup-failed", service_name="echo", namespace=namespace, image=MISSING_IMAGE, deferrable=False
+                task_id="setup-failed",
+                service_name="echo",
+                namespace=namespace,
+                image=MISSING_IMAGE,
+                deferrable=False,
             ).execute({"ti": _TaskInstance()})
         yield namespace
 
@@ -90,7 +107,8 @@ def _snapshot(kubeconfig: str, namespace: str) -> dict[str, str]:
         items += json.loads(output)["items"]
     return {
         f"{item['metadata']['namespace']}/{item['kind']}/{item['metadata']['name']}": json.dumps(
-            [item.get("spec"), item["metadata"].get("labels"), item["metadata"].get("annotations")], sort_keys=True
+            [item.get("spec"), item["metadata"].get("labels"), item["metadata"].get("annotations")],
+            sort_keys=True,
         )
         for item in items
     }
@@ -102,17 +120,77 @@ DEPLOY = KnativeDeployRevisionOperator
 BASE = {"service_name": "echo", "namespace": NS}
 
 CASES: list[tuple[str, type, dict[str, Any], type[Exception], str]] = [
-    ("name-uppercase", DEPLOY, {**BASE, "service_name": "Echo", "image": f"{ECHO}:v3"}, KnativeInputError, "DNS-1035"),
-    ("name-digit-first", DEPLOY, {**BASE, "service_name": "1echo", "image": f"{ECHO}:v3"}, KnativeInputError, "DNS-1035"),
-    ("name-too-long", DEPLOY, {**BASE, "service_name": "e" * 53, "image": f"{ECHO}:v3"}, KnativeInputError, "at most 52"),
-    ("namespace-invalid", DEPLOY, {**BASE, "namespace": "Bad_NS", "image": f"{ECHO}:v3"}, KnativeInputError, "DNS-1123"),
+    (
+        "name-uppercase",
+        DEPLOY,
+        {**BASE, "service_name": "Echo", "image": f"{ECHO}:v3"},
+        KnativeInputError,
+        "DNS-1035",
+    ),
+    (
+        "name-digit-first",
+        DEPLOY,
+        {**BASE, "service_name": "1echo", "image": f"{ECHO}:v3"},
+        KnativeInputError,
+        "DNS-1035",
+    ),
+    (
+        "name-too-long",
+        DEPLOY,
+        {**BASE, "service_name": "e" * 53, "image": f"{ECHO}:v3"},
+        KnativeInputError,
+        "at most 52",
+    ),
+    (
+        "namespace-invalid",
+        DEPLOY,
+        {**BASE, "namespace": "Bad_NS", "image": f"{ECHO}:v3"},
+        KnativeInputError,
+        "DNS-1123",
+    ),
     ("image-empty", DEPLOY, {**BASE, "image": ""}, KnativeInputError, "not a valid image reference"),
-    ("env-reserved", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "env": {"PORT": "1"}}, KnativeInputError, "set by Knative"),
-    ("env-bad-name", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "env": {"1A": "x"}}, KnativeInputError, "variable name"),
-    ("tag-invalid", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "tag": "Canary"}, KnativeInputError, "tag 'Canary'"),
-    ("tag-stable", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "tag": "stable"}, KnativeInputError, "reserved for the stable"),
-    ("percent-over-100", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "traffic_percent": 150}, KnativeInputError, "0 and 100"),
-    ("port-reserved", DEPLOY, {**BASE, "image": f"{ECHO}:v3", "container_port": 8012}, KnativeInputError, "queue-proxy"),
+    (
+        "env-reserved",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "env": {"PORT": "1"}},
+        KnativeInputError,
+        "set by Knative",
+    ),
+    (
+        "env-bad-name",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "env": {"1A": "x"}},
+        KnativeInputError,
+        "variable name",
+    ),
+    (
+        "tag-invalid",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "tag": "Canary"},
+        KnativeInputError,
+        "tag 'Canary'",
+    ),
+    (
+        "tag-stable",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "tag": "stable"},
+        KnativeInputError,
+        "reserved for the stable",
+    ),
+    (
+        "percent-over-100",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "traffic_percent": 150},
+        KnativeInputError,
+        "0 and 100",
+    ),
+    (
+        "port-reserved",
+        DEPLOY,
+        {**BASE, "image": f"{ECHO}:v3", "container_port": 8012},
+        KnativeInputError,
+        "queue-proxy",
+    ),
     (
         "cpu-not-a-quantity",
         DEPLOY,
@@ -144,14 +222,24 @@ CASES: list[tuple[str, type, dict[str, Any], type[Exception], str]] = [
     (
         "cpu-over-limit",
         DEPLOY,
-        {**BASE, "image": f"{ECHO}:v3", "resources": {"requests": {"cpu": "2"}}, "kubernetes_conn_id": "guarded"},
+        {
+            **BASE,
+            "image": f"{ECHO}:v3",
+            "resources": {"requests": {"cpu": "2"}},
+            "kubernetes_conn_id": "guarded",
+        },
         KnativeGuardrailError,
         "cpu of 2 is above the guardrail limit of 1",
     ),
     (
         "memory-over-limit",
         DEPLOY,
-        {**BASE, "image": f"{ECHO}:v3", "resources": {"limits": {"memory": "2Gi"}}, "kubernetes_conn_id": "guarded"},
+        {
+            **BASE,
+            "image": f"{ECHO}:v3",
+            "resources": {"limits": {"memory": "2Gi"}},
+            "kubernetes_conn_id": "guarded",
+        },
         KnativeGuardrailError,
         "memory of 2Gi is above",
     ),
@@ -230,7 +318,13 @@ CASES: list[tuple[str, type, dict[str, Any], type[Exception], str]] = [
         KnativeNotFoundError,
         "ghost does not exist",
     ),
-    ("promote-missing", KnativePromoteOperator, {**BASE, "service_name": "ghost"}, KnativeNotFoundError, "does not exist"),
+    (
+        "promote-missing",
+        KnativePromoteOperator,
+        {**BASE, "service_name": "ghost"},
+        KnativeNotFoundError,
+        "does not exist",
+    ),
     (
         "rollback-unknown-revision",
         KnativeRollbackOperator,
@@ -245,47 +339,63 @@ CASES: list[tuple[str, type, dict[str, Any], type[Exception], str]] = [
         KnativeInputError,
         "not Ready",
     ),
-    ("rollback-bad-name", KnativeRollbackOperator, {**BASE, "revision": "Bad"}, KnativeInputError, "DNS-1035"),
-    ("teardown-negative-keep", KnativeTeardownOperator, {**BASE, "keep": -1}, KnativeInputError, "keep must be"),
+    (
+        "rollback-bad-name",
+        KnativeRollbackOperator,
+        {**BASE, "revision": "Bad"},
+        KnativeInputError,
+        "DNS-1035",
+    ),
+    (
+        "teardown-negative-keep",
+        KnativeTeardownOperator,
+        {**BASE, "keep": -1},
+        KnativeInputError,
+        "keep must be",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("operator", "kwargs", "error", "message"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("operator", "kwargs", "error", "message"), [case[1:] for case in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_fails_clearly_and_changes_nothing(
-    prepared: str, local_knative: Any, operator: type, kwargs: dict[str, Any], error: type[Exception], message: str
+    prepared: str,
+    local_knative: Any,
+    operator: type,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+    message: str,
 ) -> None:
     kubeconfig = str(local_knative.kubeconfig)
     arguments = {key: prepared if value == NS else value for key, value in kwargs.items()}
     before = _snapshot(kubeconfig, prepared)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(
-            "AIRFLOW_CONN_KUBERNETES_DEFAULT",
-            json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": kubeconfig}}),
-        )
-        patch.setenv(
-            "AIRFLOW_CONN_GUARDED",
-            json.dumps(
-                {
-                    "conn_type": "kubernetes",
-                    "extra": {
-                        "kube_config_path": kubeconfig,
-                        "guardrails": {
-                            "allowed_namespaces": [prepared],
-                            "allowed_registries": ["registry.example.com/knative-rollout"],
-                            "max_cpu": "1",
-                            "max_memory": "1Gi",
-                            "max_gpu": "0",
-                        },
-                    },
-                }
-            ),
-        )
+        _connect(patch, kubeconfig, prepared)
         with pytest.raises(error, match=message) as raised:
-            operator(task_id="bad", deferrable=False, wait_timeout=30, **arguments).execute({"ti": _TaskInstance()})
+            operator(task_id="bad", deferrable=False, wait_timeout=30, **arguments).execute(
+                {"ti": _TaskInstance()}
+            )
     # Permanent: Airflow does not retry input that can never work.
     assert isinstance(raised.value, AirflowFailException)
     assert _snapshot(kubeconfig, prepared) == before
 
 
-def test_the_table_has_at_least_twenty_cases() -> None:
-    assert len(CASES) >= 20
+def test_guardrails_from_the_airflow_variable_refuse_before_any_call(
+    run_dag: Any, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_KNATIVE_ROLLOUT_GUARDRAILS", json.dumps({"allowed_registries": ["gcr.io/my-project"]})
+    )
+    result = run_dag(
+        f"guarded_{kube_namespace}".replace("-", "_"),
+        [
+            (
+                "deploy",
+                "KnativeDeployRevisionOperator",
+                {"service_name": "echo", "namespace": kube_namespace, "image": f"{ECHO}:v1"},
+            )
+        ],
+    )
+    assert result.task_states == {"deploy": "failed"}
+    assert KnativeServingHook().find_service("echo", kube_namespace) is None

@@ -78,8 +78,8 @@ def test_gate_on_tag_urls(local_knative: LocalKnative, kube_namespace: str, tmp_
     assert {target.get("tag") for target in traffic["traffic"]} == {"stable", "candidate"}
 
     reports = tmp_path / "reports"
-    connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig)}}
-    connection["extra"]["ingress_address"] = local_knative.ingress_url
+    extra = {"kube_config_path": str(kubeconfig), "ingress_address": local_knative.ingress_url}
+    connection = {"conn_type": "kubernetes", "extra": extra}
     source = DAG.format(namespace=kube_namespace, ingress=local_knative.ingress_url, reports=reports)
     outcome = run_dag(
         tmp_path, "loadtest_tags", source, {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(connection)}

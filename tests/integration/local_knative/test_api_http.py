@@ -282,3 +282,28 @@ async def test_pod_logs_tail_and_follow(api: tuple[TestClient, Store], tmp_path:
         store.delete(kinds.POD, "default", "p")
         assert await asyncio.wait_for(response.content.read(), timeout=5) == b""
     assert (await client.get("/api/v1/namespaces/default/pods/missing/log")).status == 404
+
+
+async def test_delete_collection_by_label(api: tuple[TestClient, Store]) -> None:
+    client, store = api
+    for name, track in (("a", "canary"), ("b", "canary"), ("c", "stable")):
+        body = ksvc(name)
+        body["metadata"]["labels"] = {"track": track}
+        assert (await client.post(KSVC_PATH, json=body)).status == 201
+    response = await client.delete(f"{KSVC_PATH}?labelSelector=track%3Dcanary")
+    deleted = await response.json()
+    assert response.status == 200 and [i["metadata"]["name"] for i in deleted["items"]] == ["a", "b"]
+    assert [s["metadata"]["name"] for s in store.list(kinds.KSVC, "default")[0]] == ["c"]
+
+
+async def test_protobuf_bodies_of_undecodable_kinds_are_415(api: tuple[TestClient, Store]) -> None:
+    client, _ = api
+    type_meta = b"\x0a\x02v1\x12\x03Pod"
+    body = b"k8s\x00" + b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12\x00"
+    response = await client.post(
+        "/api/v1/namespaces/default/pods",
+        data=body,
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+    )
+    status = await response.json()
+    assert response.status == 415 and "send the object as application/json" in status["message"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,25 +115,32 @@ def test_server_side_apply(kubectl: Kubectl) -> None:
 
 def test_get_watch_prints_changes(kubectl: Kubectl, kube_namespace: str) -> None:
     kubectl("apply", "-f", "-", stdin=manifest("watched"))
-    env = kubectl.env  # type: ignore[attr-defined]
+    lines: queue.Queue[str] = queue.Queue()
+
+    def next_line() -> str:
+        return lines.get(timeout=30)
+
     with subprocess.Popen(
         [kubectl.binary, "-n", kube_namespace, "get", "ksvc", "-w"],  # type: ignore[attr-defined]
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=kubectl.env,  # type: ignore[attr-defined]
     ) as watcher:
+        assert watcher.stdout is not None
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True)
+        reader.start()
         try:
-            time.sleep(1.5)  # let kubectl list and open its watch
+            header = next_line()
+            assert header.split()[:2] == ["NAME", "URL"]
+            assert next_line().split()[0] == "watched"  # the LIST is printed; the watch resumes from its RV
             kubectl("apply", "-f", "-", stdin=manifest("arrived"))
-            time.sleep(1.5)
+            printed = [next_line()]
+            while printed[-1].split()[0] != "arrived":
+                printed.append(next_line())
         finally:
             watcher.terminate()
-        output, _ = watcher.communicate(timeout=10)
-    lines = output.splitlines()
-    assert lines[0].split()[:2] == ["NAME", "URL"]
-    assert sum(1 for line in lines if line.startswith("NAME")) == 1  # one header, however many events
-    assert any(line.split()[0] == "arrived" for line in lines[1:])
+    assert not any(line.startswith("NAME") for line in printed)  # one header, however many events
 
 
 def test_wait_for_ready_then_logs_and_pods(kubectl: Kubectl) -> None:
@@ -148,3 +156,15 @@ def test_wait_for_ready_then_logs_and_pods(kubectl: Kubectl) -> None:
     assert table[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     logs = kubectl("logs", pods[0]).stdout
     assert "echo-00001" in logs
+
+
+def test_core_kinds_created_with_protobuf_bodies(kubectl: Kubectl, kube_namespace: str) -> None:
+    # `kubectl create namespace|configmap|secret` send application/vnd.kubernetes.protobuf bodies.
+    kubectl("create", "configmap", "settings", "--from-literal=threshold=0.9")
+    kubectl("create", "secret", "generic", "token", "--from-literal=value=s3cr3t")
+    assert kubectl("get", "configmap", "settings", "-o", "jsonpath={.data.threshold}").stdout == "0.9"
+    assert kubectl("get", "secret", "token", "-o", "jsonpath={.data.value}").stdout == "czNjcjN0"
+    assert "generateName" not in kubectl("get", "configmap", "settings", "-o", "json").stdout
+    extra = f"{kube_namespace}-extra"
+    assert kubectl("create", "namespace", extra).stdout.strip() == f"namespace/{extra} created"
+    assert kubectl("delete", "namespace", extra).stdout.strip() == f'namespace "{extra}" deleted'

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -44,3 +47,18 @@ def test_a_start_failure_reports_the_server_output(tmp_path: Path) -> None:
     with pytest.raises(LocalKnativeError) as error:
         LocalKnative.start(tmp_path / "data", extra_args=["--api-port", "not-a-port"])
     assert "exited with code 2" in str(error.value) and "--api-port" in str(error.value)
+
+
+def test_sigterm_ends_open_watches_and_exits_quickly(tmp_path: Path) -> None:
+    server = LocalKnative.start(tmp_path / "data")
+    address = urllib.parse.urlsplit(server.api_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        connection.request("GET", "/api/v1/namespaces?watch=true")
+        response = connection.getresponse()
+        assert response.status == 200 and b'"ADDED"' in response.readline()
+        began = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - began < 3, "an open watch must not hold the shutdown up"
+    finally:
+        connection.close()

@@ -1,0 +1,179 @@
+"""Decode the protobuf request bodies kubectl sends for a few core kinds.
+
+kubectl's typed clients (``kubectl create namespace|configmap|secret``) send
+``application/vnd.kubernetes.protobuf`` bodies; they accept JSON answers. Only what those commands send is
+decoded: Namespace, ConfigMap and Secret with the common ObjectMeta fields. Anything else is refused with
+415 and a message that says to send JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from local_knative.errors import ApiError, unsupported_media_type
+
+CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
+_MAGIC = b"k8s\x00"
+
+# A schema maps a field number to (json name, decoder); decoders take the raw field value.
+Decoder = Callable[[Any], Any]
+Schema = dict[int, tuple[str, Decoder, bool]]  # bool: repeated
+
+
+def _fields(data: bytes) -> list[tuple[int, Any]]:
+    """Split a protobuf message into (field number, raw value): ints for varints, bytes for the rest."""
+    fields = []
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        result = shift = 0
+        while True:
+            if position >= len(data):
+                raise _malformed()
+            byte = data[position]
+            position += 1
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return result
+            shift += 7
+
+    while position < len(data):
+        key = varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            fields.append((number, varint()))
+        elif wire_type == 2:
+            length = varint()
+            fields.append((number, data[position : position + length]))
+            position += length
+        elif wire_type in (1, 5):
+            size = 8 if wire_type == 1 else 4
+            fields.append((number, data[position : position + size]))
+            position += size
+        else:
+            raise _malformed()
+    return fields
+
+
+def _malformed() -> ApiError:
+    return ApiError(
+        400, "BadRequest", "the protobuf request body is malformed: send the object as JSON instead"
+    )
+
+
+def _string(raw: bytes) -> str:
+    return raw.decode()
+
+
+def _bytes_b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _bool(raw: int) -> bool:
+    return bool(raw)
+
+
+def _map(value_decoder: Decoder) -> Decoder:
+    def decode(raw: bytes) -> tuple[str, Any]:
+        entry = dict(_fields(raw))
+        return _string(entry.get(1, b"")), value_decoder(entry.get(2, b""))
+
+    return decode
+
+
+def _message(schema: Schema) -> Decoder:
+    def decode(raw: bytes) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for number, value in _fields(raw):
+            if number not in schema:
+                continue
+            name, decoder, repeated = schema[number]
+            decoded = decoder(value)
+            if decoded == "" and not repeated:
+                continue  # gogo-protobuf writes unset strings as empty ones; JSON omits them
+            if decoder in _MAP_DECODERS:
+                obj.setdefault(name, {})[decoded[0]] = decoded[1]
+            elif repeated:
+                obj.setdefault(name, []).append(decoded)
+            else:
+                obj[name] = decoded
+        return obj
+
+    return decode
+
+
+_STRING_MAP = _map(_string)
+_BYTES_MAP = _map(_bytes_b64)
+_MAP_DECODERS = (_STRING_MAP, _BYTES_MAP)
+
+_OWNER_REFERENCE = _message(
+    {
+        1: ("kind", _string, False),
+        3: ("name", _string, False),
+        4: ("uid", _string, False),
+        5: ("apiVersion", _string, False),
+        6: ("controller", _bool, False),
+        7: ("blockOwnerDeletion", _bool, False),
+    }
+)
+_OBJECT_META = _message(
+    {
+        1: ("name", _string, False),
+        2: ("generateName", _string, False),
+        3: ("namespace", _string, False),
+        6: ("resourceVersion", _string, False),
+        11: ("labels", _STRING_MAP, False),
+        12: ("annotations", _STRING_MAP, False),
+        13: ("ownerReferences", _OWNER_REFERENCE, True),
+        14: ("finalizers", _string, True),
+    }
+)
+_KINDS: dict[str, Decoder] = {
+    "Namespace": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: ("spec", _message({1: ("finalizers", _string, True)}), False),
+        }
+    ),
+    "ConfigMap": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: ("data", _STRING_MAP, False),
+            3: ("binaryData", _BYTES_MAP, False),
+            4: ("immutable", _bool, False),
+        }
+    ),
+    "Secret": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: ("data", _BYTES_MAP, False),
+            3: ("type", _string, False),
+            4: ("stringData", _STRING_MAP, False),
+            5: ("immutable", _bool, False),
+        }
+    ),
+}
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """Decode a ``k8s\\0``-framed protobuf body into the JSON form of the object.
+
+    :raises ApiError: 415 for a kind this server cannot decode, 400 for a malformed body.
+    """
+    if not body.startswith(_MAGIC):
+        raise _malformed()
+    envelope = dict(_fields(body[len(_MAGIC) :]))
+    type_meta = dict(_fields(envelope.get(1, b"")))
+    api_version = _string(type_meta.get(1, b""))
+    kind = _string(type_meta.get(2, b""))
+    decoder = _KINDS.get(kind)
+    if api_version != "v1" or decoder is None:
+        raise unsupported_media_type(
+            f"this server decodes protobuf only for v1 {', '.join(_KINDS)}, not {api_version}/{kind}: "
+            "send the object as application/json"
+        )
+    obj = decoder(envelope.get(2, b""))
+    return {"apiVersion": api_version, "kind": kind, **obj}

@@ -1,0 +1,404 @@
+"""Run a real Airflow 3.3 deployment (api-server, scheduler, dag-processor, triggerer) for end-to-end tests.
+
+The stack lives in its own AIRFLOW_HOME with a SQLite database and the LocalExecutor: Airflow 3 removed
+the SequentialExecutor, and the LocalExecutor is the one executor that runs with SQLite (it is what
+``airflow standalone`` forces). Every component is a separate ``airflow`` process, as in production, so a
+deferred task really leaves its worker, its trigger really runs in the triggerer, and the task resumes in
+a new worker process. The test process drives the stack through the public REST API only; it cannot
+share Airflow's in-process configuration because the test session has its own AIRFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+HEALTH_KEYS = ("scheduler", "triggerer", "dag_processor")
+FINISHED_RUN_STATES = frozenset({"success", "failed"})
+MIGRATE_TIMEOUT = 180.0
+START_TIMEOUT = 150.0
+STOP_TIMEOUT = 20.0
+HTTP_TIMEOUT = 30.0
+POLL_SECONDS = 0.5
+
+
+class AirflowStackError(RuntimeError):
+    """The Airflow stack did not start, answer or finish as expected; the message carries its logs."""
+
+
+@dataclass(frozen=True)
+class DagRunResult:
+    """How one DAG run ended: its state, and each task's state and try number (above 1 after a retry)."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str]
+    task_tries: dict[str, int]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _quote(path_part: str) -> str:
+    return urllib.parse.quote(path_part, safe="")
+
+
+def _dag_path(dag_id: str) -> str:
+    return f"/api/v2/dags/{_quote(dag_id)}"
+
+
+def _run_path(dag_id: str, run_id: str) -> str:
+    return f"{_dag_path(dag_id)}/dagRuns/{_quote(run_id)}"
+
+
+def _airflow_executable() -> str:
+    # The console script of the interpreter that runs the tests, so the stack uses the same venv.
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+class AirflowStack:
+    """An Airflow home, the four Airflow components running on it, and a REST client for its API.
+
+    :param home: the AIRFLOW_HOME (created; holds airflow.db, logs/ and one log file per component).
+    :param dag_bundles: DAG bundle name -> folder of DAG files; the first one is also the DAGS_FOLDER.
+    :param connections: Airflow connection id -> connection as JSON (``AIRFLOW_CONN_<ID>``).
+    :param extra_env: more environment for every component, e.g. ``AIRFLOW__CORE__...`` overrides.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        dag_bundles: Mapping[str, Path],
+        connections: Mapping[str, Mapping[str, Any]] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        if not dag_bundles:
+            raise ValueError("dag_bundles is empty: give at least one bundle name -> folder of DAG files")
+        missing = [str(path) for path in dag_bundles.values() if not Path(path).is_dir()]
+        if missing:
+            raise ValueError(f"DAG bundle folders do not exist: {', '.join(missing)}")
+        self.home = Path(home).resolve()
+        self.dag_bundles = {name: Path(path).resolve() for name, path in dag_bundles.items()}
+        self.port = _free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.env = self._environment(connections or {}, extra_env or {})
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _environment(
+        self, connections: Mapping[str, Mapping[str, Any]], extra_env: Mapping[str, str]
+    ) -> dict[str, str]:
+        # Nothing of the test session's own Airflow configuration (unit-test mode, its home) may leak in.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        bundles = [
+            {
+                "name": name,
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(path)},
+            }
+            for name, path in self.dag_bundles.items()
+        ]
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                # LocalExecutor forks `parallelism` workers up front; a few are enough and spare the CPU.
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(next(iter(self.dag_bundles.values()))),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                # Every component signs or checks task JWTs and reads encrypted fields: one key for all.
+                "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(64)).decode(),
+                "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__API__BASE_URL": self.api_url,
+                # The log servers default to fixed ports (8793, 8794); other stacks may run at the same time.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                # The test is the only user of this throw-away deployment: no login for the REST API.
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # Shorter loops than the defaults, so a test waits seconds rather than minutes.
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # After a task process exits the supervisor may notice only at its next heartbeat check
+                # (default every 5 s). If the trigger fires sooner, the task resumes first and the late
+                # "success" of the deferring attempt makes the scheduler fail the resumed one (a race in
+                # Airflow 3.3's executor-event handling, scheduler_job_runner._process_executor_events).
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            }
+        )
+        for conn_id, connection in connections.items():
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(connection))
+        env.update(extra_env)
+        return env
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> AirflowStack:
+        """Migrate the database, start every component and wait until all of them report healthy.
+
+        :raises AirflowStackError: when a component exits or the stack is not healthy in time (with logs).
+        """
+        self.home.mkdir(parents=True, exist_ok=True)
+        migrate = subprocess.run(
+            [_airflow_executable(), "db", "migrate"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=MIGRATE_TIMEOUT,
+            check=False,
+        )
+        if migrate.returncode != 0:
+            raise AirflowStackError(
+                f"`airflow db migrate` exited with {migrate.returncode}:\n{migrate.stdout}\n{migrate.stderr}"
+            )
+        try:
+            for component in COMPONENTS:
+                self._spawn(component)
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, component: str) -> None:
+        command = [_airflow_executable(), component]
+        if component == "api-server":
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        with self.component_log_path(component).open("ab") as log_file:
+            # A session of its own, so stop() can also end the workers and supervisors it forks.
+            self.processes[component] = subprocess.Popen(
+                command,
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        health: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            self.check_running()
+            with contextlib.suppress(OSError, AirflowStackError):
+                health = self.api("GET", "/api/v2/monitor/health")
+                if all((health.get(key) or {}).get("status") == "healthy" for key in HEALTH_KEYS):
+                    return
+            time.sleep(POLL_SECONDS)
+        raise AirflowStackError(
+            f"Airflow was not healthy within {START_TIMEOUT:.0f}s (last health: {health}); "
+            f"logs:\n{self.component_logs()}"
+        )
+
+    def check_running(self) -> None:
+        """Raise when a component has exited, with its log.
+
+        :raises AirflowStackError: naming the component and its exit code.
+        """
+        for component, process in self.processes.items():
+            if process.poll() is not None:
+                raise AirflowStackError(
+                    f"airflow {component} exited with code {process.returncode}; its log:\n"
+                    f"{self.component_log(component)}"
+                )
+
+    def stop(self) -> dict[str, int]:
+        """Stop every component (SIGTERM, SIGKILL after 20 s) and return their exit codes.
+
+        The scheduler goes first so it stops handing out work; the api-server goes last because the
+        others report to it while they shut down.
+        """
+        codes: dict[str, int] = {}
+        for component in ("scheduler", "triggerer", "dag-processor", "api-server"):
+            process = self.processes.pop(component, None)
+            if process is None:
+                continue
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            # Whatever the component forked and left behind shares its session (process group).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            codes[component] = int(process.returncode)
+        return codes
+
+    # -- REST API -------------------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call the REST API and return the decoded JSON answer.
+
+        :raises AirflowStackError: on an HTTP error status, with the answer's body.
+        """
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.api_url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise AirflowStackError(
+                f"{method} {path} answered HTTP {error.code}: {error.read().decode(errors='replace')}"
+            ) from error
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 90.0) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id`` and return it; raise with import errors if not.
+
+        :raises AirflowStackError: when the DAG does not appear in time.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_running()
+            with contextlib.suppress(AirflowStackError):
+                return dict(self.api("GET", _dag_path(dag_id)))
+            time.sleep(POLL_SECONDS)
+        errors = self.api("GET", "/api/v2/importErrors").get("import_errors", [])
+        raise AirflowStackError(
+            f"DAG {dag_id!r} was not parsed within {timeout:.0f}s; import errors: "
+            f"{json.dumps(errors, indent=2)}\ndag-processor log:\n{self.component_log('dag-processor')}"
+        )
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        """Trigger a run of ``dag_id`` (once it is parsed) with ``conf`` and return its run id."""
+        self.wait_for_dag(dag_id)
+        run = self.api(
+            "POST", f"{_dag_path(dag_id)}/dagRuns", {"logical_date": None, "conf": dict(conf or {})}
+        )
+        return str(run["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> DagRunResult:
+        """Wait until the run finishes and return how it ended.
+
+        :raises AirflowStackError: when it does not finish in time (with the task logs).
+        """
+        path = _run_path(dag_id, run_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_running()
+            state = str(self.api("GET", path)["state"])
+            if state in FINISHED_RUN_STATES:
+                instances = self.task_instances(dag_id, run_id)
+                return DagRunResult(
+                    dag_id,
+                    run_id,
+                    state,
+                    task_states={ti["task_id"]: str(ti["state"]) for ti in instances},
+                    task_tries={ti["task_id"]: int(ti["try_number"]) for ti in instances},
+                )
+            time.sleep(POLL_SECONDS)
+        raise AirflowStackError(
+            f"run {run_id} of {dag_id} did not finish within {timeout:.0f}s; task states "
+            f"{self.task_states(dag_id, run_id)}\n{self.diagnostics(dag_id, run_id)}"
+        )
+
+    def run_dag(self, dag_id: str, conf: Mapping[str, Any] | None = None, *, timeout: float) -> DagRunResult:
+        """Trigger ``dag_id`` with ``conf`` and wait (at most ``timeout`` seconds) until the run finishes."""
+        return self.wait_for_run(dag_id, self.trigger(dag_id, conf), timeout)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Return the task instances of a run as the REST API describes them."""
+        return list(self.api("GET", f"{_run_path(dag_id, run_id)}/taskInstances")["task_instances"])
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Return the state of every task instance of a run."""
+        return {ti["task_id"]: str(ti["state"]) for ti in self.task_instances(dag_id, run_id)}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """Return the value a task pushed as XCom ``key`` (its return value by default)."""
+        path = f"{_run_path(dag_id, run_id)}/taskInstances/{_quote(task_id)}/xcomEntries/{_quote(key)}"
+        return self.api("GET", path)["value"]
+
+    # -- logs -----------------------------------------------------------------------------------------
+
+    def component_log_path(self, component: str) -> Path:
+        """Return the file a component's output goes to."""
+        return self.home / f"{component}.log"
+
+    def component_log(self, component: str, last_lines: int = 60) -> str:
+        """Return the last lines of a component's output."""
+        path = self.component_log_path(component)
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-last_lines:])
+
+    def component_logs(self, last_lines: int = 40) -> str:
+        """Return the last lines of every component's output."""
+        return "\n".join(
+            f"--- airflow {component} ---\n{self.component_log(component, last_lines)}"
+            for component in COMPONENTS
+        )
+
+    def task_log_events(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Return a task's structured log records, as its workers and the triggerer wrote them."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        events: list[dict[str, Any]] = []
+        for path in sorted(folder.glob("attempt=*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = {"event": line}
+                events.append(record if isinstance(record, dict) else {"event": str(record)})
+        # The worker's and the triggerer's records live in separate files; interleave them in time order.
+        return sorted(events, key=lambda record: str(record.get("timestamp", "")))
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """Return a task's log as text: one ``time level logger: event`` line per record."""
+        return "\n".join(
+            " ".join(
+                str(part)
+                for part in (
+                    record.get("timestamp", ""),
+                    record.get("level", ""),
+                    f"{record.get('logger', '')}:",
+                    record.get("event", ""),
+                    record.get("error_detail", ""),
+                )
+                if part
+            )
+            for record in self.task_log_events(dag_id, run_id, task_id)
+        )
+
+    def diagnostics(self, dag_id: str, run_id: str) -> str:
+        """Return every task's log of a run, then the tail of each component's output."""
+        sections = [
+            f"--- task {task_id} ({state}) ---\n{self.task_log(dag_id, run_id, task_id)}"
+            for task_id, state in self.task_states(dag_id, run_id).items()
+        ]
+        return "\n".join([*sections, self.component_logs()])

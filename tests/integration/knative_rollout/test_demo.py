@@ -1,0 +1,45 @@
+"""`make demo` end to end: start a cluster, train two models, run the example DAG, stop the cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_the_example_rollout(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    environment["KNATIVE_ROLLOUT_DEMO_DIR"] = str(tmp_path / "demo")
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "include" / "demo.py")],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = result.stdout
+    assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
+    assert "DAG run success" in output
+    for task_id in (
+        "deploy_v1",
+        "deploy_v2_canary",
+        "traffic_10",
+        "traffic_50",
+        "traffic_100",
+        "promote",
+        "teardown",
+    ):
+        assert f"  {task_id}" in output and "success" in output.split(f"  {task_id}")[1].splitlines()[0]
+    assert "tag URL http://candidate-iris.default.example.com" in output
+    final = output.split("Final traffic:")[1]
+    assert "100%  tag stable" in final
+    assert "'predictions': [" in final
+    assert "Stopping local_knative." in output
