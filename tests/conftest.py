@@ -12,12 +12,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration at import time, so the environment is set before any test imports it.
-_AIRFLOW_HOME = Path(os.environ.get("KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-home-")))
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 
 pytest_plugins = ["local_knative.testing"]
 
@@ -25,7 +25,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def require(condition: bool, reason: str) -> None:
-    """Skip when a requirement is missing on a developer machine; fail in CI, where a skip is a missing test."""
+    """Skip when a requirement is missing locally; fail in CI, where a skip is a missing test."""
     if condition:
         return
     if IN_CI:

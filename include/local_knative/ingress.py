@@ -243,9 +243,9 @@ class _UpstreamProtocol(asyncio.Protocol):
         self._buffer.clear()
         if keep_alive:
             self.used = True
-            self.pool.release(self)
         else:
             self.abort()
+        self.pool.finished(self, reusable=keep_alive)
 
     def expire(self) -> None:
         """Fail the request in flight with TimeoutError and drop the connection."""
@@ -292,10 +292,11 @@ class UpstreamPool:
         self._busy: set[_UpstreamProtocol] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    def release(self, connection: _UpstreamProtocol) -> None:
-        """Put a connection whose response is complete back into the pool."""
+    def finished(self, connection: _UpstreamProtocol, *, reusable: bool) -> None:
+        """Take back a connection whose response is complete; keep it for the next request if reusable."""
         self._busy.discard(connection)
-        self._idle.setdefault(connection.port, []).append(connection)
+        if reusable:
+            self._idle.setdefault(connection.port, []).append(connection)
 
     def _idle_connection(self, port: int) -> _UpstreamProtocol | None:
         idle = self._idle.get(port)
@@ -332,8 +333,9 @@ class UpstreamPool:
         self._busy.add(connection)
         try:
             return await connection.request(head, body, no_body=method == "HEAD")
-        finally:
+        except BaseException:
             self._busy.discard(connection)
+            raise
 
     async def _sweep(self) -> None:
         while True:

@@ -24,7 +24,7 @@ Schema = dict[int, tuple[str, Decoder, bool]]  # bool: repeated
 
 def _fields(data: bytes) -> list[tuple[int, Any]]:
     """Split a protobuf message into (field number, raw value): ints for varints, bytes for the rest."""
-    fields = []
+    fields: list[tuple[int, Any]] = []
     position = 0
 
     def varint() -> int:
