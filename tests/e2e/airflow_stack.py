@@ -70,6 +70,18 @@ def _run_path(dag_id: str, run_id: str) -> str:
     return f"{_dag_path(dag_id)}/dagRuns/{_quote(run_id)}"
 
 
+def _exception_lines(error_detail: Any) -> list[str]:
+    """Return readable lines for the ``error_detail`` Airflow's structured logs attach to an exception."""
+    if not isinstance(error_detail, list):
+        return []
+    lines = []
+    for error in error_detail:
+        for frame in error.get("frames") or []:
+            lines.append(f"    {frame.get('filename')}:{frame.get('lineno')} in {frame.get('name')}")
+        lines.append(f"    {error.get('exc_type')}: {error.get('exc_value')}")
+    return lines
+
+
 def _airflow_executable() -> str:
     # The console script of the interpreter that runs the tests, so the stack uses the same venv.
     return str(Path(sys.executable).with_name("airflow"))
@@ -81,7 +93,6 @@ class AirflowStack:
     :param home: the AIRFLOW_HOME (created; holds airflow.db, logs/ and one log file per component).
     :param dag_bundles: DAG bundle name -> folder of DAG files; the first one is also the DAGS_FOLDER.
     :param connections: Airflow connection id -> connection as JSON (``AIRFLOW_CONN_<ID>``).
-    :param extra_env: more environment for every component, e.g. ``AIRFLOW__CORE__...`` overrides.
     """
 
     def __init__(
@@ -90,7 +101,6 @@ class AirflowStack:
         *,
         dag_bundles: Mapping[str, Path],
         connections: Mapping[str, Mapping[str, Any]] | None = None,
-        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         if not dag_bundles:
             raise ValueError("dag_bundles is empty: give at least one bundle name -> folder of DAG files")
@@ -101,12 +111,10 @@ class AirflowStack:
         self.dag_bundles = {name: Path(path).resolve() for name, path in dag_bundles.items()}
         self.port = _free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
-        self.env = self._environment(connections or {}, extra_env or {})
+        self.env = self._environment(connections or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def _environment(
-        self, connections: Mapping[str, Mapping[str, Any]], extra_env: Mapping[str, str]
-    ) -> dict[str, str]:
+    def _environment(self, connections: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
         # Nothing of the test session's own Airflow configuration (unit-test mode, its home) may leak in.
         env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
         bundles = [
@@ -157,7 +165,6 @@ class AirflowStack:
         )
         for conn_id, connection in connections.items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(connection))
-        env.update(extra_env)
         return env
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -379,21 +386,13 @@ class AirflowStack:
         return sorted(events, key=lambda record: str(record.get("timestamp", "")))
 
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """Return a task's log as text: one ``time level logger: event`` line per record."""
-        return "\n".join(
-            " ".join(
-                str(part)
-                for part in (
-                    record.get("timestamp", ""),
-                    record.get("level", ""),
-                    f"{record.get('logger', '')}:",
-                    record.get("event", ""),
-                    record.get("error_detail", ""),
-                )
-                if part
-            )
-            for record in self.task_log_events(dag_id, run_id, task_id)
-        )
+        """Return a task's log as text: ``time level logger: event`` per record, then any exception."""
+        lines = []
+        for record in self.task_log_events(dag_id, run_id, task_id):
+            head = (record.get("timestamp"), record.get("level"), f"{record.get('logger', '')}:")
+            lines.append(" ".join(str(part) for part in (*head, record.get("event", "")) if part))
+            lines.extend(_exception_lines(record.get("error_detail")))
+        return "\n".join(lines)
 
     def diagnostics(self, dag_id: str, run_id: str) -> str:
         """Return every task's log of a run, then the tail of each component's output."""

@@ -244,14 +244,19 @@ class RestHandler:
                     f"({target.name})"
                 )
             meta["name"] = target.name
-        if request.query.get("fieldValidation") == "Strict":
-            allowed = _TOP_LEVEL_FIELDS.get(kind, _COMMON_FIELDS)
-            unknown = sorted(set(obj) - allowed)
-            if unknown:
-                raise bad_request(
-                    f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
-                    f'strict decoding error: unknown field "{unknown[0]}"'
-                )
+        self._validate_fields(request, kind, obj)
+
+    @staticmethod
+    def _validate_fields(request: web.Request, kind: Kind, obj: dict[str, Any]) -> None:
+        """Refuse unknown top-level fields when the client asks for ``fieldValidation=Strict``."""
+        if request.query.get("fieldValidation") != "Strict":
+            return
+        unknown = sorted(set(obj) - _TOP_LEVEL_FIELDS.get(kind, _COMMON_FIELDS))
+        if unknown:
+            raise bad_request(
+                f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
+                f'strict decoding error: unknown field "{unknown[0]}"'
+            )
 
     @staticmethod
     def _dry_run(request: web.Request) -> bool:
@@ -336,6 +341,7 @@ class RestHandler:
             new = patches.merge_patch(current, body)
         if not isinstance(new, dict):
             raise patches.patch_error("the patched object is not a JSON object")
+        self._validate_fields(request, kind, new)
         new_meta = new.get("metadata") or {}
         if new_meta.get("name") != target.name or (
             kind.namespaced and new_meta.get("namespace") != target.namespace

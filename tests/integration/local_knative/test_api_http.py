@@ -307,3 +307,17 @@ async def test_protobuf_bodies_of_undecodable_kinds_are_415(api: tuple[TestClien
     )
     status = await response.json()
     assert response.status == 415 and "send the object as application/json" in status["message"]
+
+
+async def test_strict_field_validation_applies_to_patches(api: tuple[TestClient, Store]) -> None:
+    client, _ = api
+    await client.post(KSVC_PATH, json=ksvc("web"))
+    headers = {"Content-Type": "application/merge-patch+json"}
+    strict = await client.patch(
+        f"{KSVC_PATH}/web?fieldValidation=Strict", data='{"spek": {}}', headers=headers
+    )
+    assert strict.status == 400 and 'unknown field "spek"' in (await strict.json())["message"]
+    lenient = await client.patch(
+        f"{KSVC_PATH}/web?fieldValidation=Ignore", data='{"metadata": {}}', headers=headers
+    )
+    assert lenient.status == 200

@@ -206,3 +206,13 @@ async def test_metrics_count_what_clients_saw(plane, client):
     assert f"revision_app_request_latencies_count{{{labels}}} 10\n" in text
     gauge_labels = f'namespace_name="{NAMESPACE}",configuration_name="svc",revision_name="svc-00001"'
     assert f"autoscaler_actual_pods{{{gauge_labels}}} 1\n" in text
+
+
+async def test_request_slower_than_timeout_seconds_gets_504(plane, client):
+    plane.add_revision("svc-00001", env={"ECHO_DELAY_MS": "3000"}, timeout_seconds=1)
+    plane.set_traffic("svc", [("svc-00001", 100, None)])
+    await plane.wait_ready_pods("svc-00001")
+    started = time.monotonic()
+    status, _, text = await _get(client, plane, HOST)
+    assert status == 504 and "timeoutSeconds=1" in text
+    assert time.monotonic() - started < 2.9

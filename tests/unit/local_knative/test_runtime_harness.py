@@ -72,6 +72,7 @@ class Dataplane:
         image: str = ECHO_IMAGE,
         probe_path: str | None = "/healthz",
         container_concurrency: int | None = None,
+        timeout_seconds: int | None = None,
     ) -> dict[str, Any]:
         """Create a Revision the way the controller would (labels, annotations, one container)."""
         container: dict[str, Any] = {
@@ -83,6 +84,8 @@ class Dataplane:
         spec: dict[str, Any] = {"containers": [container]}
         if container_concurrency is not None:
             spec["containerConcurrency"] = container_concurrency
+        if timeout_seconds is not None:
+            spec["timeoutSeconds"] = timeout_seconds
         return self.store.create(
             kinds.REVISION,
             {
