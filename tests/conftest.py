@@ -12,7 +12,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration at import time, so the environment is set before any test imports it.
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+# The home is remembered in the environment so that a second import of this module and the subprocesses
+# that tests start share it.
+_AIRFLOW_HOME = Path(
+    os.environ.get("KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-home-")
+)
+os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))

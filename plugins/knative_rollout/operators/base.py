@@ -191,8 +191,7 @@ class KnativeBaseOperator(BaseOperator):
         if self.deferrable:
             # Airflow renders the extra links each time the task defers; an empty URL until the real one
             # is known keeps it from asking for XComs that do not exist yet.
-            for link in self.operator_extra_links:
-                context["ti"].xcom_push(key=link.xcom_key, value="")
+            self.push_urls(context, None)
             self.defer(
                 trigger=trigger,
                 method_name=method_name,
@@ -227,12 +226,11 @@ class KnativeBaseOperator(BaseOperator):
         raise KnativeTemporaryError(f"{message}. The cluster may be slow or unreachable; retry the task")
 
     def push_urls(self, context: Context, url: str | None, tag_url: str | None = None) -> None:
-        """Push the URLs the extra links show."""
+        """Push the URLs the extra links show (empty when unknown, so the links never miss their XCom)."""
         ti = context["ti"]
-        if url:
-            ti.xcom_push(key=SERVICE_URL_XCOM_KEY, value=url)
-        if tag_url:
-            ti.xcom_push(key=TAG_URL_XCOM_KEY, value=tag_url)
+        ti.xcom_push(key=SERVICE_URL_XCOM_KEY, value=url or "")
+        if any(link.xcom_key == TAG_URL_XCOM_KEY for link in self.operator_extra_links):
+            ti.xcom_push(key=TAG_URL_XCOM_KEY, value=tag_url or "")
 
 
 def _same_spec(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -105,6 +105,8 @@ class LoadTestGateOperator(BaseOperator):
     :param path: path (and query) appended to a tag URL, e.g. ``/v1/models/model:predict`` (templated).
     :param headers: extra headers (templated), e.g. an ``Authorization`` token.
     :param bodies: request bodies used in turn (str or bytes), e.g. prediction requests.
+    :param payloads_path: a JSON Lines file of request bodies, one per line, used in turn instead of
+        ``bodies``: an ``ObjectStoragePath`` or a string (local path, ``file://`` or ``gs://``) (templated).
     :param expect_status: statuses that count as success; default any status below 400.
     :param expect_json_field: a field every JSON response must contain (e.g. ``predictions``).
     :param report_path: where the JSON report goes: an ``ObjectStoragePath`` or a string such as
@@ -122,6 +124,7 @@ class LoadTestGateOperator(BaseOperator):
         "path",
         "slo",
         "headers",
+        "payloads_path",
         "report_path",
         "ingress_address",
     )
@@ -145,6 +148,7 @@ class LoadTestGateOperator(BaseOperator):
         path: str = "",
         headers: Mapping[str, str] | None = None,
         bodies: Sequence[str | bytes] = (),
+        payloads_path: ObjectStoragePath | str | None = None,
         expect_status: Sequence[int] = (),
         expect_json_field: str | None = None,
         report_path: ObjectStoragePath | str | None = None,
@@ -172,7 +176,10 @@ class LoadTestGateOperator(BaseOperator):
         self.method = method
         self.path = path
         self.headers = dict(headers or {})
+        if bodies and payloads_path is not None:
+            raise KnativeInputError(f"{self.task_id}: give bodies or payloads_path, not both")
         self.bodies = tuple(body.encode() if isinstance(body, str) else body for body in bodies)
+        self.payloads_path = payloads_path
         self.expect_status = tuple(expect_status)
         self.expect_json_field = expect_json_field
         self.report_path = report_path
@@ -229,13 +236,27 @@ class LoadTestGateOperator(BaseOperator):
                 host=urlsplit(url).netloc if connect_to else None,
                 connect_to=connect_to,
                 headers=tuple(self.headers.items()),
-                bodies=self.bodies,
+                bodies=self.bodies or self._read_payloads(),
                 expect_status=self.expect_status,
                 expect_json_field=self.expect_json_field,
                 progress_interval_s=parse_duration(self.progress_interval),
             )
         except (LoadTestConfigError, ValueError) as error:
             raise KnativeInputError(f"{self.task_id}: {error}") from error
+
+    def _read_payloads(self) -> tuple[bytes, ...]:
+        if self.payloads_path is None:
+            return ()
+        path = _storage_path(self.payloads_path)
+        try:
+            lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+        except OSError as error:
+            raise KnativeInputError(f"{self.task_id}: cannot read payloads_path {path}: {error}") from error
+        if not lines:
+            raise KnativeInputError(
+                f"{self.task_id}: payloads_path {path} has no request bodies (JSON Lines)"
+            )
+        return tuple(lines)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the load test, save the report, push the summary and fail the task if the SLO is violated."""

@@ -402,6 +402,7 @@ class KnativeTeardownOperator(KnativeBaseOperator):
             check_keep(self.keep)
         self.validate_target()
         service = self.hook.find_service(self.service_name, self.namespace)
+        self.push_urls(context, None if service is None else service.get("status", {}).get("url"))
         if service is None:
             self.log.info(
                 "Service %s/%s does not exist; nothing to tear down", self.namespace, self.service_name

@@ -19,6 +19,7 @@ with DAG("loadtest_gate", schedule=None, start_date=pendulum.datetime(2026, 1, 1
     LoadTestGateOperator(
         task_id="gate_passes",
         url="{url}",
+        payloads_path="{payloads}",
         rate=100,
         duration="2s",
         slo="p50<=50ms,error_rate<=0.01,achieved_rate>=95",
@@ -38,9 +39,10 @@ with DAG("loadtest_gate", schedule=None, start_date=pendulum.datetime(2026, 1, 1
 
 
 def test_gate_passes_and_fails_on_the_slo_with_reports_and_xcom(tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
+    reports, payloads = tmp_path / "reports", tmp_path / "payloads.jsonl"
+    payloads.write_text('{"instances": [[1, 2]]}\n{"instances": [[3, 4]]}\n')
     with stall_server_process(StallPattern(epoch=time.time(), period=2.0, stall=0.3)) as url:
-        outcome = run_dag(tmp_path, "loadtest_gate", DAG.format(url=url, reports=reports))
+        outcome = run_dag(tmp_path, "loadtest_gate", DAG.format(url=url, reports=reports, payloads=payloads))
     tasks, xcom = outcome["tasks"], outcome["xcom"]
     assert tasks["gate_passes"]["state"] == "success"
     # AirflowFailException: failed at once although the task has retries left.
@@ -55,6 +57,7 @@ def test_gate_passes_and_fails_on_the_slo_with_reports_and_xcom(tmp_path: Path) 
     assert "timeline" not in passed  # the XCom stays small; the report file has everything
     report = json.loads((reports / "pass" / "report.json").read_text())
     assert report["timeline"] and report["histogram"]["count"] == 200
+    assert report["config"]["payloads"] == 2
     assert (reports / "pass" / "report.png").read_bytes().startswith(b"\x89PNG")
 
     failed = xcom["gate_fails"]["loadtest"]

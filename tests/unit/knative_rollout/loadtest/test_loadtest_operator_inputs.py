@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,26 @@ def test_bad_parameters_fail_before_any_request(kwargs: dict[str, Any], message:
     operator = LoadTestGateOperator(task_id="gate", url="http://127.0.0.1:9/", **{"rate": 10, **kwargs})
     with pytest.raises(KnativeInputError, match=message):
         operator.execute({})  # fails on input, before the context is used
+
+
+def test_payloads_come_from_bodies_or_a_file(tmp_path: Path) -> None:
+    with pytest.raises(KnativeInputError, match="not both"):
+        LoadTestGateOperator(task_id="gate", url="http://a", rate=1, bodies=["{}"], payloads_path="/x.jsonl")
+    empty, lines = tmp_path / "empty.jsonl", tmp_path / "lines.jsonl"
+    empty.write_text("\n")
+    lines.write_text('{"instances": [[1]]}\n\n{"instances": [[2]]}\n')
+    for path, message in (
+        (tmp_path / "missing.jsonl", "cannot read payloads_path"),
+        (empty, "no request bodies"),
+    ):
+        operator = LoadTestGateOperator(task_id="gate", url="http://a", rate=1, payloads_path=str(path))
+        with pytest.raises(KnativeInputError, match=message):
+            operator.build_config("http://a/", None)
+    operator = LoadTestGateOperator(task_id="gate", url="http://a", rate=1, payloads_path=f"file://{lines}")
+    assert operator.build_config("http://a/", None).bodies == (
+        b'{"instances": [[1]]}',
+        b'{"instances": [[2]]}',
+    )
 
 
 def test_ingress_is_used_when_given_or_when_the_host_does_not_resolve() -> None:
