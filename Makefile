@@ -31,7 +31,7 @@ test: lint
 bench: install
 	$(PYTHON) benchmarks/local_knative_api.py
 	$(PYTHON) benchmarks/ingress.py
-	$(PYTHON) -m benchmarks.loadgen
+	$(PYTHON) benchmarks/loadgen/run.py
 
 clean:
 	rm -rf $(VENV) .demo build *.egg-info

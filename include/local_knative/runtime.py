@@ -468,9 +468,10 @@ class RevisionRuntime:
             state = self.revisions.get((namespace, revision_name))
             pod = state.pods.get(pod_name) if state else None
             if state is not None and pod is not None and not pod.stopping:
-                # Someone deleted the Pod (kubectl delete pod): end its process; the autoscaler replaces it.
+                # Someone deleted the Pod (kubectl delete pod): end its process and start a replacement.
                 self._forget_pod(state, pod)
                 self._spawn(self._terminate(pod))
+                self._reconcile(state)
             return
         if event_type == "DELETED":
             state = self.revisions.pop(key, None)

@@ -108,7 +108,6 @@ def test_scale_down_waits_for_the_stable_window():
     assert _hold(scaler, 1, 18.0, 23.0) == 1, "one stable window after the load fell"
 
 
-
 def test_max_scale_caps_and_min_scale_floors():
     scaler = _scaler(ScalingSpec(target=1, utilization=1.0, max_scale=3, min_scale=2))
     assert _hold(scaler, 10, 0.0, 5.0) == 3

@@ -182,6 +182,16 @@ async def test_deleting_a_revision_stops_its_processes_and_pods(plane):
     await plane.wait_for(lambda: not plane.pods("gone-00001"), what="the Pod objects to go")
 
 
+async def test_a_deleted_pod_is_replaced(plane):
+    plane.add_revision("kept-00001")
+    [old] = await plane.wait_ready_pods("kept-00001")
+    process = next(iter(plane.runtime.revision(NAMESPACE, "kept-00001").pods.values())).process
+    plane.store.delete(kinds.POD, NAMESPACE, old["metadata"]["name"])
+    [new] = await plane.wait_ready_pods("kept-00001")
+    assert new["metadata"]["name"] != old["metadata"]["name"]
+    await plane.wait_for(lambda: process.returncode is not None, what="the deleted pod's process to end")
+
+
 async def test_min_and_initial_scale_start_that_many_pods(plane):
     plane.add_revision(
         "many-00001",
