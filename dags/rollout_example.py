@@ -1,34 +1,41 @@
-"""A first progressive rollout: deploy a model as v1, add v2 as a 0% canary, shift 10 -> 50 -> 100, promote.
+"""A first progressive rollout: deploy v1, add v2 as a 0% canary, load-test it, shift 10 -> 50 -> 100.
+
+v2 gets its own tag URL with no traffic, and a load test of predictions on that URL must meet the SLO
+before any user traffic moves; then traffic shifts 10% -> 50% -> 100% and v2 is promoted. If the gate or
+any step fails, the ``rollout.rollback`` task sends all traffic back to v1 and ``rollout.outcome`` fails
+the run, saying which step failed and why.
 
 Every step is a task that is safe to retry: rerun any of them and it finds its work done. The waits
 (revision Ready, traffic served) defer to the triggerer, so no worker slot is held while Knative works.
 ``make demo`` runs this DAG against a local_knative it starts; on GKE, set ``cluster_name`` etc. or a
-``kubernetes`` connection, and point ``image`` at your registry.
+``kubernetes`` connection, and point ``image`` at your registry. The gate loads the candidate's tag URL
+from the worker: where that host has no DNS (local_knative's ``example.com``), set the connection's
+``ingress_address`` extra to the Knative ingress.
 
 Params: ``model_v1_uri`` / ``model_v2_uri`` (artifacts from ``python -m model.train``), ``service_name``,
-``namespace``, ``image``.
+``namespace``, ``image``, ``slo`` (the gate's thresholds).
 """
 
 from __future__ import annotations
 
+import json
+
 import pendulum
 from airflow.sdk import DAG, Param, chain
 
-from knative_rollout.operators import (
-    KnativeDeployRevisionOperator,
-    KnativePromoteOperator,
-    KnativeSetTrafficOperator,
-    KnativeTeardownOperator,
-)
+from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
 from knative_rollout.sensors import KnativeServiceReadySensor
+from knative_rollout.task_groups import progressive_rollout
 
 SERVICE = "{{ params.service_name }}"
 NAMESPACE = "{{ params.namespace }}"
 TARGET = {"service_name": SERVICE, "namespace": NAMESPACE}
+# One iris flower per request, in the KServe v1 protocol the example model serves.
+PREDICTION = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8]]})
 
 with DAG(
     dag_id="rollout_example",
-    description="Deploy v1, canary v2 on its tag URL, shift 10/50/100, promote, tear down",
+    description="Deploy v1, canary v2 on its tag URL, load-test it, shift 10/50/100, promote or roll back",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -39,6 +46,11 @@ with DAG(
         "image": Param("registry.example.com/knative-rollout/model-server:v1", type="string"),
         "model_v1_uri": Param("", type="string", description="artifact of model v1 (path or gs://)"),
         "model_v2_uri": Param("", type="string", description="artifact of model v2 (path or gs://)"),
+        "slo": Param(
+            "p99<=500ms,error_rate<=0.01,achieved_rate>=18",
+            type="string",
+            description="the load-test gate's thresholds on v2's tag URL (20 predictions/s for 5 s)",
+        ),
     },
     default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=10)},
 ) as dag:
@@ -49,27 +61,26 @@ with DAG(
         env={"MODEL_URI": "{{ params.model_v1_uri }}"},
         autoscaling={"min-scale": 1},
     )
-    deploy_v2 = KnativeDeployRevisionOperator(
-        task_id="deploy_v2_canary",
+    rollout = progressive_rollout(
+        group_id="rollout",
         **TARGET,
         image="{{ params.image }}",
         env={"MODEL_URI": "{{ params.model_v2_uri }}"},
         autoscaling={"min-scale": 1},
-        tag="candidate",
-        traffic_percent=0,
+        steps=(10, 50, 100),
+        load_test={
+            "rate": 20,
+            "duration": "5s",
+            "path": "/v1/models/{{ params.service_name }}:predict",
+            "bodies": [PREDICTION],
+            "headers": {"Content-Type": "application/json"},
+            "expect_json_field": "predictions",
+            "slo": "{{ params.slo }}",
+        },
     )
-    shifts = [
-        KnativeSetTrafficOperator(
-            task_id=f"traffic_{percent}",
-            **TARGET,
-            traffic={"@stable": 100 - percent, "@candidate": percent},
-        )
-        for percent in (10, 50, 100)
-    ]
-    promote = KnativePromoteOperator(task_id="promote", **TARGET)
     ready = KnativeServiceReadySensor(
         task_id="service_ready", service_name=SERVICE, namespace=NAMESPACE, timeout=300
     )
     teardown = KnativeTeardownOperator(task_id="teardown", **TARGET, keep=0)
 
-    chain(deploy_v1, deploy_v2, *shifts, promote, ready, teardown)
+    chain(deploy_v1, rollout, ready, teardown)

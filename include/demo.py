@@ -1,8 +1,9 @@
 """``make demo``: the first five minutes of a new user, on one machine, with no Docker and no cloud account.
 
 Starts a local_knative in ``.demo/``, trains v1 and v2 of the example model, runs ``dags/rollout_example.py``
-with ``dag.test()`` (deploy v1, v2 as a 0% canary on its tag URL, 10% -> 50% -> 100%, promote, tear
-down), prints what each step did and the final traffic, and stops the cluster.
+with ``dag.test()`` (deploy v1, v2 as a 0% canary on its tag URL, a load test of v2 against the SLO,
+10% -> 50% -> 100%, promote, tear down), prints what each step did and the final traffic, and stops the
+cluster.
 
 Run it as ``.venv/bin/python include/demo.py`` from the repository root (``KNATIVE_ROLLOUT_DEMO_DIR``
 overrides where its files go).
@@ -28,10 +29,12 @@ IMAGE = "registry.example.com/knative-rollout/model-server:v1"
 SAMPLE = [[5.9, 3.0, 5.1, 1.8]]
 
 
-def configure_airflow(kubeconfig: Path) -> None:
+def configure_airflow(kubeconfig: Path, ingress_url: str) -> None:
     """Give Airflow its own home in .demo/ and a ``kubernetes_default`` connection to the demo cluster.
 
-    Airflow reads its configuration when first imported, so this runs before any Airflow import.
+    Airflow reads its configuration when first imported, so this runs before any Airflow import. The
+    demo's Knative hosts (``*.example.com``) have no DNS, so the load-test gate reaches them through the
+    ingress named in the connection.
     """
     home = DEMO_DIR / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -43,7 +46,10 @@ def configure_airflow(kubeconfig: Path) -> None:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(
-                {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig)}}
+                {
+                    "conn_type": "kubernetes",
+                    "extra": {"kube_config_path": str(kubeconfig), "ingress_address": ingress_url},
+                }
             ),
         }
     )
@@ -76,27 +82,42 @@ def predict(ingress_url: str, service_url: str) -> Any:
 
 
 def summarize(dagrun: Any) -> dict[str, Any]:
-    """Print one line per task: its state and what it returned."""
+    """Print one line per task: its state and what it returned (for a failed gate, its measurements)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.scalars(
-            XComModel.get_many(run_id=dagrun.run_id, dag_ids=dagrun.dag_id, key="return_value")
-        ).all()
-        results = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        results: dict[str, Any] = {}
+        # The gate pushes its summary under "loadtest" even when it fails and so returns nothing.
+        for key in ("return_value", "loadtest"):
+            rows = session.scalars(XComModel.get_many(run_id=dagrun.run_id, dag_ids=dagrun.dag_id, key=key))
+            for row in rows.all():
+                results.setdefault(row.task_id, XComModel.deserialize_value(row))
     order = {task_id: index for index, task_id in enumerate(dagrun.dag.task_ids)} if dagrun.dag else {}
     for ti in sorted(dagrun.get_task_instances(), key=lambda ti: order.get(ti.task_id, 0)):
-        print(f"  {ti.task_id:<18} {ti.state!s:<8} {describe(ti.task_id, results.get(ti.task_id))}")
+        print(f"  {ti.task_id:<26} {ti.state!s:<16} {describe(results.get(ti.task_id))}")
     return results
 
 
-def describe(task_id: str, result: Any) -> str:
+def describe(result: Any) -> str:
     """Return a short human summary of a task's return value."""
     if not isinstance(result, dict):
         return ""
     if "status" in result:  # a sensor's event
         return str(result.get("message", ""))
+    if "verdict" in result:  # a load-test gate's summary
+        latency = result["latency_ms"]
+        verdict = result["verdict"]
+        outcome = (
+            "SLO passed"
+            if verdict["passed"]
+            else "SLO failed: " + "; ".join(check["message"] for check in verdict["failed"])
+        )
+        return (
+            f"{result['completed']}/{result['requests']} requests at {result['achieved_rate']:.1f}/s, "
+            f"p50 {latency['p50']:.1f} ms, p99 {latency['p99']:.1f} ms, "
+            f"error rate {result['error_rate']:.2%}: {outcome}"
+        )
     if "tag_url" in result:
         return (
             f"revision {result['revision']} (stable {result['stable_revision']}), tag URL {result['tag_url']}"
@@ -123,7 +144,7 @@ def main() -> int:
     cluster = LocalKnative.start(DEMO_DIR / "cluster")
     try:
         print(f"  API {cluster.api_url}, ingress {cluster.ingress_url}, kubeconfig {cluster.kubeconfig}")
-        configure_airflow(cluster.kubeconfig)
+        configure_airflow(cluster.kubeconfig, cluster.ingress_url)
         print("Training the example model ...")
         conf = {
             "model_v1_uri": train("v1", seed=0),

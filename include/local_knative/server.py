@@ -119,8 +119,9 @@ async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
     """
     from local_knative import admission
     from local_knative.controller import KnativeController
+    from local_knative.images import ImageCatalog
     from local_knative.ingress import Ingress
-    from local_knative.runtime import ImageCatalog, RevisionRuntime, ScalingConfig
+    from local_knative.runtime import RevisionRuntime, ScalingConfig
 
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeVar
@@ -204,30 +204,54 @@ class KnativeServingHook(KubernetesHook):
         """Return the custom-objects API (Knative resources)."""
         return client.CustomObjectsApi(api_client=self.api_client)
 
-    def _get(self, resource: Resource, name: str, namespace: str) -> dict[str, Any] | None:
-        what = f"reading {resource.kind} {namespace}/{name}"
+    def _custom(
+        self,
+        what: str,
+        verb: str,
+        resource: Resource,
+        namespace: str,
+        *args: Any,
+        answers: Mapping[int, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``{verb}_namespaced_custom_object`` for ``resource``, retrying temporary failures.
+
+        :param answers: what to return instead of raising for some statuses (404 on a read, 409 on a create).
+        :raises KnativeNotFoundError, KnativeApiRejectedError, KnativeTemporaryError: for other failures.
+        """
+        method = getattr(self.custom_api, f"{verb}_namespaced_custom_object")
         try:
             return self._call(
                 what,
-                lambda: self.custom_api.get_namespaced_custom_object(
+                lambda: method(
                     resource.group,
                     resource.version,
                     namespace,
                     resource.plural,
-                    name,
+                    *args,
                     _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                    **kwargs,
                 ),
             )
         except ApiException as error:
-            if error.status == 404:
-                return None
+            if answers and error.status in answers:
+                return answers[error.status]
             raise self._rejected(what, error) from error
+
+    def find(self, resource: Resource, name: str, namespace: str) -> dict[str, Any] | None:
+        """Return a namespaced Knative object, or ``None`` when it does not exist."""
+        what = f"reading {resource.kind} {namespace}/{name}"
+        return self._custom(what, "get", resource, namespace, name, answers={404: None})
+
+    def _delete(self, resource: Resource, name: str, namespace: str) -> bool:
+        what = f"deleting {resource.kind} {namespace}/{name}"
+        return self._custom(what, "delete", resource, namespace, name, answers={404: None}) is not None
 
     # -- services -------------------------------------------------------------------------------------
 
     def find_service(self, name: str, namespace: str) -> dict[str, Any] | None:
         """Return the Knative Service, or ``None`` when it does not exist."""
-        return self._get(KSVC, name, namespace)
+        return self.find(KSVC, name, namespace)
 
     def get_service(self, name: str, namespace: str) -> dict[str, Any]:
         """Return the Knative Service (``status.url``, ``status.traffic[].url`` per tag, ...).
@@ -242,26 +266,16 @@ class KnativeServingHook(KubernetesHook):
             )
         return service
 
+    def list_services(self, namespace: str) -> list[dict[str, Any]]:
+        """Return the Knative Services of a namespace."""
+        result = self._custom(f"listing Services in namespace {namespace}", "list", KSVC, namespace)
+        return list(result.get("items") or [])
+
     def create_service(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Create a Knative Service; return ``None`` when one of that name already exists (lost a race)."""
         namespace = body["metadata"]["namespace"]
         what = f"creating Service {namespace}/{body['metadata']['name']}"
-        try:
-            return self._call(
-                what,
-                lambda: self.custom_api.create_namespaced_custom_object(
-                    KSVC.group,
-                    KSVC.version,
-                    namespace,
-                    KSVC.plural,
-                    body,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-            )
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise self._rejected(what, error) from error
+        return self._custom(what, "create", KSVC, namespace, body, answers={409: None})
 
     def update_service(
         self, name: str, namespace: str, mutate: Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -282,25 +296,11 @@ class KnativeServingHook(KubernetesHook):
             if desired is None:
                 return current, False
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            try:
-                written = self._call(
-                    what,
-                    lambda body=desired: self.custom_api.replace_namespaced_custom_object(  # type: ignore[misc]
-                        KSVC.group,
-                        KSVC.version,
-                        namespace,
-                        KSVC.plural,
-                        name,
-                        body,
-                        _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                    ),
-                )
+            written = self._custom(what, "replace", KSVC, namespace, name, desired, answers={409: None})
+            if written is not None:
                 return written, True
-            except ApiException as error:
-                if error.status != 409:
-                    raise self._rejected(what, error) from error
-                self.conflicts += 1
-                self.log.info("%s: conflict (attempt %d), re-reading and re-applying", what, attempt)
+            self.conflicts += 1
+            self.log.info("%s: conflict (attempt %d), re-reading and re-applying", what, attempt)
             time.sleep(delay)
             delay *= 2
         raise KnativeTemporaryError(
@@ -316,50 +316,22 @@ class KnativeServingHook(KubernetesHook):
 
     def find_revision(self, name: str, namespace: str) -> dict[str, Any] | None:
         """Return the Revision, or ``None`` when it does not exist."""
-        return self._get(REVISION, name, namespace)
+        return self.find(REVISION, name, namespace)
 
     def list_revisions(self, service: str, namespace: str) -> list[dict[str, Any]]:
         """Return the Revisions of a Service."""
-        what = f"listing Revisions of Service {namespace}/{service}"
-        try:
-            result = self._call(
-                what,
-                lambda: self.custom_api.list_namespaced_custom_object(
-                    REVISION.group,
-                    REVISION.version,
-                    namespace,
-                    REVISION.plural,
-                    label_selector=f"{SERVICE_LABEL}={service}",
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-            )
-        except ApiException as error:
-            raise self._rejected(what, error) from error
+        result = self._custom(
+            f"listing Revisions of Service {namespace}/{service}",
+            "list",
+            REVISION,
+            namespace,
+            label_selector=f"{SERVICE_LABEL}={service}",
+        )
         return list(result.get("items") or [])
 
     def delete_revision(self, name: str, namespace: str) -> bool:
         """Delete a Revision; return whether it existed."""
         return self._delete(REVISION, name, namespace)
-
-    def _delete(self, resource: Resource, name: str, namespace: str) -> bool:
-        what = f"deleting {resource.kind} {namespace}/{name}"
-        try:
-            self._call(
-                what,
-                lambda: self.custom_api.delete_namespaced_custom_object(
-                    resource.group,
-                    resource.version,
-                    namespace,
-                    resource.plural,
-                    name,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                ),
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise self._rejected(what, error) from error
-        return True
 
     # -- events ---------------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ unless set, so reading it would make these sensors hold worker slots by default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -18,7 +18,7 @@ from knative_rollout.exceptions import (
     KnativeTemporaryError,
     permanent_input_errors,
 )
-from knative_rollout.hooks import KnativeServingHook
+from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
 from knative_rollout.resources import check_namespace, check_revision_name, check_service_name
 from knative_rollout.triggers import (
     KnativeRevisionReadyTrigger,
@@ -30,50 +30,46 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class _KnativeReadySensor(BaseSensorOperator):
-    """Poke a Knative object's readiness through its trigger's decision, or defer to that trigger."""
+class _KnativeReadySensor(KnativeConnectionOperator, BaseSensorOperator):
+    """Poke a Knative object's readiness through its trigger's decision, or defer to that trigger.
 
-    template_fields: tuple[str, ...] = ("name", "namespace", "kubernetes_conn_id")
+    Subclasses name the trigger that decides readiness (its ``resource`` is what is read) and the check
+    of the object's name.
+    """
+
+    template_fields: tuple[str, ...] = ("name", "namespace", *CONNECTION_FIELDS)
+    trigger_class: type[_KnativeWatchTrigger]
+    check_name: Callable[[str], object]
 
     def __init__(
-        self,
-        *,
-        name: str,
-        namespace: str = "default",
-        kubernetes_conn_id: str = KnativeServingHook.default_conn_name,
-        deferrable: bool = True,
-        **kwargs: Any,
+        self, *, name: str, namespace: str = "default", deferrable: bool = True, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.namespace = namespace
-        self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> KnativeServingHook:
-        """Return the sync hook for this task's connection."""
-        return KnativeServingHook(kubernetes_conn_id=self.kubernetes_conn_id)
-
     def validate(self) -> None:
-        """Check names before any API call."""
+        """Check the name and namespace before any API call."""
         with permanent_input_errors():
             check_namespace(self.namespace)
+            type(self).check_name(self.name)
 
     def trigger(self) -> _KnativeWatchTrigger:
         """Return the trigger that decides readiness for this sensor."""
-        raise NotImplementedError
-
-    def read(self) -> dict[str, Any] | None:
-        """Return the watched object now, or ``None`` when it does not exist."""
-        raise NotImplementedError
+        return self.trigger_class(
+            name=self.name,
+            namespace=self.namespace,
+            timeout_seconds=float(self.timeout),
+            hook_params=self.trigger_hook_params(),
+        )
 
     def current_event(self) -> dict[str, Any] | None:
         """Return the trigger's final event for the object as it is now; ``None`` while still waiting.
 
         An object that does not exist yet is waited for (the trigger's "deleted" applies to a watch only).
         """
-        obj = self.read()
+        obj = self.hook.find(self.trigger_class.resource, self.name, self.namespace)
         event = None if obj is None else self.trigger().decide(obj)
         return None if event is None else dict(event.payload)
 
@@ -112,62 +108,34 @@ class _KnativeReadySensor(BaseSensorOperator):
 class KnativeRevisionReadySensor(_KnativeReadySensor):
     """Wait until a Knative Revision is Ready; fail at once with Knative's reason if it failed.
 
+    Takes the connection parameters of :class:`~knative_rollout.operators.base.KnativeConnectionOperator`
+    (``kubernetes_conn_id``, or GKE's ``gcp_conn_id``, ``project_id``, ``location``, ``cluster_name``).
+
     :param revision_name: the revision. (templated)
     :param namespace: its namespace. (templated)
-    :param kubernetes_conn_id: Airflow ``kubernetes`` connection. (templated)
     :param deferrable: wait in the triggerer (default).
     """
 
+    trigger_class = KnativeRevisionReadyTrigger
+    check_name = staticmethod(check_revision_name)
+
     def __init__(self, *, revision_name: str, **kwargs: Any) -> None:
         super().__init__(name=revision_name, **kwargs)
-
-    def validate(self) -> None:
-        """Check the revision name and namespace."""
-        super().validate()
-        with permanent_input_errors():
-            check_revision_name(self.name)
-
-    def trigger(self) -> KnativeRevisionReadyTrigger:
-        """Return the revision trigger."""
-        return KnativeRevisionReadyTrigger(
-            name=self.name,
-            namespace=self.namespace,
-            timeout_seconds=float(self.timeout),
-            hook_params={"kubernetes_conn_id": self.kubernetes_conn_id},
-        )
-
-    def read(self) -> dict[str, Any] | None:
-        """Return the Revision."""
-        return self.hook.find_revision(self.name, self.namespace)
 
 
 class KnativeServiceReadySensor(_KnativeReadySensor):
     """Wait until a Knative Service has reconciled its latest spec and is Ready.
 
+    Takes the connection parameters of :class:`~knative_rollout.operators.base.KnativeConnectionOperator`
+    (``kubernetes_conn_id``, or GKE's ``gcp_conn_id``, ``project_id``, ``location``, ``cluster_name``).
+
     :param service_name: the service. (templated)
     :param namespace: its namespace. (templated)
-    :param kubernetes_conn_id: Airflow ``kubernetes`` connection. (templated)
     :param deferrable: wait in the triggerer (default).
     """
 
+    trigger_class = KnativeServiceReadyTrigger
+    check_name = staticmethod(check_service_name)
+
     def __init__(self, *, service_name: str, **kwargs: Any) -> None:
         super().__init__(name=service_name, **kwargs)
-
-    def validate(self) -> None:
-        """Check the service name and namespace."""
-        super().validate()
-        with permanent_input_errors():
-            check_service_name(self.name)
-
-    def trigger(self) -> KnativeServiceReadyTrigger:
-        """Return the service trigger."""
-        return KnativeServiceReadyTrigger(
-            name=self.name,
-            namespace=self.namespace,
-            timeout_seconds=float(self.timeout),
-            hook_params={"kubernetes_conn_id": self.kubernetes_conn_id},
-        )
-
-    def read(self) -> dict[str, Any] | None:
-        """Return the Service."""
-        return self.hook.find_service(self.name, self.namespace)

@@ -142,23 +142,8 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
 
     resource = KSVC
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        namespace: str,
-        timeout_seconds: float,
-        expected_traffic: list[dict[str, Any]] | None = None,
-        hook_params: Mapping[str, Any] | None = None,
-        carry: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            name=name,
-            namespace=namespace,
-            timeout_seconds=timeout_seconds,
-            hook_params=hook_params,
-            carry=carry,
-        )
+    def __init__(self, *, expected_traffic: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.expected_traffic = expected_traffic
 
     def _kwargs(self) -> dict[str, Any]:

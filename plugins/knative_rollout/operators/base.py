@@ -37,51 +37,40 @@ if TYPE_CHECKING:
 CONNECTION_FIELDS = ("kubernetes_conn_id", "gcp_conn_id", "project_id", "location", "cluster_name")
 
 
-class KnativeBaseOperator(BaseOperator):
-    """Base of the rollout operators: one Knative Service, a connection, and waits that defer.
+class KnativeConnectionOperator(BaseOperator):
+    """Base of every task that reaches a Knative cluster: through a ``kubernetes`` connection, or on GKE.
 
-    :param service_name: Knative Service name (DNS-1035). (templated)
-    :param namespace: its namespace. (templated)
+    The rollout operators, the sensors and ``LoadTestGateOperator`` take these parameters, build their
+    hook from them, and hand their triggers the same way in (:meth:`trigger_hook_params`).
+
     :param kubernetes_conn_id: Airflow ``kubernetes`` connection. (templated)
     :param gcp_conn_id: Google Cloud connection, for GKE. (templated)
     :param project_id: GKE project. (templated)
     :param location: GKE location. (templated)
     :param cluster_name: GKE cluster; set it to reach the cluster through the google provider. (templated)
     :param impersonation_chain: service account(s) to impersonate on GKE.
-    :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
-    :param wait_timeout: seconds to wait for Knative to reach the requested state.
     """
 
-    template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
-    operator_extra_links: tuple[KnativeServiceLink, ...] = (KnativeServiceLink(),)
-    ui_color = "#cce8ff"
+    template_fields: tuple[str, ...] = CONNECTION_FIELDS
 
     def __init__(
         self,
         *,
-        service_name: str,
-        namespace: str = "default",
         kubernetes_conn_id: str = KnativeServingHook.default_conn_name,
         gcp_conn_id: str = "google_cloud_default",
         project_id: str | None = None,
         location: str | None = None,
         cluster_name: str | None = None,
         impersonation_chain: str | list[str] | None = None,
-        deferrable: bool = True,
-        wait_timeout: float = 600,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.service_name = service_name
-        self.namespace = namespace
         self.kubernetes_conn_id = kubernetes_conn_id
         self.gcp_conn_id = gcp_conn_id
         self.project_id = project_id
         self.location = location
         self.cluster_name = cluster_name
         self.impersonation_chain = impersonation_chain
-        self.deferrable = deferrable
-        self.wait_timeout = wait_timeout
 
     @cached_property
     def hook(self) -> KnativeServingHook:
@@ -106,6 +95,37 @@ class KnativeBaseOperator(BaseOperator):
             "gcp_conn_id": self.gcp_conn_id,
             "impersonation_chain": self.impersonation_chain,
         }
+
+
+class KnativeBaseOperator(KnativeConnectionOperator):
+    """Base of the rollout operators: one Knative Service, a connection, and waits that defer.
+
+    Takes the connection parameters of :class:`KnativeConnectionOperator` too.
+
+    :param service_name: Knative Service name (DNS-1035). (templated)
+    :param namespace: its namespace. (templated)
+    :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
+    :param wait_timeout: seconds to wait for Knative to reach the requested state.
+    """
+
+    template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
+    operator_extra_links: tuple[KnativeServiceLink, ...] = (KnativeServiceLink(),)
+    ui_color = "#cce8ff"
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        namespace: str = "default",
+        deferrable: bool = True,
+        wait_timeout: float = 600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.service_name = service_name
+        self.namespace = namespace
+        self.deferrable = deferrable
+        self.wait_timeout = wait_timeout
 
     def validate_target(self) -> None:
         """Check the Service name, namespace, connection and namespace guardrail, before any API call."""
@@ -135,6 +155,11 @@ class KnativeBaseOperator(BaseOperator):
                 "label app.kubernetes.io/managed-by=knative-rollout); refusing to change it. Add the label "
                 "to hand it over, or use another service name"
             )
+
+    def recorded_state(self) -> RolloutState:
+        """Return the rollout state recorded on the Service now."""
+        service = self.hook.get_service(self.service_name, self.namespace)
+        return state_from_annotations(service["metadata"].get("annotations"))
 
     def revision_infos(self) -> dict[str, RevisionInfo]:
         """Return the Service's revisions by name."""

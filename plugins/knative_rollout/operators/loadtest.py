@@ -14,15 +14,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.exceptions import KnativeInputError
-from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.loadtest import (
     IntervalStats,
     LoadTestConfig,
@@ -37,6 +35,7 @@ from knative_rollout.loadtest import (
     run_load_test,
     summary_of,
 )
+from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -71,7 +70,7 @@ def _storage_path(path: ObjectStoragePath | str) -> ObjectStoragePath:
     return ObjectStoragePath(path if "://" in path else f"file://{path}")
 
 
-class LoadTestGateOperator(BaseOperator):
+class LoadTestGateOperator(KnativeConnectionOperator):
     """Send synthetic load to a URL or a Knative Service's tag and fail the task when the SLO is violated.
 
     The target is ``url``, or the URL Knative publishes for ``tag`` of ``service_name`` (its
@@ -112,7 +111,9 @@ class LoadTestGateOperator(BaseOperator):
     :param report_path: where the JSON report goes: an ``ObjectStoragePath`` or a string such as
         ``file:///reports/{{ run_id }}/loadtest.json`` or ``gs://bucket/...`` (templated).
     :param ingress_address: ``http://host:port`` of the Knative ingress to connect to (templated).
-    :param kubernetes_conn_id: connection used to read the Service (and the ``ingress_address`` extra).
+    :param kubernetes_conn_id: connection used to read the Service (and the ``ingress_address`` extra);
+        on GKE, ``gcp_conn_id``, ``project_id``, ``location`` and ``cluster_name`` as for the rollout
+        operators (:class:`~knative_rollout.operators.base.KnativeConnectionOperator`). (templated)
     :param progress_interval: how often progress is logged.
     """
 
@@ -127,6 +128,7 @@ class LoadTestGateOperator(BaseOperator):
         "payloads_path",
         "report_path",
         "ingress_address",
+        *CONNECTION_FIELDS,
     )
     ui_color = "#f4d35e"
 
@@ -153,7 +155,6 @@ class LoadTestGateOperator(BaseOperator):
         expect_json_field: str | None = None,
         report_path: ObjectStoragePath | str | None = None,
         ingress_address: str | None = None,
-        kubernetes_conn_id: str = KnativeServingHook.default_conn_name,
         progress_interval: str | float = "5s",
         **kwargs: Any,
     ) -> None:
@@ -184,13 +185,7 @@ class LoadTestGateOperator(BaseOperator):
         self.expect_json_field = expect_json_field
         self.report_path = report_path
         self.ingress_address = ingress_address
-        self.kubernetes_conn_id = kubernetes_conn_id
         self.progress_interval = progress_interval
-
-    @cached_property
-    def hook(self) -> KnativeServingHook:
-        """Return the hook that reads the Service (only used with ``service_name``)."""
-        return KnativeServingHook(kubernetes_conn_id=self.kubernetes_conn_id)
 
     def tag_url(self) -> str:
         """Return the URL Knative publishes for ``tag`` of ``service_name``."""
@@ -334,49 +329,26 @@ def load_test_cli_arguments(
 
 
 def load_test_pod_operator(
-    *,
-    task_id: str,
-    image: str,
-    namespace: str,
-    url: str,
-    rate: float | None = None,
-    duration: str = "30s",
-    slo: str | None = None,
-    host: str | None = None,
-    model: str = "open",
-    concurrency: int = 100,
-    timeout: str = "10s",
-    headers: Mapping[str, str] | None = None,
-    **pod_kwargs: Any,
+    *, task_id: str, image: str, namespace: str, arguments: Sequence[str], **pod_kwargs: Any
 ) -> KubernetesPodOperator:
     """Return a task that runs the load test in a pod in the cluster (untested here: needs a real cluster).
 
     Use it when the worker cannot reach the service, e.g. the cluster-local address
-    ``http://NAME.NAMESPACE.svc.cluster.local`` with ``host`` set to the tag's host. ``image`` must have
-    this package installed (``pip install knative-rollout``); the pod runs ``python -m
-    knative_rollout.loadtest``, writes the JSON report to ``/airflow/xcom/return.json`` (pushed as the
-    task's XCom by the sidecar) and exits 1 when the SLO is violated, which fails the task. Extra keyword
-    arguments go to ``KubernetesPodOperator`` (``kubernetes_conn_id``, resources, ...).
+    ``http://NAME.NAMESPACE.svc.cluster.local`` with ``host`` set to the tag's host. ``arguments`` is the
+    load test as :func:`load_test_cli_arguments` returns it. ``image`` must have this package installed
+    (``pip install knative-rollout``); the pod runs ``python -m knative_rollout.loadtest``, writes the JSON
+    report to ``/airflow/xcom/return.json`` (pushed as the task's XCom by the sidecar) and exits 1 when the
+    SLO is violated, which fails the task. Extra keyword arguments go to ``KubernetesPodOperator``
+    (``kubernetes_conn_id``, resources, ...).
     """
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-    arguments = load_test_cli_arguments(
-        url=url,
-        rate=rate,
-        duration=duration,
-        slo=slo,
-        host=host,
-        model=model,
-        concurrency=concurrency,
-        timeout=timeout,
-        headers=headers,
-    )
     return KubernetesPodOperator(
         task_id=task_id,
         image=image,
         namespace=namespace,
         cmds=["python", "-m", "knative_rollout.loadtest"],
-        arguments=arguments,
+        arguments=list(arguments),
         do_xcom_push=True,
         **pod_kwargs,
     )

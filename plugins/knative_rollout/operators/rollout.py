@@ -19,6 +19,7 @@ from knative_rollout.policy import RolloutPhase, RolloutState
 from knative_rollout.resources import (
     DEFAULT_CANDIDATE_TAG,
     STABLE_TAG,
+    RevisionInfo,
     RevisionSpec,
     apply_state,
     check_keep,
@@ -219,8 +220,7 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         """Return the deployment's summary once the Service serves the new traffic."""
         revision = str(event.get("revision"))
         self.check_event(event, f"waiting for service {self.service_name} to route to {revision}")
-        service = self.hook.get_service(self.service_name, self.namespace)
-        state = state_from_annotations(service["metadata"].get("annotations"))
+        state = self.recorded_state()
         tag = STABLE_TAG if state.stable == revision else self.tag
         result = {
             "revision": revision,
@@ -232,7 +232,45 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         return result
 
 
-class KnativeSetTrafficOperator(KnativeBaseOperator):
+class _KnativeTrafficChangeOperator(KnativeBaseOperator):
+    """Compute a new traffic split from the Service and its rollout state, write it, wait until it is served.
+
+    Subclasses say what the split is (:meth:`compute`) and what the task returns (:meth:`summary`).
+    """
+
+    serving: str
+    """What the Service serves once done, for messages: "to serve {serving}"."""
+
+    def check_input(self) -> None:
+        """Check the operator's own arguments before any API call."""
+
+    def compute(
+        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
+    ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+        """Return the new spec, state, action and detail (see ``rewrite``), or ``None`` for no change."""
+        raise NotImplementedError
+
+    def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the task's result once the Service serves the change."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> Any:
+        """Validate the change against the Service's revisions, write it, and wait until it is served."""
+        self.check_input()
+        self.validate_target()
+        self.managed_service()
+        revisions = self.revision_infos()
+        service, _ = self.rewrite(lambda current, state: self.compute(current, state, revisions))
+        return self.wait_for_traffic(context, service, "execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Return the summary once the Service serves the change."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve {self.serving}")
+        self.push_urls(context, event.get("url"))
+        return self.summary(event)
+
+
+class KnativeSetTrafficOperator(_KnativeTrafficChangeOperator):
     """Set the traffic split; revisions by name or as ``@stable``, ``@candidate``, ``@latest``.
 
     Percents must sum to 100 and every revision with traffic must exist and be Ready; this is checked
@@ -244,39 +282,30 @@ class KnativeSetTrafficOperator(KnativeBaseOperator):
 
     template_fields = (*KnativeBaseOperator.template_fields, "traffic")
     template_fields_renderers = {"traffic": "json"}
+    serving = "the new traffic"
 
     def __init__(self, *, traffic: Mapping[str, int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.traffic = traffic
 
-    def execute(self, context: Context) -> Any:
-        """Validate the split against the Service's revisions, write it, and wait until it is served."""
-        self.validate_target()
-        self.managed_service()
-        revisions = self.revision_infos()
+    def compute(
+        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
+    ) -> tuple[dict[str, Any], RolloutState, str, str]:
+        """Resolve the requested split and tag its revisions."""
+        latest = service.get("status", {}).get("latestCreatedRevisionName")
+        split = resolve_traffic(self.traffic, state=state, revisions=revisions, latest=latest)
+        tags = traffic_tags(split, state, _candidate_tag(service, state))
+        spec = dict(service["spec"])
+        spec["traffic"] = render_traffic(split, tags)
+        new_state = state.traffic_set(split.get(state.candidate or "", 0))
+        return spec, new_state, "TrafficSet", f"traffic {describe_split(split)}"
 
-        def compute(
-            service: dict[str, Any], state: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str]:
-            latest = service.get("status", {}).get("latestCreatedRevisionName")
-            split = resolve_traffic(self.traffic, state=state, revisions=revisions, latest=latest)
-            tags = traffic_tags(split, state, _candidate_tag(service, state))
-            spec = dict(service["spec"])
-            spec["traffic"] = render_traffic(split, tags)
-            new_state = state.traffic_set(split.get(state.candidate or "", 0))
-            return spec, new_state, "TrafficSet", f"traffic {describe_split(split)}"
-
-        service, _ = self.rewrite(compute)
-        return self.wait_for_traffic(context, service, "execute_complete")
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Return the split the Service now serves."""
-        self.check_event(event, f"waiting for service {self.service_name} to serve the new traffic")
-        self.push_urls(context, event.get("url"))
         return {"traffic": split_of(event.get("traffic") or []), "url": event.get("url")}
 
 
-class KnativePromoteOperator(KnativeBaseOperator):
+class KnativePromoteOperator(_KnativeTrafficChangeOperator):
     """Promote the candidate: 100% of traffic, recorded as stable; the old stable is kept as rollback target.
 
     Promoting again after a promotion changes nothing.
@@ -284,37 +313,28 @@ class KnativePromoteOperator(KnativeBaseOperator):
     :return: ``{"stable_revision", "previous_stable_revision", "url"}``.
     """
 
-    def execute(self, context: Context) -> Any:
-        """Check the candidate is Ready, move all traffic to it, and wait until it is served."""
-        self.validate_target()
-        self.managed_service()
-        revisions = self.revision_infos()
+    serving = "the promoted revision"
 
-        def compute(
-            service: dict[str, Any], state: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
-            if state.candidate is None:
-                if state.phase is RolloutPhase.PROMOTED:
-                    return None
-                raise KnativeInputError(
-                    f"service {self.service_name} has no candidate revision to promote (phase "
-                    f"{state.phase.value}); deploy one with KnativeDeployRevisionOperator first"
-                )
-            resolve_traffic({state.candidate: 100}, state=state, revisions=revisions, latest=None)
-            spec = dict(service["spec"])
-            spec["traffic"] = render_traffic({state.candidate: 100}, {state.candidate: STABLE_TAG})
-            detail = f"{state.candidate} promoted to stable at 100%; previous stable {state.stable} kept"
-            return spec, state.promoted(), "Promoted", detail
+    def compute(
+        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
+    ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+        """Move all traffic to the Ready candidate and record it as stable."""
+        if state.candidate is None:
+            if state.phase is RolloutPhase.PROMOTED:
+                return None
+            raise KnativeInputError(
+                f"service {self.service_name} has no candidate revision to promote (phase "
+                f"{state.phase.value}); deploy one with KnativeDeployRevisionOperator first"
+            )
+        resolve_traffic({state.candidate: 100}, state=state, revisions=revisions, latest=None)
+        spec = dict(service["spec"])
+        spec["traffic"] = render_traffic({state.candidate: 100}, {state.candidate: STABLE_TAG})
+        detail = f"{state.candidate} promoted to stable at 100%; previous stable {state.stable} kept"
+        return spec, state.promoted(), "Promoted", detail
 
-        service, _ = self.rewrite(compute)
-        return self.wait_for_traffic(context, service, "execute_complete")
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Return the new stable revision once it serves all traffic."""
-        self.check_event(event, f"waiting for service {self.service_name} to serve the promoted revision")
-        service = self.hook.get_service(self.service_name, self.namespace)
-        state = state_from_annotations(service["metadata"].get("annotations"))
-        self.push_urls(context, event.get("url"))
+    def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the new stable revision and the one kept for rollback."""
+        state = self.recorded_state()
         return {
             "stable_revision": state.stable,
             "previous_stable_revision": state.previous_stable,
@@ -322,60 +342,52 @@ class KnativePromoteOperator(KnativeBaseOperator):
         }
 
 
-class KnativeRollbackOperator(KnativeBaseOperator):
+class KnativeRollbackOperator(_KnativeTrafficChangeOperator):
     """Send all traffic back to the stable revision (or ``revision``); works from any phase.
 
     During a canary the target is the stable revision; right after a promotion it is the previous stable
     (an "undo"). The candidate loses its tag. Rolling back again changes nothing.
 
     :param revision: revision to roll back to, instead of the recorded one. (templated)
-    :return: ``{"stable_revision", "rolled_back_from", "url"}``.
+    :return: ``{"stable_revision", "url"}``.
     """
 
     template_fields = (*KnativeBaseOperator.template_fields, "revision")
+    serving = "the rollback"
 
     def __init__(self, *, revision: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.revision = revision
 
-    def execute(self, context: Context) -> Any:
-        """Validate the target, move all traffic to it, and wait until it is served."""
+    def check_input(self) -> None:
+        """Check the revision name, when one is given."""
         if self.revision is not None:
             with permanent_input_errors():
                 check_revision_name(self.revision)
-        self.validate_target()
-        self.managed_service()
-        revisions = self.revision_infos()
 
-        def compute(
-            service: dict[str, Any], state: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
-            target = self.revision or state.rollback_target()
-            if target is None:
-                raise KnativeInputError(
-                    f"service {self.service_name} has no recorded stable revision to roll back to; pass "
-                    "revision= with the name of a Ready revision"
-                )
-            resolve_traffic({target: 100}, state=state, revisions=revisions, latest=None)
-            current = split_of(service["spec"].get("traffic") or [])
-            if target == state.stable and state.candidate is None and current == {target: 100}:
-                return None
-            spec = dict(service["spec"])
-            spec["traffic"] = render_traffic({target: 100}, {target: STABLE_TAG})
-            away = sorted(name for name, percent in current.items() if percent and name != target)
-            detail = f"all traffic back to {target}" + (f" (from {', '.join(away)})" if away else "")
-            return spec, state.rolled_back(target), "RolledBack", detail
+    def compute(
+        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
+    ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+        """Move all traffic to the rollback target and record it as stable."""
+        target = self.revision or state.rollback_target()
+        if target is None:
+            raise KnativeInputError(
+                f"service {self.service_name} has no recorded stable revision to roll back to; pass "
+                "revision= with the name of a Ready revision"
+            )
+        resolve_traffic({target: 100}, state=state, revisions=revisions, latest=None)
+        current = split_of(service["spec"].get("traffic") or [])
+        if target == state.stable and state.candidate is None and current == {target: 100}:
+            return None
+        spec = dict(service["spec"])
+        spec["traffic"] = render_traffic({target: 100}, {target: STABLE_TAG})
+        away = sorted(name for name, percent in current.items() if percent and name != target)
+        detail = f"all traffic back to {target}" + (f" (from {', '.join(away)})" if away else "")
+        return spec, state.rolled_back(target), "RolledBack", detail
 
-        service, _ = self.rewrite(compute)
-        return self.wait_for_traffic(context, service, "execute_complete")
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Return the revision that now serves all traffic."""
-        self.check_event(event, f"waiting for service {self.service_name} to serve the rollback")
-        service = self.hook.get_service(self.service_name, self.namespace)
-        state = state_from_annotations(service["metadata"].get("annotations"))
-        self.push_urls(context, event.get("url"))
-        return {"stable_revision": state.stable, "url": event.get("url")}
+        return {"stable_revision": self.recorded_state().stable, "url": event.get("url")}
 
 
 class KnativeTeardownOperator(KnativeBaseOperator):

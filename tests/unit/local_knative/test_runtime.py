@@ -11,13 +11,8 @@ import aiohttp
 import pytest
 
 from local_knative import kinds
-from local_knative.runtime import (
-    FAST_SCALING_ARGS,
-    PORT_ANNOTATION,
-    CatalogError,
-    ImageCatalog,
-    ScalingConfig,
-)
+from local_knative.images import CatalogError, ImageCatalog
+from local_knative.runtime import FAST_SCALING_ARGS, PORT_ANNOTATION, ScalingConfig
 from tests.unit.local_knative.test_runtime_harness import ECHO_IMAGE, NAMESPACE, Dataplane
 
 

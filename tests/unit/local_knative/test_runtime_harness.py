@@ -15,8 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from local_knative import kinds
+from local_knative.images import ImageCatalog
 from local_knative.ingress import Ingress
-from local_knative.runtime import ImageCatalog, RevisionRuntime, ScalingConfig
+from local_knative.runtime import RevisionRuntime, ScalingConfig
 from local_knative.store import Store
 
 ECHO_IMAGE = "registry.example.com/knative-rollout/echo:latest"

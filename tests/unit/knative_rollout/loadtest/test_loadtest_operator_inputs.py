@@ -100,8 +100,7 @@ def test_pod_runs_the_same_engine_with_arguments_the_cli_accepts() -> None:
         task_id="gate_in_cluster",
         image="registry.example.com/knative-rollout/loadtest:0.1.0",
         namespace="team-a",
-        url="http://model.team-a.svc.cluster.local/",
-        rate=50,
+        arguments=arguments,
     )
     assert pod.cmds == ["python", "-m", "knative_rollout.loadtest"]
-    assert pod.do_xcom_push is True and "--rate" in pod.arguments
+    assert pod.do_xcom_push is True and pod.arguments == arguments

@@ -1,0 +1,137 @@
+"""The Rollouts page mounted in the real Airflow API app, reading a real local_knative: login, HTML, JSON."""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from knative_rollout.hooks import KnativeServingHook
+from knative_rollout.resources import MANAGED_BY_LABEL, RevisionSpec, render_service
+
+pytestmark = pytest.mark.integration
+
+PAGE = "/knative-rollout/"
+JSON = "/knative-rollout/api/rollouts"
+
+
+@pytest.fixture(scope="module")
+def api(airflow_db: None) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """Return a client of Airflow's API server app (plugins mounted as in production) and a login header."""
+    from airflow.api_fastapi.app import create_app, get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    with pytest.MonkeyPatch.context() as patch:
+        # A signing key of the length PyJWT asks for, so the tokens raise no key-length warning.
+        patch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+        app = create_app("core")
+        token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="ADMIN"))
+        with TestClient(app) as client:
+            yield client, {"Authorization": f"Bearer {token}"}
+
+
+def test_the_plugin_registers_the_page_and_its_menu_entry(api) -> None:
+    client, login = api
+    plugins = client.get("/api/v2/plugins", headers=login).json()["plugins"]
+    ours = next(plugin for plugin in plugins if plugin["name"] == "knative_rollout")
+    assert [(app["name"], app["url_prefix"]) for app in ours["fastapi_apps"]] == [
+        ("Knative rollouts", "/knative-rollout")
+    ]
+    assert [(view["name"], view["href"]) for view in ours["external_views"]] == [("Rollouts", PAGE)]
+
+
+def test_the_page_needs_an_airflow_login(api) -> None:
+    client, _ = api
+    assert client.get(PAGE).status_code == 401
+    assert client.get(JSON, headers={"Authorization": "Bearer not-a-token"}).status_code == 403
+
+
+def test_a_canary_shows_its_state_traffic_and_history(api, run_dag, kube_namespace, monkeypatch) -> None:
+    client, login = api
+    target = {"service_name": "echo", "namespace": kube_namespace, "wait_timeout": 90}
+    image = "registry.example.com/knative-rollout/echo:{}"
+    deploy = "KnativeDeployRevisionOperator"
+    result = run_dag(
+        f"page_{kube_namespace}".replace("-", "_"),
+        [
+            ("v1", deploy, {**target, "image": image.format("v1")}),
+            (
+                "v2",
+                "KnativeDeployRevisionOperator",
+                {**target, "image": image.format("v2"), "traffic_percent": 10},
+            ),
+        ],
+    )
+    assert result.state == "success", result.task_states
+    v1, v2 = result.results["v1"]["revision"], result.results["v2"]["revision"]
+    # A Service this provider does not manage is left off the page.
+    plain = render_service("plain", kube_namespace, RevisionSpec.build(image=image.format("v1")), {})
+    del plain["metadata"]["labels"][MANAGED_BY_LABEL]
+    assert KnativeServingHook().create_service(plain) is not None
+
+    response = client.get(JSON, params={"namespace": kube_namespace}, headers=login)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert (data["connection"], data["namespaces"], data["namespaces_from"], data["errors"]) == (
+        "kubernetes_default",
+        [kube_namespace],
+        "query",
+        [],
+    )
+    [echo] = data["services"]
+    domain = f"{kube_namespace}.example.com"
+    assert {key: echo[key] for key in ("name", "url", "phase", "step", "stable", "candidate")} == {
+        "name": "echo",
+        "url": f"http://echo.{domain}",
+        "phase": "Canary",
+        "step": 10,
+        "stable": v1,
+        "candidate": v2,
+    }
+    assert sorted(echo["traffic"], key=lambda target: -target["percent"]) == [
+        {"revision": v1, "percent": 90, "tag": "stable", "url": f"http://stable-echo.{domain}"},
+        {"revision": v2, "percent": 10, "tag": "candidate", "url": f"http://candidate-echo.{domain}"},
+    ]
+    assert echo["history"][0]["action"] == "CandidateDeployed"
+    assert [entry["action"] for entry in echo["history"]][-1] == "Deploying"
+
+    # The UI embeds the page in an iframe, which sends the session cookie rather than a header.
+    client.cookies.set("_token", login["Authorization"].removeprefix("Bearer "))
+    try:
+        page = client.get(PAGE, params={"namespace": kube_namespace})
+    finally:
+        client.cookies.clear()
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    for shown in (f"{kube_namespace}/echo", "Canary", v1, v2, f"http://candidate-echo.{domain}", "10%"):
+        assert shown in page.text
+    assert f"{kube_namespace}/plain" not in page.text
+
+    # Without a namespace, the guardrails' allowed namespaces are shown.
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_KNATIVE_ROLLOUT_GUARDRAILS", json.dumps({"allowed_namespaces": [kube_namespace]})
+    )
+    data = client.get(JSON, headers=login).json()
+    assert (data["namespaces"], data["namespaces_from"]) == ([kube_namespace], "guardrails")
+    assert [service["name"] for service in data["services"]] == ["echo"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"namespace": "Not_A_Namespace"}, "Not_A_Namespace"),
+        ({"conn_id": "no_such_connection"}, "create a 'kubernetes' connection"),
+    ],
+)
+def test_bad_input_is_a_400_that_says_what_to_fix(api, k8s_connection, params, message) -> None:
+    client, login = api
+    response = client.get(JSON, params=params, headers=login)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+    page = client.get(PAGE, params=params, headers=login)
+    assert page.status_code == 400
+    assert html.escape(message) in page.text
