@@ -24,7 +24,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,39 +39,20 @@ REPO_ROOT = HERE.parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.loadgen.stall_server import StallPattern, stall_server_process  # noqa: E402
+from benchmarks.peers import parse_wrk, start_nginx  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 SERVER_CPU, CLIENT_CPU = 0, 1
 CONNECTIONS = 50
 STALL_RATES, STALL_WORKERS = (200, 1000), 10
-NGINX_CONFIG = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
+# nginx answers every request itself, so the generators, not the server, are what is measured.
+NGINX_SERVER = """
   keepalive_requests 100000000;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
   server {{
     listen 127.0.0.1:{port};
     location / {{ default_type text/plain; return 200 "ok"; }}
   }}
-}}
 """
-_LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def pinned(cpu: int, command: list[str]) -> list[str]:
@@ -82,26 +62,9 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
 
 @contextmanager
 def nginx(workdir: Path) -> Iterator[str]:
-    """Run nginx with a temporary config on a free loopback port; yield its URL."""
-    port = free_port()
-    config = workdir / "nginx.conf"
-    config.write_text(NGINX_CONFIG.format(dir=workdir, port=port))
-    process = subprocess.Popen(
-        pinned(
-            SERVER_CPU, [shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(config), "-p", str(workdir)]
-        ),
-        stderr=subprocess.PIPE,
-    )
+    """Run nginx pinned to the server CPU on a free loopback port; yield its URL."""
+    process, port = start_nginx(workdir, NGINX_SERVER, pin=pinned(SERVER_CPU, []))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start: {process.stderr.read()!r}") from None  # type: ignore[union-attr]
-                time.sleep(0.05)
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.terminate()
@@ -116,11 +79,6 @@ def run(command: list[str], env: dict[str, str] | None = None) -> str:
     if done.returncode not in (0, 1):  # ours exits 1 when an SLO fails; none is given here
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done.stdout
-
-
-def to_ms(value: str, unit: str) -> float:
-    """Return a latency in milliseconds."""
-    return float(value) * _LATENCY_UNITS[unit]
 
 
 def ours(url: str, duration: int, workdir: Path, *args: str) -> dict[str, Any]:
@@ -145,9 +103,8 @@ def hey(url: str, duration: int, workers: int, per_worker_rate: float | None = N
 def wrk(url: str, duration: int, connections: int) -> dict[str, Any]:
     """Run wrk (one thread); return requests/s and p99 (ms)."""
     out = run(pinned(CLIENT_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"\n\s+99%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
-    return {"requests_per_s": rps, "p99_ms": to_ms(value, unit)}
+    numbers = parse_wrk(out)
+    return {"requests_per_s": numbers["rps"], "p99_ms": numbers["p99_ms"]}
 
 
 def locust(url: str, duration: int, users: int, workdir: Path, per_user_rate: float = 0) -> dict[str, Any]:

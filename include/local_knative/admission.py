@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from local_knative import errors, kinds
+from local_knative.autoscaler import (
+    ANNOTATION_PREFIX,
+    PROGRESS_DEADLINE_ANNOTATION,
+    annotation,
+    duration_ns,
+)
 
 if TYPE_CHECKING:
     from local_knative.kinds import Kind
@@ -33,6 +41,16 @@ _DNS1035_MESSAGE = (
     f"validation is '{_DNS1035_PATTERN}')"
 )
 _DNS1035_MAX_LENGTH = 63
+
+KPA_CLASS = "kpa.autoscaling.knative.dev"
+HPA_CLASS = "hpa.autoscaling.knative.dev"
+_INT32_MAX = 2**31 - 1
+_SECOND_NS = 10**9
+_WINDOW_BOUNDS_NS = (6 * _SECOND_NS, 3600 * _SECOND_NS)  # Knative's WindowMin, WindowMax
+_DELAY_BOUNDS_NS = (0, 3600 * _SECOND_NS)
+_AGGREGATION_ALGORITHMS = ("linear", "weighted-exponential", "weightedExponential")
+_GO_INT = re.compile(r"[-+]?[0-9]+")
+PathOf = Callable[[str], str]  # annotation key -> full field path
 
 
 @dataclass
@@ -151,7 +169,9 @@ def validate(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> Fie
     if not isinstance(spec, dict):
         spec = {}
     _validate_object_name(metadata, problems)
+    annotations = metadata.get("annotations") or {}
     if kind == kinds.REVISION:
+        validate_scaling_annotations(annotations, "metadata.annotations", problems)
         if old is not None:
             _validate_unchanged(
                 old.get("spec") or {}, spec, "Immutable fields changed (-old +new)", "spec", problems
@@ -160,6 +180,14 @@ def validate(kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None) -> Fie
             _validate_revision_spec(spec, "spec", problems)
         return problems
     if kind in (kinds.KSVC, kinds.CONFIGURATION):
+        for key in sorted(annotations):
+            if key.startswith(ANNOTATION_PREFIX.rstrip("/")):
+                problems.add(
+                    f"invalid key name {json.dumps(key)}",
+                    "metadata.annotations",
+                    details='autoscaling annotations must be put under "spec.template.metadata.annotations" '
+                    "to work",
+                )
         template = spec.get("template")
         if not isinstance(template, dict):
             problems.add("missing field(s)", "spec.template")
@@ -215,6 +243,9 @@ def _validate_template(
     else:
         _validate_revision_spec(template_spec, "spec.template.spec", problems)
     template_metadata = template.get("metadata") or {}
+    validate_scaling_annotations(
+        template_metadata.get("annotations") or {}, "spec.template.metadata.annotations", problems
+    )
     name = template_metadata.get("name") or ""
     if not name:
         return
@@ -286,6 +317,192 @@ def _validate_container(container: Any, path: str, problems: FieldErrors) -> Non
         port = ports[0].get("containerPort")
         if port is not None and (not _is_int(port) or not 0 <= port <= 65535):
             problems.add(f"expected 0 <= {port} <= 65535", f"{path}.ports.containerPort")
+
+
+def validate_scaling_annotations(annotations: dict[str, str], path: str, problems: FieldErrors) -> None:
+    """Report the autoscaling (and progress-deadline) annotation values Knative's webhook refuses.
+
+    Follows knative.dev/serving's ``autoscaling.ValidateAnnotations`` with the default config-autoscaler
+    (no max-scale limit, initial scale 0 not allowed), so the runtime only ever reads usable values.
+
+    :param annotations: the annotations of a Revision or a revision template.
+    :param path: where they are, e.g. ``spec.template.metadata.annotations``.
+    """
+
+    def at(key: str) -> str:
+        return f"{path}.{key}"
+
+    def out_of_bounds(value: str, lower: str, upper: str, key: str) -> None:
+        problems.add(f"expected {lower} <= {value} <= {upper}", at(key))
+
+    def scale(name: str) -> int:
+        found = annotation(annotations, name)
+        if found is None:
+            return 0
+        key, value = found
+        number = _go_int(value)
+        if number is None:
+            problems.add(f"invalid value: {value}", at(key))
+        elif not 0 <= number <= _INT32_MAX:
+            out_of_bounds(value, "0", str(_INT32_MAX), key)
+        else:
+            return number
+        return 0
+
+    class_value = (annotation(annotations, "class") or ("", ""))[1]
+    if class_value.endswith(".knative.dev") and class_value not in (KPA_CLASS, HPA_CLASS):
+        problems.add(f"invalid value: {class_value}", at(ANNOTATION_PREFIX + "class"))
+
+    min_scale, max_scale = scale("min-scale"), scale("max-scale")
+    if max_scale and max_scale < min_scale:
+        problems.add(
+            f"max-scale={max_scale} is less than min-scale={min_scale}",
+            at(ANNOTATION_PREFIX + "max-scale"),
+            at(ANNOTATION_PREFIX + "min-scale"),
+        )
+    _validate_activation_scale(annotations, min_scale, max_scale, at, problems)
+
+    for name, lower, upper in (
+        ("panic-window-percentage", 1.0, 100.0),
+        ("panic-threshold-percentage", 110.0, 1000.0),
+        ("target-utilization-percentage", 1.0, 100.0),
+    ):
+        if found := annotation(annotations, name):
+            number = _go_float(found[1])
+            if number is None:
+                problems.add(f"invalid value: {found[1]}", at(found[0]))
+            elif not lower <= number <= upper:
+                out_of_bounds(found[1], f"{lower:g}", f"{upper:g}", found[0])
+    if found := annotation(annotations, "target"):
+        number = _go_float(found[1])
+        if number is None:
+            problems.add(f"invalid value: {found[1]}", at(found[0]))
+        elif number < 0.01:
+            problems.add(f"target {found[1]} should be at least 0.01", at(found[0]))
+    if found := annotation(annotations, "target-burst-capacity"):
+        number = _go_float(found[1])
+        if number is None or (number < 0 and number != -1):
+            problems.add(f"invalid value: {found[1]}", at(found[0]))
+
+    for name, bounds, whole_seconds in (
+        ("window", _WINDOW_BOUNDS_NS, True),
+        ("scale-to-zero-pod-retention-period", _DELAY_BOUNDS_NS, False),
+        ("scale-down-delay", _DELAY_BOUNDS_NS, True),
+    ):
+        if found := annotation(annotations, name):
+            _validate_duration(found, bounds, whole_seconds, at, problems)
+
+    _validate_metric(annotations, class_value, at, problems)
+    if found := annotation(annotations, "initial-scale"):
+        key, value = found
+        number = _go_int(value)
+        if number is None or not -(2**63) <= number < 2**63:
+            problems.add(f"invalid value: {value}", at(key))
+        elif number < 0:
+            problems.add(f"invalid value: {value}", at(f"{key} must be greater than 0"))
+        elif number == 0:
+            problems.add(f"invalid value: {value}", at(f"{key}=0 not allowed by cluster"))
+    _validate_progress_deadline(annotations, at, problems)
+
+
+def _go_int(value: str) -> int | None:
+    """Read a decimal integer as Go's strconv.ParseInt does (sign, digits only), or return None."""
+    if not _GO_INT.fullmatch(value):
+        return None
+    # Past any int64 anyway; capping keeps int() away from its limit on very long digit strings.
+    return int(value) if len(value) <= 40 else (-(10**40) if value.startswith("-") else 10**40)
+
+
+def _go_float(value: str) -> float | None:
+    """Read a number as Go's strconv.ParseFloat does, or return None.
+
+    Go also reads ``NaN`` and ``Inf``; no autoscaler can work with them, so they are refused here.
+    """
+    if value != value.strip() or "_" in value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _validate_activation_scale(
+    annotations: dict[str, str], min_scale: int, max_scale: int, at: PathOf, problems: FieldErrors
+) -> None:
+    key = ANNOTATION_PREFIX + "activation-scale"
+    value = annotations.get(key)
+    if value is None:
+        return
+    number = _go_int(value)
+    if number is None or abs(number) > _INT32_MAX:
+        problems.add(f"invalid value: {value}", at(key))
+    elif min_scale > number:
+        problems.add(f"min-scale={min_scale} is greater than min-activate-scale={number}", at(key))
+    elif max_scale and max_scale < number:
+        problems.add(f"max-scale={max_scale} is less than min-activate-scale={number}", at(key))
+    elif number < 2:
+        problems.add(f"min-activate-scale={number} must be greater than 1", at(key))
+
+
+def _validate_duration(
+    found: tuple[str, str], bounds: tuple[int, int], whole_seconds: bool, at: PathOf, problems: FieldErrors
+) -> None:
+    key, value = found
+    try:
+        nanoseconds = duration_ns(value)
+    except ValueError:
+        problems.add(f"invalid value: {value}", at(key))
+        return
+    if not bounds[0] <= nanoseconds <= bounds[1]:
+        lower, upper = (_go_duration_text(bound) for bound in bounds)
+        problems.add(f"expected {lower} <= {value} <= {upper}", at(key))
+    elif whole_seconds and nanoseconds % _SECOND_NS:
+        problems.add("must be specified with at most second precision", at(key))
+
+
+def _go_duration_text(nanoseconds: int) -> str:
+    """Print whole seconds the way Go prints a time.Duration (``0s``, ``6s``, ``1h0m0s``)."""
+    seconds = nanoseconds // _SECOND_NS
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
+
+def _validate_metric(
+    annotations: dict[str, str], class_value: str, at: PathOf, problems: FieldErrors
+) -> None:
+    found = annotation(annotations, "metric")
+    if found is not None:
+        scaler_class = class_value or KPA_CLASS
+        refused = (scaler_class == KPA_CLASS and found[1] not in ("concurrency", "rps")) or (
+            scaler_class == HPA_CLASS and not found[1]
+        )
+        if refused:
+            problems.add(f"invalid value: {found[1]}", at(ANNOTATION_PREFIX + "metric"))
+    algorithm = annotation(annotations, "metric-aggregation-algorithm")
+    # Only a class set to KPA explicitly is checked: other autoscalers may define their own values.
+    if class_value == KPA_CLASS and algorithm and algorithm[1] not in ("", *_AGGREGATION_ALGORITHMS):
+        problems.add(f"invalid value: {algorithm[1]}", at(algorithm[0]))
+
+
+def _validate_progress_deadline(annotations: dict[str, str], at: PathOf, problems: FieldErrors) -> None:
+    # Knative parses it with time.ParseDuration and wants whole, non-negative seconds.
+    value = annotations.get(PROGRESS_DEADLINE_ANNOTATION)
+    if not value:
+        return
+    key = PROGRESS_DEADLINE_ANNOTATION
+    try:
+        nanoseconds = duration_ns(value)
+    except ValueError:
+        problems.add(f"invalid value: {value}", at(key))
+        return
+    if nanoseconds % _SECOND_NS:
+        problems.add(f"progress-deadline={value} is not at second precision", at(key))
+    elif nanoseconds < 0:
+        problems.add(f"progress-deadline={value} must be positive", at(key))
 
 
 def _validate_traffic(traffic: Any, problems: FieldErrors, *, in_service: bool) -> None:

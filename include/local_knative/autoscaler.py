@@ -17,61 +17,70 @@ The class is pure (time is passed in) so it is unit-tested with plain tables.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 ANNOTATION_PREFIX = "autoscaling.knative.dev/"
 PROGRESS_DEADLINE_ANNOTATION = "serving.knative.dev/progress-deadline"
+# Older spellings Knative still reads (its kmap.KeyPriority lists); the kebab-case key wins when both are set.
+ANNOTATION_ALIASES: dict[str, tuple[str, ...]] = {
+    "min-scale": ("minScale",),
+    "max-scale": ("maxScale",),
+    "initial-scale": ("initialScale",),
+    "scale-down-delay": ("scaleDownDelay",),
+    "target-utilization-percentage": ("targetUtilizationPercentage",),
+    "target-burst-capacity": ("targetBurstCapacity",),
+    "panic-window-percentage": ("panicWindowPercentage",),
+    "panic-threshold-percentage": ("panicThresholdPercentage",),
+    "scale-to-zero-pod-retention-period": ("scaleToZeroPodRetentionPeriod",),
+    "metric-aggregation-algorithm": ("metricAggregationAlgorithm",),
+}
+_SECOND_NS = 10**9
+_DURATION_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": _SECOND_NS,
+    "m": 60 * _SECOND_NS,
+    "h": 3600 * _SECOND_NS,
+}
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION = re.compile(rf"[-+]?(?:{_DURATION_PART.pattern})+")
 
 
-class AnnotationError(ValueError):
-    """An autoscaling annotation has a value Knative would reject."""
+def annotation(annotations: dict[str, str], name: str) -> tuple[str, str] | None:
+    """Return ``(key, value)`` of an autoscaling annotation, or None when it is not set.
 
-
-def _number(annotations: dict[str, str], key: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = annotations.get(ANNOTATION_PREFIX + key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise AnnotationError(
-            f"annotation {ANNOTATION_PREFIX}{key}={raw!r} is not a number; give a number such as {default:g}"
-        ) from None
-    if value < minimum:
-        raise AnnotationError(f"annotation {ANNOTATION_PREFIX}{key}={raw!r} must be >= {minimum:g}")
-    return value
-
-
-def parse_duration(raw: str) -> float:
-    """Return seconds from a Go-style duration (``90s``, ``2m``, ``1m30s``) or a bare number of seconds.
-
-    :param raw: the annotation value.
+    :param annotations: an object's annotations.
+    :param name: the setting, e.g. ``min-scale`` (older spellings such as ``minScale`` count too).
     """
-    text = raw.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    total, number = 0.0, ""
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char.isdigit() or char == ".":
-            number += char
-            index += 1
-            continue
-        unit = "ms" if text.startswith("ms", index) else char
-        if unit not in units or not number:
-            raise AnnotationError(f"duration {raw!r} is not valid; write it like 30s, 2m or 1m30s")
-        total += float(number) * units[unit]
-        number = ""
-        index += len(unit)
-    if number:
-        raise AnnotationError(f"duration {raw!r} has a number without a unit; write it like 30s, 2m or 1m30s")
-    return total
+    for short in (name, *ANNOTATION_ALIASES.get(name, ())):
+        key = ANNOTATION_PREFIX + short
+        if key in annotations:
+            return key, annotations[key]
+    return None
+
+
+def duration_ns(raw: str) -> int:
+    """Return nanoseconds from a Go duration (``90s``, ``1m30s``, ``1.5h``, ``500ms``), as Go's ParseDuration.
+
+    :param raw: the annotation value; a bare number is not a duration (except ``0``), as in Go.
+    :raises ValueError: when ``raw`` is not a Go duration.
+    """
+    if raw in ("0", "+0", "-0"):
+        return 0
+    if not _DURATION.fullmatch(raw):
+        raise ValueError(f"duration {raw!r} is not valid; write it like 30s, 2m or 1m30s")
+    total = 0
+    for number, unit in _DURATION_PART.findall(raw):
+        # Go keeps whole nanoseconds of each part.
+        total += math.trunc(Fraction(number) * _DURATION_UNITS_NS[unit])
+    return -total if raw.startswith("-") else total
 
 
 @dataclass(frozen=True)
@@ -90,22 +99,29 @@ class ScalingSpec:
     def from_revision(cls, revision: dict[str, Any]) -> ScalingSpec:
         """Read the settings of a Revision object.
 
+        The admission webhook (:mod:`local_knative.admission`) has refused values Knative refuses, so
+        the values here are well formed.
+
         :param revision: a ``serving.knative.dev/v1`` Revision.
-        :raises AnnotationError: when an annotation cannot be used.
         """
         annotations = (revision.get("metadata") or {}).get("annotations") or {}
         spec = revision.get("spec") or {}
         container_concurrency = int(spec.get("containerConcurrency") or 0)
         # Knative's default target is 100, but a hard containerConcurrency limit caps it.
         default_target = float(container_concurrency) if container_concurrency else 100.0
-        window_raw = annotations.get(ANNOTATION_PREFIX + "window")
+
+        def value(name: str, default: float) -> float:
+            found = annotation(annotations, name)
+            return float(found[1]) if found else default
+
+        window = annotation(annotations, "window")
         return cls(
-            min_scale=int(_number(annotations, "min-scale", 0)),
-            max_scale=int(_number(annotations, "max-scale", 0)),
-            initial_scale=int(_number(annotations, "initial-scale", 1)),
-            target=max(_number(annotations, "target", default_target, minimum=0.01), 0.01),
-            utilization=_number(annotations, "target-utilization-percentage", 70, minimum=1) / 100.0,
-            window=parse_duration(window_raw) if window_raw else None,
+            min_scale=int(value("min-scale", 0)),
+            max_scale=int(value("max-scale", 0)),
+            initial_scale=int(value("initial-scale", 1)),
+            target=value("target", default_target),
+            utilization=value("target-utilization-percentage", 70) / 100.0,
+            window=duration_ns(window[1]) / 1e9 if window else None,
             container_concurrency=container_concurrency,
         )
 
@@ -124,10 +140,17 @@ class ConcurrencyScaler:
     :param stable_window: seconds of the stable window (the ``window`` annotation overrides it).
     :param scale_to_zero_grace: extra seconds with no request before scaling to zero.
     :param now: the current monotonic time.
+    :param initial: the pod count to start from; None means the revision's initial scale.
     """
 
     def __init__(
-        self, spec: ScalingSpec, *, stable_window: float, scale_to_zero_grace: float, now: float
+        self,
+        spec: ScalingSpec,
+        *,
+        stable_window: float,
+        scale_to_zero_grace: float,
+        now: float,
+        initial: int | None = None,
     ) -> None:
         self.spec = spec
         self.stable_window = spec.window or stable_window
@@ -140,7 +163,7 @@ class ConcurrencyScaler:
         self._tick_start = now
         self._samples: deque[tuple[float, float]] = deque()  # (end time of a tick, average concurrency)
         self._wanted: deque[tuple[float, int]] = deque()  # (time, pods wanted then), for the scale-down delay
-        self.desired = max(spec.initial_scale, spec.min_scale)
+        self.desired = max(spec.initial_scale, spec.min_scale) if initial is None else spec.clamp(initial)
         # The initial scale counts as wanted now, so it holds for one stable window like any other peak.
         self._wanted.append((now, self.desired))
 

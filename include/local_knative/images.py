@@ -102,5 +102,3 @@ class ImageCatalog:
             env = {str(key): str(value) for key, value in (entry.get("env") or {}).items()}
             return LaunchSpec(argv=argv, cwd=cwd, env=env)
         return None
-
-

@@ -1,12 +1,13 @@
 """Run Knative Revisions as local processes: one process per pod, written to the store as core v1 Pods.
 
-The image catalog (:mod:`local_knative.images`) says how an image reference runs on this machine.
-:class:`RevisionRuntime` follows Revision events from the store, starts ``initial-scale`` pods per revision,
-probes them, reports every pod as a ``Pod`` object (the contract in ``/work/team/CONTRACT.md``: phases,
-``containerStatuses`` states and the failure reasons ``ErrImagePull``, terminated and
-``ProgressDeadlineExceeded``) and lets the autoscaler (:mod:`local_knative.autoscaler`) add and remove pods.
-The ingress borrows pods through :meth:`RevisionState.acquire`, which is also the activator: a request that
-finds no ready pod asks for one and waits for it.
+The image catalog (:mod:`local_knative.images`) says how an image reference runs on this machine, and
+:mod:`local_knative.processes` starts, probes and stops the processes. :class:`RevisionRuntime` follows
+Revision events from the store, starts ``initial-scale`` pods per revision, probes them, reports every pod
+as a ``Pod`` object (the contract in ``/work/team/CONTRACT.md``: phases, ``containerStatuses`` states and
+the failure reasons ``ErrImagePull``, terminated and ``ProgressDeadlineExceeded``) and lets the autoscaler
+(:mod:`local_knative.autoscaler`) add and remove pods. The ingress borrows pods through
+:meth:`RevisionState.acquire`, which is also the activator: a request that finds no ready pod asks for one
+and waits for it.
 
 Local differences from a cluster, on purpose:
 
@@ -16,6 +17,8 @@ Local differences from a cluster, on purpose:
   ``python`` programs run; the container's env, ``PORT``, ``K_SERVICE``, ``K_CONFIGURATION``,
   ``K_REVISION`` and ``PYTHONUNBUFFERED=1`` are laid over it.
 * The readiness probe runs until it first passes; liveness probes are not run.
+* Pod processes end with the server (also on ``SIGKILL``); after a restart the live Pods are restarted in
+  place (``restartCount`` + 1), like containers of a rebooted node, and failed revisions stay failed.
 
 Fast scaling values for tests (the ``local_knative`` session fixture passes :data:`FAST_SCALING_ARGS`):
 ``--stable-window 3 --scale-to-zero-grace 2 --progress-deadline 30 --autoscaler-tick 0.2``, so an idle
@@ -30,8 +33,6 @@ import contextlib
 import logging
 import os
 import random
-import signal
-import socket
 import string
 import time
 from dataclasses import dataclass, field
@@ -39,13 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from local_knative import kinds
+from local_knative import kinds, processes
 from local_knative.autoscaler import (
     PROGRESS_DEADLINE_ANNOTATION,
-    AnnotationError,
     ConcurrencyScaler,
     ScalingSpec,
-    parse_duration,
+    duration_ns,
 )
 from local_knative.errors import ApiError
 from local_knative.metrics import RevisionLabels
@@ -79,13 +79,6 @@ MAX_RESTART_BACKOFF = 30.0
 
 def _now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -186,6 +179,10 @@ class PodProcess:
     stopping: bool = False
     in_flight: int = 0
     task: asyncio.Task[None] | None = None
+    restarts: int = 0
+    # A pod restarted in place after a server restart keeps its last reported status until its new
+    # process passes the probe (or fails), so the Revision derived from it does not flap.
+    resumed: bool = False
 
 
 @dataclass(eq=False)
@@ -315,18 +312,23 @@ class RevisionRuntime:
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Clear pods left by a previous run, start pods of revisions that want them, and follow the store."""
+        """Pick up the pods of a previous run, start pods of revisions that want them, and follow the store.
+
+        Pod processes end with the server, their Pod objects stay. A revision that failed is not started
+        again and keeps its failed Pods (the record of why it failed, which the controller reads); the
+        live Pods of the other revisions are restarted in place, under the same names. So a restart that
+        changes nothing changes no Knative object either.
+        """
         self.store.subscribe(self._on_event)
-        stale, _ = self.store.list(kinds.POD, label_selector=REVISION_LABEL)
-        for pod in stale:
-            with contextlib.suppress(ApiError):
-                self.store.delete(kinds.POD, pod["metadata"]["namespace"], pod["metadata"]["name"])
-        revisions, _ = self.store.list(kinds.REVISION)
-        for revision in revisions:
-            ready = _condition(revision, "Ready")
-            if ready is not None and ready.get("status") == "False":
-                continue  # it failed before the restart; starting it again would only fail again
-            await self._add_revision(revision)
+        previous: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for pod in self.store.list(kinds.POD, label_selector=REVISION_LABEL)[0]:
+            revision_name = pod["metadata"]["labels"][REVISION_LABEL]
+            previous.setdefault((pod["metadata"]["namespace"], revision_name), []).append(pod)
+        for revision in self.store.list(kinds.REVISION)[0]:
+            await self._add_revision(revision, previous_pods=previous.pop(_key(revision), []))
+        for orphans in previous.values():  # their Revision is gone
+            for pod in orphans:
+                self._delete_pod_object(pod["metadata"]["namespace"], pod["metadata"]["name"])
         self._worker = asyncio.create_task(self._process_events(), name="runtime-events")
         self._autoscaler = asyncio.create_task(self._autoscale(), name="autoscaler")
 
@@ -400,23 +402,31 @@ class RevisionRuntime:
             return
         state.revision = obj
 
-    async def _add_revision(self, revision: dict[str, Any]) -> None:
+    async def _add_revision(
+        self, revision: dict[str, Any], *, previous_pods: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Start running a revision.
+
+        :param revision: the Revision object.
+        :param previous_pods: its Pod objects left by a previous run of the server.
+        """
         key = _key(revision)
         if key in self.revisions or self._stopped:
             return
         metadata = revision["metadata"]
         labels = metadata.get("labels") or {}
-        annotations = metadata.get("annotations") or {}
-        now = time.monotonic()
+        deadline_raw = (metadata.get("annotations") or {}).get(PROGRESS_DEADLINE_ANNOTATION)
+        spec = ScalingSpec.from_revision(revision)
+        ready = _condition(revision, "Ready") or {}
         failure: str | None = None
-        try:
-            spec = ScalingSpec.from_revision(revision)
-            deadline_raw = annotations.get(PROGRESS_DEADLINE_ANNOTATION)
-            progress_deadline = (
-                parse_duration(deadline_raw) if deadline_raw else self.scaling.progress_deadline
-            )
-        except AnnotationError as error:
-            spec, progress_deadline, failure = ScalingSpec(), self.scaling.progress_deadline, str(error)
+        if ready.get("status") == "False":
+            # It failed before a restart: starting it again would only fail again.
+            failure = ready.get("message") or ready.get("reason") or "the revision failed"
+        live_pods: list[dict[str, Any]] = []
+        ended_pods: list[dict[str, Any]] = []
+        for pod in previous_pods or []:
+            ended = (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+            (ended_pods if ended else live_pods).append(pod)
         state = RevisionState(
             namespace=key[0],
             name=key[1],
@@ -429,9 +439,13 @@ class RevisionRuntime:
                 spec,
                 stable_window=self.scaling.stable_window,
                 scale_to_zero_grace=self.scaling.scale_to_zero_grace,
-                now=now,
+                now=time.monotonic(),
+                # A revision that was serving resumes at the pod count it had (zero when scaled to zero).
+                initial=len(live_pods) if ready.get("status") == "True" else None,
             ),
-            progress_deadline=progress_deadline,
+            progress_deadline=(
+                duration_ns(deadline_raw) / 1e9 if deadline_raw else self.scaling.progress_deadline
+            ),
             request_timeout=float(
                 (revision.get("spec") or {}).get("timeoutSeconds") or DEFAULT_REQUEST_TIMEOUT
             ),
@@ -442,12 +456,16 @@ class RevisionRuntime:
                 labels.get("serving.knative.dev/configuration", ""),
                 key[1],
             ),
+            ever_ready=ready.get("status") == "True",
             failure=failure,
         )
         self.revisions[key] = state
         if failure:
-            log.warning("runtime: revision %s/%s cannot run: %s", *key, failure)
-            return
+            return  # its Pods stay as they are: they say why it failed
+        for pod in ended_pods:
+            self._delete_pod_object(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        for pod in live_pods:
+            self._start_pod(state, previous=pod)
         self._reconcile(state)
 
     # -- scaling ---------------------------------------------------------------------------------------
@@ -484,14 +502,59 @@ class RevisionRuntime:
 
     # -- pods ------------------------------------------------------------------------------------------
 
-    def _start_pod(self, state: RevisionState) -> None:
+    def _start_pod(self, state: RevisionState, *, previous: dict[str, Any] | None = None) -> None:
+        """Start a pod: a new one, or the ``previous`` Pod object of an earlier run restarted in place."""
         container = dict(((state.revision.get("spec") or {}).get("containers") or [{}])[0])
         container["name"] = CONTAINER_NAME
-        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-        pod = PodProcess(name=f"{state.name}-deployment-{suffix}", namespace=state.namespace)
         launch = self.catalog.resolve(container)
+        if previous is None:
+            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            pod = PodProcess(name=f"{state.name}-deployment-{suffix}", namespace=state.namespace)
+        else:
+            statuses = (previous.get("status") or {}).get("containerStatuses") or [{}]
+            pod = PodProcess(
+                name=previous["metadata"]["name"],
+                namespace=state.namespace,
+                restarts=int(statuses[0].get("restartCount") or 0) + 1,
+                resumed=True,
+            )
         if launch is not None:
-            pod.port = free_port()
+            pod.port = processes.free_port()
+        if not self._write_pod_object(state, pod, container, previous):
+            return
+        state.pods[pod.name] = pod
+        image = container.get("image", "")
+        if launch is None:
+            message = (
+                f"image {image!r} is not in the image catalog {self.catalog.path}; add a pattern that "
+                "matches it to that file (or pass --images FILE) and create a new revision"
+            )
+            self._fail(
+                state, pod, {"waiting": {"reason": "ErrImagePull", "message": message}}, message, "Pending"
+            )
+            return
+        if not pod.resumed:
+            self._write_status(
+                pod, "Pending", ready=False, image=image, state={"waiting": {"reason": "ContainerCreating"}}
+            )
+        pod.task = asyncio.create_task(self._run_pod(state, pod, launch, container), name=f"pod-{pod.name}")
+
+    def _write_pod_object(
+        self,
+        state: RevisionState,
+        pod: PodProcess,
+        container: dict[str, Any],
+        previous: dict[str, Any] | None,
+    ) -> bool:
+        """Create the Pod object, or point the ``previous`` one at the new port; return whether it worked."""
+        if previous is not None:
+            previous["metadata"].setdefault("annotations", {})[PORT_ANNOTATION] = str(pod.port)
+            try:
+                self.store.replace(kinds.POD, previous)
+            except ApiError as error:
+                log.warning("runtime: cannot restart pod %s/%s: %s", pod.namespace, pod.name, error)
+                return False
+            return True
         pod_object = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -523,22 +586,8 @@ class RevisionRuntime:
             self.store.create(kinds.POD, pod_object)
         except ApiError as error:
             log.warning("runtime: cannot create pod %s/%s: %s", state.namespace, pod.name, error)
-            return
-        state.pods[pod.name] = pod
-        image = container.get("image", "")
-        if launch is None:
-            message = (
-                f"image {image!r} is not in the image catalog {self.catalog.path}; add a pattern that "
-                "matches it to that file (or pass --images FILE) and create a new revision"
-            )
-            self._fail(
-                state, pod, {"waiting": {"reason": "ErrImagePull", "message": message}}, message, "Pending"
-            )
-            return
-        self._write_status(
-            pod, "Pending", ready=False, image=image, state={"waiting": {"reason": "ContainerCreating"}}
-        )
-        pod.task = asyncio.create_task(self._run_pod(state, pod, launch, container), name=f"pod-{pod.name}")
+            return False
+        return True
 
     async def _run_pod(
         self, state: RevisionState, pod: PodProcess, launch: LaunchSpec, container: dict[str, Any]
@@ -562,24 +611,17 @@ class RevisionRuntime:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
         with pod.log_path.open("ab") as log_file:
             try:
-                pod.process = await asyncio.create_subprocess_exec(
-                    *launch.argv,
-                    cwd=launch.cwd,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
+                pod.process = await processes.spawn(launch.argv, cwd=launch.cwd, env=env, output=log_file)
             except OSError as error:
                 message = f"cannot start {launch.argv[0]!r} in {launch.cwd}: {error}"
                 log_file.write((message + "\n").encode())
                 self._fail(state, pod, _terminated(128, message), message, "Failed")
                 return
         started_at = _now_rfc3339()
-        self._write_status(
-            pod, "Running", ready=False, image=image, state={"running": {"startedAt": started_at}}
-        )
+        if not pod.resumed:
+            self._write_status(
+                pod, "Running", ready=False, image=image, state={"running": {"startedAt": started_at}}
+            )
         process = pod.process
         exited = asyncio.create_task(process.wait())
         deadline = time.monotonic() + state.progress_deadline
@@ -587,7 +629,7 @@ class RevisionRuntime:
         while not pod.stopping:
             if exited.done():
                 break
-            if await _probe(pod.port, probe):
+            if await processes.probe(pod.port, probe):
                 pod.ready = True
                 break
             if time.monotonic() >= deadline:
@@ -618,7 +660,8 @@ class RevisionRuntime:
         exit_code = await exited
         if pod.stopping:
             return
-        message = _last_lines(pod.log_path) or f"the process exited with code {exit_code}"
+        message = processes.last_lines(pod.log_path, LAST_LINES)
+        message = message or f"the process exited with code {exit_code}"
         self._fail(state, pod, _terminated(exit_code, message), message, "Failed")
 
     def _fail(
@@ -637,7 +680,7 @@ class RevisionRuntime:
             state.restart_after = time.monotonic() + min(2.0**state.crashes, MAX_RESTART_BACKOFF)
             self._forget_pod(state, pod)
             pod.stopping = True
-            self._delete_pod_object(pod)
+            self._delete_pod_object(pod.namespace, pod.name)
         state.notify()
 
     def _write_status(
@@ -662,8 +705,10 @@ class RevisionRuntime:
                     "name": CONTAINER_NAME,
                     "ready": ready,
                     "started": "running" in state,
-                    "restartCount": 0,
+                    "restartCount": pod.restarts,
                     "image": image,
+                    # No registry, no digest: kubelet reports an empty imageID for such a container too.
+                    "imageID": "",
                     "state": state,
                 }
             ],
@@ -691,27 +736,20 @@ class RevisionRuntime:
                 await asyncio.sleep(0.05)
         await self._terminate(pod)
         state.pods.pop(pod.name, None)
-        self._delete_pod_object(pod)
+        self._delete_pod_object(pod.namespace, pod.name)
 
-    def _delete_pod_object(self, pod: PodProcess) -> None:
+    def _delete_pod_object(self, namespace: str, name: str) -> None:
         try:
-            self.store.delete(kinds.POD, pod.namespace, pod.name)
+            self.store.delete(kinds.POD, namespace, name)
         except ApiError as error:
             if error.code != 404:
-                log.warning("runtime: cannot delete pod %s/%s: %s", pod.namespace, pod.name, error)
+                log.warning("runtime: cannot delete pod %s/%s: %s", namespace, name, error)
 
     async def _terminate(self, pod: PodProcess) -> None:
         """SIGTERM the pod's process group, SIGKILL it after a grace period."""
         pod.stopping = True
-        process = pod.process
-        if process is None or process.returncode is not None:
-            return
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE)
-        except TimeoutError:
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
+        if pod.process is not None:
+            await processes.terminate(pod.process, STOP_GRACE)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -719,8 +757,11 @@ class RevisionRuntime:
         task.add_done_callback(self._tasks.discard)
 
     def pod_counts(self) -> list[tuple[RevisionState, int, int]]:
-        """Return (revision, desired pods, ready pods) for every revision the runtime runs."""
-        return [(state, state.scaler.desired, len(state.ready_pods)) for state in self.revisions.values()]
+        """Return (revision, desired pods, ready pods) for every revision; a failed revision wants none."""
+        return [
+            (state, 0 if state.failure else state.scaler.desired, len(state.ready_pods))
+            for state in self.revisions.values()
+        ]
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -744,45 +785,3 @@ def _terminated(exit_code: int, message: str) -> dict[str, Any]:
             "finishedAt": _now_rfc3339(),
         }
     }
-
-
-def _signal_group(pid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-
-
-def _last_lines(path: Path | None, count: int = LAST_LINES) -> str:
-    """Return the last lines a pod printed (what Kubernetes puts in a terminated state's message)."""
-    if path is None or not path.exists():
-        return ""
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 4096))
-        tail = handle.read().decode("utf-8", "replace")
-    lines = [line for line in tail.splitlines() if line.strip()]
-    return "\n".join(lines[-count:])
-
-
-async def _probe(port: int, path: str | None) -> bool:
-    """Return whether the pod answers its readiness probe: ``GET path`` with a 2xx/3xx, else a TCP connect."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    try:
-        if not path:
-            return True
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: kube-probe/1.32\r\n"
-            "Connection: close\r\n\r\n".encode()
-        )
-        status_line = await asyncio.wait_for(reader.readline(), 1.0)
-        parts = status_line.split()
-        return len(parts) >= 2 and parts[1][:1] in (b"2", b"3")
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()

@@ -3,8 +3,9 @@
 A FastAPI app that :mod:`knative_rollout.plugin` mounts in the Airflow API server under
 :data:`URL_PREFIX`: ``/`` is a server-rendered HTML page (the Airflow UI shows it under "Rollouts"),
 ``/api/rollouts`` the same data as JSON. Both take the query parameters ``conn_id`` (the ``kubernetes``
-connection to read through, default ``kubernetes_default``) and ``namespace`` (repeatable); without
-``namespace`` the page shows the guardrails' allowed namespaces, or ``default`` when they allow any.
+connection to read through, default ``kubernetes_default``) or, for GKE, ``cluster_name``, ``location``,
+``project_id`` and ``gcp_conn_id``; and ``namespace`` (repeatable). Without ``namespace`` the page shows
+the guardrails' allowed namespaces, or ``default`` when they allow any.
 
 The page only reads, through :class:`~knative_rollout.hooks.KnativeServingHook` like the operators do,
 so it shows what any task, retry or other DAG would see. It needs an Airflow login, as the rest of the
@@ -23,8 +24,6 @@ from fastapi.responses import HTMLResponse
 
 from knative_rollout.exceptions import (
     KnativeInputError,
-    KnativeRolloutError,
-    KnativeTemporaryError,
     permanent_input_errors,
 )
 from knative_rollout.hooks import KnativeServingHook
@@ -32,9 +31,6 @@ from knative_rollout.resources import check_namespace, condition, is_managed, st
 
 URL_PREFIX = "/knative-rollout"
 HISTORY_SHOWN = 5
-
-ConnId = Annotated[str, Query(description="Airflow kubernetes connection to read through")]
-Namespaces = Annotated[list[str] | None, Query(alias="namespace", description="namespaces to show")]
 
 
 def rollout_view(service: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,15 +69,37 @@ def rollout_view(service: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect_rollouts(conn_id: str, namespaces: list[str] | None) -> dict[str, Any]:
+def cluster_hook(
+    conn_id: Annotated[str, Query(description="Airflow kubernetes connection")] = (
+        KnativeServingHook.default_conn_name
+    ),
+    gcp_conn_id: Annotated[
+        str, Query(description="Google Cloud connection, for GKE")
+    ] = "google_cloud_default",
+    project_id: Annotated[str | None, Query(description="GKE project")] = None,
+    location: Annotated[str | None, Query(description="GKE location")] = None,
+    cluster_name: Annotated[str | None, Query(description="GKE cluster; set it to read GKE")] = None,
+) -> KnativeServingHook:
+    """Return the hook the page reads through: the operators' connection parameters, from the query."""
+    return KnativeServingHook(
+        kubernetes_conn_id=conn_id,
+        gcp_conn_id=gcp_conn_id,
+        project_id=project_id,
+        location=location,
+        cluster_name=cluster_name,
+        # A page answers in seconds or says why it cannot; the operators' longer retries are for tasks.
+        max_attempts=2,
+    )
+
+
+def collect_rollouts(hook: KnativeServingHook, namespaces: list[str] | None) -> dict[str, Any]:
     """Return the rollouts of the managed Services in ``namespaces`` (or the guardrails' namespaces).
 
-    A namespace that cannot be read (forbidden, missing) is reported in ``errors``, not as a failure of
-    the whole page.
+    A namespace that cannot be read (forbidden, unreachable cluster, GKE credentials) is reported in
+    ``errors``, not as a failure of the whole page.
 
     :raises KnativeInputError: for a malformed namespace, or a connection that cannot be read.
     """
-    hook = KnativeServingHook(kubernetes_conn_id=conn_id, max_attempts=2)
     hook.check_connection()
     if namespaces:
         source = "query"
@@ -96,12 +114,14 @@ def collect_rollouts(conn_id: str, namespaces: list[str] | None) -> dict[str, An
     for namespace in namespaces:
         try:
             items = hook.list_services(namespace)
-        except (KnativeRolloutError, KnativeTemporaryError) as error:
-            errors.append({"namespace": namespace, "error": str(error)})
+        except Exception as error:
+            # Whatever stops one namespace (RBAC, network, a GKE or kubeconfig problem) is shown beside
+            # the others rather than turning the whole page into a server error.
+            errors.append({"namespace": namespace, "error": f"{type(error).__name__}: {error}"})
             continue
         services.extend(rollout_view(item) for item in sorted(items, key=_name) if is_managed(item))
     return {
-        "connection": conn_id,
+        "connection": _describe(hook),
         "namespaces": namespaces,
         "namespaces_from": source,
         "services": services,
@@ -109,13 +129,23 @@ def collect_rollouts(conn_id: str, namespaces: list[str] | None) -> dict[str, An
     }
 
 
+def _describe(hook: KnativeServingHook) -> str:
+    if hook.cluster_name:
+        return f"GKE cluster {hook.cluster_name} ({hook.project_id or 'default project'}, {hook.location})"
+    return str(hook.conn_id)
+
+
 def _name(service: Mapping[str, Any]) -> str:
     return str(service.get("metadata", {}).get("name"))
 
 
-def _read(conn_id: str, namespaces: list[str] | None) -> dict[str, Any]:
+Hook = Annotated[KnativeServingHook, Depends(cluster_hook)]
+Namespaces = Annotated[list[str] | None, Query(alias="namespace", description="namespaces to show")]
+
+
+def _read(hook: KnativeServingHook, namespaces: list[str] | None) -> dict[str, Any]:
     try:
-        return collect_rollouts(conn_id, namespaces)
+        return collect_rollouts(hook, namespaces)
     except KnativeInputError as error:
         raise HTTPException(status_code=400, detail=str(error)) from error
 
@@ -129,19 +159,15 @@ def create_app() -> FastAPI:
     )
 
     @app.get("/api/rollouts")
-    def rollouts_json(
-        conn_id: ConnId = KnativeServingHook.default_conn_name, namespace: Namespaces = None
-    ) -> Any:
+    def rollouts_json(hook: Hook, namespace: Namespaces = None) -> Any:
         """Return the rollouts as JSON."""
-        return _read(conn_id, namespace)
+        return _read(hook, namespace)
 
     @app.get("/", response_class=HTMLResponse)
-    def rollouts_page(
-        conn_id: ConnId = KnativeServingHook.default_conn_name, namespace: Namespaces = None
-    ) -> HTMLResponse:
+    def rollouts_page(hook: Hook, namespace: Namespaces = None) -> HTMLResponse:
         """Return the rollouts as an HTML page."""
         try:
-            return HTMLResponse(render_page(_read(conn_id, namespace)))
+            return HTMLResponse(render_page(_read(hook, namespace)))
         except HTTPException as error:
             return HTMLResponse(render_error(str(error.detail)), status_code=error.status_code)
 
@@ -161,7 +187,7 @@ h1 { font-size: 1.4rem; margin: 0 0 .3rem; } h2 { font-size: 1.1rem; margin: 0; 
 .Failed, .RolledBack { background: #ffd6d6; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .9rem; }
 th, td { text-align: left; padding: .2rem .8rem .2rem 0; vertical-align: top; }
-th { color: #52606d; font-weight: 600; }
+th { color: #52606d; font-weight: 600; } .time { white-space: nowrap; }
 .bar { display: inline-block; height: .7rem; background: #3e7bfa; vertical-align: middle; }
 .error { color: #b00020; }
 """
@@ -183,7 +209,10 @@ def _service_card(view: Mapping[str, Any]) -> str:
             ("Candidate", "candidate"),
             ("Previous stable", "previous_stable"),
             ("Latest ready", "latest_ready"),
+            ("Latest created", "latest_created"),
         )
+        # The latest created revision is only news when it is not the ready one (it failed, or is starting).
+        if key != "latest_created" or view[key] != view["latest_ready"]
     )
     traffic = "".join(
         f"<tr><td>{_text(target['revision'])}</td><td>{target['percent']}%</td>"
@@ -192,15 +221,16 @@ def _service_card(view: Mapping[str, Any]) -> str:
         for target in view["traffic"]
     )
     history = "".join(
-        f"<tr><td>{_text(entry['time'])}</td><td>{_text(entry['action'])}</td><td>{_text(entry['detail'])}</td></tr>"
+        f'<tr><td class="time">{_text(entry["time"])}</td><td>{_text(entry["action"])}</td>'
+        f"<td>{_text(entry['detail'])}</td></tr>"
         for entry in view["history"]
     )
     ready = _text(view["ready"]) + (f" ({_text(view['ready_reason'])})" if view["ready_reason"] else "")
+    step = f" &middot; candidate at {view['step']}%" if view["candidate"] else ""
     return (
         f'<section class="card"><h2>{_text(view["namespace"])}/{_text(view["name"])} '
         f'<span class="phase {escape(view["phase"])}">{_text(view["phase"])}</span></h2>'
-        f'<p class="meta">URL {_link(view["url"])} &middot; Ready {ready} &middot; '
-        f"candidate step {view['step']}%</p>"
+        f'<p class="meta">URL {_link(view["url"])} &middot; Ready {ready}{step}</p>'
         f"<table>{revisions}</table>"
         "<table><tr><th>Revision</th><th>Traffic</th><th></th><th>Tag</th><th>Tag URL</th></tr>"
         f"{traffic or '<tr><td colspan=5 class=empty>no traffic served yet</td></tr>'}</table>"

@@ -18,16 +18,23 @@ def test_rollout_example_imports_cleanly() -> None:
     dag = dagbag.dags["rollout_example"]
     assert [task.task_id for task in dag.topological_sort()] == [
         "deploy_v1",
-        "deploy_v2_canary",
-        "traffic_10",
-        "traffic_50",
-        "traffic_100",
-        "promote",
+        "rollout.deploy_candidate",
+        "rollout.load_test",
+        "rollout.traffic_10",
+        "rollout.traffic_50",
+        "rollout.traffic_100",
+        "rollout.promote",
+        "rollout.rollback",
+        "rollout.outcome",
         "service_ready",
         "teardown",
     ]
-    assert dag.task_dict["deploy_v2_canary"].traffic_percent == 0
-    assert dag.task_dict["traffic_50"].traffic == {"@stable": 50, "@candidate": 50}
+    assert dag.task_dict["rollout.deploy_candidate"].traffic_percent == 0
+    assert dag.task_dict["rollout.traffic_50"].traffic == {"@stable": 50, "@candidate": 50}
+    gate = dag.task_dict["rollout.load_test"]
+    assert (gate.tag, gate.slo, gate.expect_json_field) == ("candidate", "{{ params.slo }}", "predictions")
+    # The tasks after the rollout wait for its outcome, so they never run after a rollback.
+    assert dag.task_dict["service_ready"].upstream_task_ids == {"rollout.outcome"}
 
 
 def test_every_dag_in_the_folder_imports_cleanly() -> None:

@@ -30,14 +30,19 @@ def test_demo_runs_the_example_rollout(tmp_path: Path) -> None:
     assert "DAG run success" in output
     for task_id in (
         "deploy_v1",
-        "deploy_v2_canary",
-        "traffic_10",
-        "traffic_50",
-        "traffic_100",
-        "promote",
+        "rollout.deploy_candidate",
+        "rollout.load_test",
+        "rollout.traffic_10",
+        "rollout.traffic_50",
+        "rollout.traffic_100",
+        "rollout.promote",
+        "rollout.outcome",
         "teardown",
     ):
         assert f"  {task_id}" in output and "success" in output.split(f"  {task_id}")[1].splitlines()[0]
+    assert "skipped" in output.split("  rollout.rollback")[1].splitlines()[0]
+    gate = output.split("  rollout.load_test")[1].splitlines()[0]
+    assert "100/100 requests at" in gate and "error rate 0.00%: SLO passed" in gate
     assert "tag URL http://candidate-iris.default.example.com" in output
     final = output.split("Final traffic:")[1]
     assert "100%  tag stable" in final

@@ -6,6 +6,7 @@ import html
 import json
 import secrets
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 from fastapi.testclient import TestClient
@@ -135,3 +136,24 @@ def test_bad_input_is_a_400_that_says_what_to_fix(api, k8s_connection, params, m
     page = client.get(PAGE, params=params, headers=login)
     assert page.status_code == 400
     assert html.escape(message) in page.text
+
+
+def test_a_gke_cluster_that_cannot_be_reached_is_reported_on_the_page(api, monkeypatch) -> None:
+    client, login = api
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+        '{"conn_type": "google_cloud_platform", "extra": {"project": "p"}}',
+    )
+    gke = {"cluster_name": "ml", "location": "europe-west1", "project_id": "p", "namespace": "models"}
+    # Mocked: the GKE cluster lookup (Cluster Manager API); there is no Google account here.
+    with mock.patch(
+        "airflow.providers.google.cloud.hooks.kubernetes_engine.GKEHook.get_cluster",
+        side_effect=RuntimeError("404 cluster ml not found"),
+    ) as get_cluster:
+        response = client.get(JSON, params=gke, headers=login)
+    assert response.status_code == 200, response.text
+    get_cluster.assert_called_once_with(name="ml", project_id="p")
+    data = response.json()
+    assert data["connection"] == "GKE cluster ml (p, europe-west1)"
+    assert data["services"] == []
+    assert data["errors"] == [{"namespace": "models", "error": "RuntimeError: 404 cluster ml not found"}]

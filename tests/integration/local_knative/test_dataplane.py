@@ -335,4 +335,9 @@ async def test_ready_revision_runs_again_after_a_restart(fresh_local_knative):
     host = f"durable.default.{cluster.domain}"
     results = await fire(cluster, host, 20)
     assert set(results) == {(200, "durable-00001")}
-    assert before not in pod_names(cluster, "default", "durable-00001"), "stale pods of the last run are gone"
+    # The pod of the last run is restarted in place: same Pod, a new process.
+    [pod] = get_json(cluster, "pods", "-n", "default", "-l", "serving.knative.dev/revision=durable-00001")[
+        "items"
+    ]
+    assert pod["metadata"]["name"] == before
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1

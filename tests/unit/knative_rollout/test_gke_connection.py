@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 from types import SimpleNamespace
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -14,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from knative_rollout.hooks import AsyncKnativeServingHook, KnativeServingHook
-from knative_rollout.operators import KnativeSetTrafficOperator
+from knative_rollout.operators import KnativeSetTrafficOperator, LoadTestGateOperator
+from knative_rollout.sensors import KnativeRevisionReadySensor, KnativeServiceReadySensor
 
 GKE_HOOKS = "airflow.providers.google.cloud.hooks.kubernetes_engine"
 
@@ -77,23 +79,42 @@ def test_sync_hook_reaches_gke_through_the_google_provider() -> None:
         assert ca_file.read() == base64.b64decode(CA_PEM)
 
 
-def test_operator_hands_the_gke_endpoint_to_its_triggers() -> None:
+GKE_TARGET = {"cluster_name": "ml", "project_id": "p", "location": "l"}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: KnativeSetTrafficOperator(
+            task_id="t", service_name="iris", traffic={"@stable": 100}, **GKE_TARGET
+        ).trigger_hook_params(),
+        lambda: (
+            KnativeServiceReadySensor(task_id="s", service_name="iris", **GKE_TARGET).trigger().hook_params
+        ),
+        lambda: (
+            KnativeRevisionReadySensor(task_id="r", revision_name="iris-1", **GKE_TARGET)
+            .trigger()
+            .hook_params
+        ),
+    ],
+    ids=["operator", "service sensor", "revision sensor"],
+)
+def test_operators_and_sensors_hand_the_gke_endpoint_to_their_triggers(build: Any) -> None:
+    # Mocked: the GKE cluster lookup (Cluster Manager API).
     with mock.patch(f"{GKE_HOOKS}.GKEHook.get_cluster", return_value=CLUSTER):
-        operator = KnativeSetTrafficOperator(
-            task_id="t",
-            service_name="iris",
-            traffic={"@stable": 100},
-            cluster_name="ml",
-            project_id="p",
-            location="l",
-        )
-        params = operator.trigger_hook_params()
+        params = build()
     assert params == {
         "cluster_url": "https://203.0.113.7",
         "ssl_ca_cert": CA_PEM,
         "gcp_conn_id": "google_cloud_default",
         "impersonation_chain": None,
     }
+
+
+def test_the_load_test_gate_reads_the_service_on_gke_too() -> None:
+    gate = LoadTestGateOperator(task_id="g", service_name="iris", tag="candidate", rate=1, **GKE_TARGET)
+    hook = gate.hook
+    assert (hook.cluster_name, hook.project_id, hook.location) == ("ml", "p", "l")
 
 
 async def test_async_hook_authenticates_to_gke_with_a_google_token() -> None:

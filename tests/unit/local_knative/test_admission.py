@@ -370,3 +370,173 @@ def test_generate_name(generate_name: str, template_name: str | None, message: s
     with pytest.raises(ApiError) as raised:
         admit(kinds.KSVC, "CREATE", body, None)
     assert raised.value.message == WEBHOOK_PREFIX + message
+
+
+AS = "autoscaling.knative.dev/"
+AT = "spec.template.metadata.annotations." + AS
+
+
+def scaled(**annotations: str) -> dict[str, Any]:
+    """Return a Service with autoscaling annotations on its template (``min_scale`` means ``min-scale``)."""
+    body = service()
+    keys = {name.replace("_", "-"): value for name, value in annotations.items()}
+    body["spec"]["template"]["metadata"] = {"annotations": {AS + key: value for key, value in keys.items()}}
+    return body
+
+
+ANNOTATION_CASES = [
+    pytest.param(
+        scaled(min_scale="3", max_scale="1"),
+        f"max-scale=1 is less than min-scale=3: {AT}max-scale, {AT}min-scale",
+        id="min-scale-above-max-scale",
+    ),
+    pytest.param(
+        scaled(min_scale="many"), f"invalid value: many: {AT}min-scale", id="min-scale-not-a-number"
+    ),
+    pytest.param(
+        scaled(min_scale="1.5"), f"invalid value: 1.5: {AT}min-scale", id="min-scale-not-an-integer"
+    ),
+    pytest.param(
+        scaled(max_scale="-1"), f"expected 0 <= -1 <= 2147483647: {AT}max-scale", id="negative-max-scale"
+    ),
+    pytest.param(scaled(target="0"), f"target 0 should be at least 0.01: {AT}target", id="target-zero"),
+    pytest.param(scaled(target="-5"), f"target -5 should be at least 0.01: {AT}target", id="target-negative"),
+    pytest.param(scaled(target="fast"), f"invalid value: fast: {AT}target", id="target-not-a-number"),
+    pytest.param(scaled(target="NaN"), f"invalid value: NaN: {AT}target", id="target-not-finite"),
+    pytest.param(
+        scaled(target_utilization_percentage="150"),
+        f"expected 1 <= 150 <= 100: {AT}target-utilization-percentage",
+        id="utilization-above-100",
+    ),
+    pytest.param(
+        scaled(panic_threshold_percentage="100"),
+        f"expected 110 <= 100 <= 1000: {AT}panic-threshold-percentage",
+        id="panic-threshold-too-low",
+    ),
+    pytest.param(
+        scaled(target_burst_capacity="-2"),
+        f"invalid value: -2: {AT}target-burst-capacity",
+        id="burst-capacity",
+    ),
+    pytest.param(
+        scaled(**{"class": "foo.knative.dev"}),
+        f"invalid value: foo.knative.dev: {AT}class",
+        id="unknown-class",
+    ),
+    pytest.param(scaled(metric="cpu"), f"invalid value: cpu: {AT}metric", id="kpa-cannot-scale-on-cpu"),
+    pytest.param(
+        scaled(**{"class": "kpa.autoscaling.knative.dev"}, metric_aggregation_algorithm="median"),
+        f"invalid value: median: {AT}metric-aggregation-algorithm",
+        id="unknown-aggregation-algorithm",
+    ),
+    pytest.param(scaled(window="5s"), f"expected 6s <= 5s <= 1h0m0s: {AT}window", id="window-too-short"),
+    pytest.param(scaled(window="60"), f"invalid value: 60: {AT}window", id="window-without-unit"),
+    pytest.param(
+        scaled(window="6500ms"),
+        f"must be specified with at most second precision: {AT}window",
+        id="window-sub-second",
+    ),
+    pytest.param(
+        scaled(scale_down_delay="2h"),
+        f"expected 0s <= 2h <= 1h0m0s: {AT}scale-down-delay",
+        id="delay-too-long",
+    ),
+    pytest.param(
+        scaled(initial_scale="0"),
+        f"invalid value: 0: {AT}initial-scale=0 not allowed by cluster",
+        id="initial-scale-zero",
+    ),
+    pytest.param(
+        scaled(initial_scale="-1"),
+        f"invalid value: -1: {AT}initial-scale must be greater than 0",
+        id="initial-scale-negative",
+    ),
+    pytest.param(scaled(minScale="x"), f"invalid value: x: {AT}minScale", id="older-spelling-checked-too"),
+    pytest.param(
+        scaled(activation_scale="1"),
+        f"min-activate-scale=1 must be greater than 1: {AT}activation-scale",
+        id="activation-scale-one",
+    ),
+    pytest.param(
+        scaled(min_scale="2", max_scale="1", target="0"),
+        f"max-scale=1 is less than min-scale=2: {AT}max-scale, {AT}min-scale\n"
+        f"target 0 should be at least 0.01: {AT}target",
+        id="several-problems-sorted",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "message"), ANNOTATION_CASES)
+def test_invalid_autoscaling_annotations_are_denied(obj: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApiError) as raised:
+        admit(kinds.KSVC, "CREATE", obj, None)
+    assert (raised.value.code, raised.value.reason) == (400, "BadRequest")
+    assert raised.value.message == WEBHOOK_PREFIX + message
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        pytest.param(
+            scaled(
+                **{"class": "kpa.autoscaling.knative.dev"},
+                metric="concurrency",
+                target="10",
+                target_utilization_percentage="70",
+                min_scale="1",
+                max_scale="10",
+                initial_scale="1",
+                window="60s",
+                scale_down_delay="0",
+                metric_aggregation_algorithm="weighted-exponential",
+            ),
+            id="the-example-manifest-settings",
+        ),
+        pytest.param(scaled(**{"class": "hpa.autoscaling.knative.dev"}, metric="cpu"), id="hpa-on-cpu"),
+        pytest.param(scaled(**{"class": "custom.example.com"}, metric="anything"), id="other-autoscaler"),
+        pytest.param(scaled(target="0.5", max_scale="0", window="1m30s"), id="fractions-and-unlimited"),
+    ],
+)
+def test_valid_autoscaling_annotations_are_admitted(obj: dict[str, Any]) -> None:
+    assert admit(kinds.KSVC, "CREATE", obj, None)["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_autoscaling_annotations_on_the_service_itself_are_denied() -> None:
+    body = service()
+    body["metadata"]["annotations"] = {AS + "min-scale": "1"}
+    with pytest.raises(ApiError) as raised:
+        admit(kinds.KSVC, "CREATE", body, None)
+    assert raised.value.message == (
+        WEBHOOK_PREFIX + f'invalid key name "{AS}min-scale": metadata.annotations\n'
+        'autoscaling annotations must be put under "spec.template.metadata.annotations" to work'
+    )
+
+
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        pytest.param(
+            {AS + "target": "0"}, f"target 0 should be at least 0.01: metadata.annotations.{AS}target"
+        ),
+        pytest.param(
+            {"serving.knative.dev/progress-deadline": "1.5s"},
+            "progress-deadline=1.5s is not at second precision: "
+            "metadata.annotations.serving.knative.dev/progress-deadline",
+        ),
+        pytest.param(
+            {"serving.knative.dev/progress-deadline": "soon"},
+            "invalid value: soon: metadata.annotations.serving.knative.dev/progress-deadline",
+        ),
+    ],
+)
+def test_revision_annotations_are_validated_on_create_and_update(
+    annotations: dict[str, str], message: str
+) -> None:
+    body = revision()
+    body["metadata"]["annotations"] = annotations
+    with pytest.raises(ApiError) as raised:
+        admit(kinds.REVISION, "CREATE", body, None)
+    assert raised.value.message == WEBHOOK_PREFIX + message
+    with pytest.raises(ApiError) as raised:
+        admit(kinds.REVISION, "UPDATE", body, stored(revision()))
+    assert raised.value.message == WEBHOOK_PREFIX + message

@@ -212,23 +212,54 @@ async def test_stop_ends_every_process_group(tmp_path):
             os.kill(pid, 0)
 
 
-async def test_restart_clears_stale_pods_and_restarts_only_healthy_revisions(tmp_path):
+def _mark_ready(store, revision: str, status: str, reason: str = "", message: str = "") -> None:
+    """Write the Ready condition the controller derives from the pods (the runtime reads it at start)."""
+    current = store.get(kinds.REVISION, NAMESPACE, revision)
+    condition = {"type": "Ready", "status": status, "reason": reason, "message": message}
+    current["status"] = {"conditions": [condition]}
+    store.replace(kinds.REVISION, current, subresource="status")
+
+
+async def test_restart_resumes_live_pods_in_place_and_keeps_failed_ones(tmp_path):
     first = await Dataplane(tmp_path).start()
     first.add_revision("ok-00001")
     first.add_revision("broken-00001", image="docker.io/unknown:1")
     [old_pod] = await first.wait_ready_pods("ok-00001")
     await first.wait_container_state("broken-00001")
-    # The controller would mark the failed revision so; the runtime reads that condition after a restart.
-    broken = first.store.get(kinds.REVISION, NAMESPACE, "broken-00001")
-    broken["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "ContainerMissing"}]}
-    first.store.replace(kinds.REVISION, broken, subresource="status")
+    [broken_pod] = first.pods("broken-00001")
+    _mark_ready(first.store, "ok-00001", "True")
+    _mark_ready(first.store, "broken-00001", "False", "ContainerMissing", "Unable to fetch image")
     await first.stop()  # as the server stops: processes end, Pod objects of the dead run stay behind
 
-    second = await Dataplane(tmp_path).start()
+    second = Dataplane(tmp_path)
+    second.add_revision("idle-00001")
+    _mark_ready(second.store, "idle-00001", "True")  # it served before and was scaled to zero
+    pod_events: list[tuple[str, dict]] = []
+    second.store.subscribe(lambda event, kind, obj: kind == kinds.POD and pod_events.append((event, obj)))
+    await second.start()
     try:
-        [new_pod] = await second.wait_ready_pods("ok-00001")
-        assert new_pod["metadata"]["name"] != old_pod["metadata"]["name"]
-        assert [p["metadata"]["name"] for p in second.pods("ok-00001")] == [new_pod["metadata"]["name"]]
-        assert second.pods("broken-00001") == [], "a failed revision is not started again"
+        ok = second.runtime.revision(NAMESPACE, "ok-00001")
+        await second.wait_for(lambda: ok.ready_pods, what="the resumed pod to pass its probe")
+        [pod] = second.pods("ok-00001")
+        assert pod["metadata"]["name"] == old_pod["metadata"]["name"], "restarted in place, same Pod"
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+        port = int(pod["metadata"]["annotations"][PORT_ANNOTATION])
+        assert port == ok.ready_pods[0].port
+        async with aiohttp.ClientSession() as client, client.get(f"http://127.0.0.1:{port}/") as answer:
+            assert (await answer.json())["revision"] == "ok-00001"
+        # Its Pod never reported not-ready in between, so the Revision derived from it does not flap.
+        ok_events = [
+            (event, obj) for event, obj in pod_events if obj["metadata"]["name"] == pod["metadata"]["name"]
+        ]
+        assert len(ok_events) >= 2, "the new port, then the new process's ready status"
+        assert all(
+            event == "MODIFIED" and obj["status"]["conditions"][0]["status"] == "True"
+            for event, obj in ok_events
+        )
+
+        assert second.pods("broken-00001") == [broken_pod], "a failed revision keeps its failed Pod as it was"
+        assert second.pods("idle-00001") == [], "a revision scaled to zero stays at zero until a request"
+        desired = {state.name: wanted for state, wanted, _ in second.runtime.pod_counts()}
+        assert desired == {"ok-00001": 1, "broken-00001": 0, "idle-00001": 0}
     finally:
         await second.stop()
