@@ -44,6 +44,11 @@ class KnativeTemporaryError(AirflowException):
     """The API kept answering with conflicts, server errors or timeouts; a later retry may succeed."""
 
 
+def error_text(error: BaseException) -> str:
+    """Return an error's message, or its type name when the message is empty (a bare ``TimeoutError()``)."""
+    return str(error) or type(error).__name__
+
+
 @contextmanager
 def permanent_input_errors() -> Iterator[None]:
     """Turn the pure modules' input errors into permanent task failures."""

@@ -36,6 +36,7 @@ from knative_rollout.exceptions import (
     KnativeInputError,
     KnativeNotFoundError,
     KnativeTemporaryError,
+    error_text,
 )
 from knative_rollout.resources import KSVC, REVISION, SERVICE_LABEL, Guardrails, Resource, RolloutInputError
 
@@ -141,10 +142,35 @@ class KnativeServingHook(KubernetesHook):
             self.conn_extras  # noqa: B018 - reading it is the check
         except Exception as error:
             raise KnativeInputError(
-                f"Airflow connection {self.conn_id!r} cannot be read ({error}); create a 'kubernetes' "
-                "connection with that id (kube_config_path in its extras, or in_cluster) or pass another "
-                "kubernetes_conn_id"
+                f"Airflow connection {self.conn_id!r} cannot be read ({error_text(error)}); create a "
+                "'kubernetes' connection with that id (kube_config_path in its extras, or in_cluster) or pass "
+                "another kubernetes_conn_id"
             ) from error
+
+    def check_namespace_exists(self, namespace: str) -> None:
+        """Fail when the namespace does not exist, so a wait in it fails at once instead of at its timeout.
+
+        Reading a namespace needs ``get`` on ``namespaces``, which a namespaced Role may not grant: a 403
+        is no proof of absence, so the wait goes on (and the watch itself reports any missing permission).
+
+        :raises KnativeNotFoundError: when the API says the namespace does not exist.
+        """
+        what = f"reading namespace {namespace}"
+        try:
+            self._call(
+                what,
+                lambda: self.core_v1_client.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS),
+            )
+        except ApiException as error:
+            if error.status == 403:
+                self.log.info("%s: not allowed (HTTP 403), so not checked: %s", what, api_message(error))
+                return
+            if error.status == 404:
+                raise KnativeNotFoundError(
+                    f"namespace {namespace!r} does not exist, so nothing in it can become Ready; fix the "
+                    f"namespace argument or create it (kubectl create namespace {namespace})"
+                ) from error
+            raise self._rejected(what, error) from error
 
     def load_guardrails(self) -> Guardrails:
         """Return the guardrails: the connection extra ``guardrails``, else the Airflow Variable.
@@ -178,10 +204,10 @@ class KnativeServingHook(KubernetesHook):
             except (HTTPError, OSError) as error:
                 if attempt == self.max_attempts:
                     raise KnativeTemporaryError(
-                        f"{what} failed: the Kubernetes API is unreachable ({error}); check the connection "
-                        "and that the cluster is up, then retry"
+                        f"{what} failed: the Kubernetes API is unreachable ({error_text(error)}); check the "
+                        "connection and that the cluster is up, then retry"
                     ) from error
-                self.log.warning("%s: %s, retrying in %.1fs", what, error, delay)
+                self.log.warning("%s: %s, retrying in %.1fs", what, error_text(error), delay)
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
@@ -376,7 +402,9 @@ class KnativeServingHook(KubernetesHook):
                 ),
             )
         except (ApiException, KnativeTemporaryError) as error:
-            self.log.warning("Could not record Event %s on %s: %s", reason, metadata["name"], error)
+            self.log.warning(
+                "Could not record Event %s on %s: %s", reason, metadata["name"], error_text(error)
+            )
 
 
 class AsyncKnativeServingHook(AsyncKubernetesHook):

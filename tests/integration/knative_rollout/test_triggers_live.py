@@ -69,3 +69,47 @@ async def test_unreachable_cluster_yields_an_error_event(
     events = await _events(trigger)
     assert len(events) == 1 and events[0]["status"] == "error"
     assert "watching Revision default/echo-1 failed" in events[0]["message"]
+
+
+async def test_a_watch_outlives_the_clients_default_request_timeout(
+    k8s_connection, kube_namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cncf provider's async client bounds every request by API_TIMEOUT (60 s), watches included,
+    # and cut them off with a bare TimeoutError. Shrunk to 1 s here so the test stays fast.
+    from airflow.providers.cncf.kubernetes import kube_client
+
+    monkeypatch.setattr(kube_client, "API_TIMEOUT", 1)
+    trigger = KnativeRevisionReadyTrigger(name="echo-0000000000", namespace=kube_namespace, timeout_seconds=4)
+    events = await _events(trigger)
+    assert [event["status"] for event in events] == ["timeout"], events
+    assert "did not get there within 4s" in events[0]["message"]
+
+
+async def test_a_traffic_wait_ends_when_another_writer_replaced_the_split(k8s_connection, kube_namespace) -> None:
+    hook = KnativeServingHook()
+    body = render_service(
+        "echo", kube_namespace, RevisionSpec.build(image="registry.example.com/knative-rollout/echo:v1"), {}
+    )
+    created = await asyncio.to_thread(hook.create_service, body)
+    assert created is not None
+    ours = [{**target, "tag": "ours"} for target in created["spec"]["traffic"]]
+
+    def tag(tag_name: str):
+        def mutate(service: dict) -> dict:
+            service["spec"]["traffic"] = [{**target, "tag": tag_name} for target in service["spec"]["traffic"]]
+            return service
+
+        return mutate
+
+    # Our write lands, then another writer's replaces it before our wait starts: the status may never
+    # show our split, and the wait must not hang until its timeout.
+    await asyncio.to_thread(hook.update_service, "echo", kube_namespace, tag("ours"))
+    await asyncio.to_thread(hook.update_service, "echo", kube_namespace, tag("theirs"))
+    trigger = KnativeServiceReadyTrigger(
+        name="echo", namespace=kube_namespace, timeout_seconds=30, expected_traffic=ours
+    )
+    events = await asyncio.wait_for(_events(trigger), 30)
+    assert [event["status"] for event in events] == ["success"], events
+    assert events[0]["superseded"] is True
+    assert "another writer" in events[0]["message"]
+    assert [target.get("tag") for target in events[0]["traffic"]] == ["theirs"]
