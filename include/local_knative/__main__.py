@@ -1,17 +1,32 @@
-"""Command line: ``python -m local_knative serve --data-dir DIR [...]``."""
+"""Command line: ``python -m local_knative serve --data-dir DIR [...]``.
+
+Bad input ends the process with exit code 2 and one line on stderr (``PROG: error: WHAT; WHAT TO DO``),
+never a traceback, whether argparse or :func:`local_knative.server.prepare` finds it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 from local_knative import server
+
+USAGE_ERROR = 2  # argparse's exit code for bad input
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line that points to ``--help``, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` as one line and exit with :data:`USAGE_ERROR`."""
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="python -m local_knative",
         description="A Knative Serving compatible cluster on one machine, with no Docker.",
     )
@@ -25,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return server.run(args)
+    try:
+        return server.run(args)
+    except server.ServeError as error:
+        # Some causes (a YAML parser's report) span lines; the error stays one line.
+        print(f"{serve.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return USAGE_ERROR
 
 
 if __name__ == "__main__":

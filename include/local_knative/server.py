@@ -1,5 +1,7 @@
 """Compose and run local_knative: store, API server, Knative controller, revision runtime and ingress.
 
+Bad input (flags, image catalog, busy ports, an unusable data directory) is found before anything is
+written, and :func:`run` reports it as :class:`ServeError`, which the CLI prints as one line (exit code 2).
 Start order: Store -> API app -> controller -> runtime -> ingress -> ``kubeconfig`` and
 ``endpoints.json`` (written last, atomically, so a reader that sees ``endpoints.json`` can connect).
 SIGTERM / SIGINT stop everything in the reverse order and exit 0.
@@ -12,9 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
+import re
 import signal
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from local_knative import admission
 from local_knative.apiserver import build_api_app
+from local_knative.controller import KnativeController
+from local_knative.images import CatalogError, ImageCatalog
+from local_knative.ingress import Ingress
+from local_knative.runtime import RevisionRuntime, ScalingConfig
 from local_knative.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,49 +42,159 @@ STATIC_TOKEN = "local-knative-token"  # any bearer token is accepted; this one j
 SHUTDOWN_TIMEOUT = 2.0
 
 
+# A DNS-1123 label; a domain is one or more of them joined by dots (Knative builds {name}.{ns}.{domain}).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DOMAIN_MAX_LENGTH = 253
+
+
+class ServeError(Exception):
+    """Bad input to ``serve``; the message says what was wrong and what to do."""
+
+
 @dataclass(frozen=True)
 class ServeOptions:
-    """What ``serve`` needs besides the scaling flags (see :func:`add_serve_arguments`)."""
+    """Checked ``serve`` input: an existing writable data directory, a loaded catalog, claimed ports."""
 
     data_dir: Path
-    images: Path | None
-    api_port: int
-    ingress_port: int
+    catalog: ImageCatalog
+    scaling: ScalingConfig
+    api_socket: socket.socket
+    ingress_socket: socket.socket
     domain: str
     bookmark_interval: float
 
 
+def port_number(text: str) -> int:
+    """Parse a ``--*-port`` flag: 0 (a free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number; pass 0-65535 (0 = a free one)")
+    return port
+
+
+def positive_seconds(text: str) -> float:
+    """Parse a duration flag: a finite number of seconds greater than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; pass a number of seconds above 0")
+    return seconds
+
+
+def domain_name(text: str) -> str:
+    """Parse ``--domain``: a lowercase DNS name such as ``example.com``."""
+    if len(text) > _DOMAIN_MAX_LENGTH or not all(_DNS_LABEL.fullmatch(label) for label in text.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a DNS domain; pass lowercase labels of letters, digits and '-' "
+            "joined by dots, e.g. example.com"
+        )
+    return text
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``serve`` flags, including the runtime's scaling flags, to ``parser``."""
-    from local_knative.runtime import ScalingConfig
-
     parser.add_argument(
         "--data-dir", required=True, type=Path, help="state, logs, kubeconfig, endpoints.json"
     )
     parser.add_argument("--images", type=Path, default=None, help="image catalog (default: the bundled one)")
     parser.add_argument(
-        "--api-port", type=int, default=0, help="API server port on 127.0.0.1 (0 = a free one)"
+        "--api-port", type=port_number, default=0, help="API server port on 127.0.0.1 (0 = a free one)"
     )
     parser.add_argument(
-        "--ingress-port", type=int, default=0, help="ingress port on 127.0.0.1 (0 = a free one)"
+        "--ingress-port", type=port_number, default=0, help="ingress port on 127.0.0.1 (0 = a free one)"
     )
     parser.add_argument(
-        "--domain", default="example.com", help="domain of Knative URLs (default example.com)"
+        "--domain", type=domain_name, default="example.com", help="domain of Knative URLs (default example.com)"
     )
     parser.add_argument(
         "--bookmark-interval",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         help="seconds between watch BOOKMARK events (default 5)",
     )
     ScalingConfig.add_cli_arguments(parser)
 
 
-def _bind(port: int) -> socket.socket:
+def _scaling(args: argparse.Namespace) -> ScalingConfig:
+    try:
+        scaling = ScalingConfig.from_cli(args)
+    except ValueError as error:
+        raise ServeError(str(error)) from error
+    # from_cli checks the sign only; NaN and infinity pass that check but would stall the autoscaler.
+    for name, value in vars(scaling).items():
+        if not math.isfinite(value):
+            raise ServeError(f"--{name.replace('_', '-')} must be a finite number of seconds, got {value}")
+    return scaling
+
+
+def _listen(flag: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    try:
+        sock.bind(("127.0.0.1", port))
+        # Listening now (not when the site starts) claims the port, so a busy one is bad input found
+        # before anything is written.
+        sock.listen()
+    except OSError as error:
+        sock.close()
+        raise ServeError(
+            f"{flag} {port}: cannot listen on 127.0.0.1:{port} ({error.strerror}); "
+            f"stop what uses it or pass another port (0 = a free one)"
+        ) from error
     return sock
+
+
+def _usable_data_dir(path: Path) -> Path:
+    data_dir = path.resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ServeError(f"--data-dir {data_dir} is not a directory; pass a directory path (it is created if missing)")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # A real write is the only check that holds for root and for read-only file systems alike;
+        # the probe file has no name on disk after it is closed.
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as error:
+        raise ServeError(
+            f"--data-dir {data_dir} is not a writable directory ({error.strerror}); pass one you can write to"
+        ) from error
+    return data_dir
+
+
+def prepare(args: argparse.Namespace) -> ServeOptions:
+    """Check the parsed ``serve`` flags, load the catalog and claim the ports.
+
+    Everything that cannot change the disk is checked first; the data directory is created last.
+
+    :param args: flags parsed by a parser set up with :func:`add_serve_arguments`.
+    :raises ServeError: on bad input, with what was wrong and what to do.
+    """
+    scaling = _scaling(args)
+    try:
+        catalog = ImageCatalog.load(args.images)
+    except CatalogError as error:
+        raise ServeError(f"--images: {error}") from error
+    if args.api_port and args.api_port == args.ingress_port:
+        raise ServeError(f"--api-port and --ingress-port are both {args.api_port}; pass two different ports")
+    with contextlib.ExitStack() as on_error:
+        api_socket = on_error.enter_context(_listen("--api-port", args.api_port))
+        ingress_socket = on_error.enter_context(_listen("--ingress-port", args.ingress_port))
+        options = ServeOptions(
+            data_dir=_usable_data_dir(args.data_dir),
+            catalog=catalog,
+            scaling=scaling,
+            api_socket=api_socket,
+            ingress_socket=ingress_socket,
+            domain=args.domain,
+            bookmark_interval=args.bookmark_interval,
+        )
+        on_error.pop_all()
+    return options
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -103,28 +223,19 @@ def kubeconfig_text(api_url: str) -> str:
     return text
 
 
-async def _start_site(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+async def _start_site(app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
     await runner.setup()
-    sock = _bind(port)
     await web.SockSite(runner, sock).start()
     return runner, sock.getsockname()[1]
 
 
-async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
+async def serve(options: ServeOptions) -> None:
     """Run local_knative until SIGTERM or SIGINT.
 
-    :param options: paths, ports and domain.
-    :param args: the parsed command line (the runtime reads its scaling flags from it).
+    :param options: checked input from :func:`prepare`.
     """
-    from local_knative import admission
-    from local_knative.controller import KnativeController
-    from local_knative.images import ImageCatalog
-    from local_knative.ingress import Ingress
-    from local_knative.runtime import RevisionRuntime, ScalingConfig
-
-    data_dir = options.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = options.data_dir
     endpoints_path = data_dir / "endpoints.json"
     endpoints_path.unlink(missing_ok=True)
     stop = asyncio.Event()
@@ -132,7 +243,6 @@ async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    catalog = ImageCatalog.load(options.images)
     # Each component is stopped in reverse order, also when a later one fails to start (so that no pod
     # process outlives a failed start).
     async with contextlib.AsyncExitStack() as running:
@@ -141,19 +251,19 @@ async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
         api_app = build_api_app(
             store, admission=admission.admit, data_dir=data_dir, bookmark_interval=options.bookmark_interval
         )
-        api_runner, api_port = await _start_site(api_app, options.api_port)
+        api_runner, api_port = await _start_site(api_app, options.api_socket)
         running.push_async_callback(api_runner.cleanup)
         api_url = f"http://127.0.0.1:{api_port}"
         controller = KnativeController(store, domain=options.domain)
         await controller.start()
         running.push_async_callback(controller.stop)
         runtime = RevisionRuntime(
-            store, catalog=catalog, data_dir=data_dir, scaling=ScalingConfig.from_cli(args)
+            store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling
         )
         await runtime.start()
         running.push_async_callback(runtime.stop)
         ingress = Ingress(store, runtime, domain=options.domain)
-        ingress_runner, ingress_port = await _start_site(ingress.app(), options.ingress_port)
+        ingress_runner, ingress_port = await _start_site(ingress.app(), options.ingress_socket)
         running.push_async_callback(ingress_runner.cleanup)
         ingress_url = f"http://127.0.0.1:{ingress_port}"
 
@@ -178,14 +288,9 @@ async def serve(options: ServeOptions, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``serve`` from parsed arguments; return the exit code."""
-    options = ServeOptions(
-        data_dir=args.data_dir,
-        images=args.images,
-        api_port=args.api_port,
-        ingress_port=args.ingress_port,
-        domain=args.domain,
-        bookmark_interval=args.bookmark_interval,
-    )
-    asyncio.run(serve(options, args))
+    """Run ``serve`` from parsed arguments; return the exit code.
+
+    :raises ServeError: on bad input, before anything is written.
+    """
+    asyncio.run(serve(prepare(args)))
     return 0

@@ -143,8 +143,8 @@ class KnativeServingHook(KubernetesHook):
         except Exception as error:
             raise KnativeInputError(
                 f"Airflow connection {self.conn_id!r} cannot be read ({error_text(error)}); create a "
-                "'kubernetes' connection with that id (kube_config_path in its extras, or in_cluster) or pass "
-                "another kubernetes_conn_id"
+                "'kubernetes' connection with that id (kube_config_path in its extras, or in_cluster) or "
+                "pass another kubernetes_conn_id"
             ) from error
 
     def check_namespace_exists(self, namespace: str) -> None:
@@ -159,7 +159,9 @@ class KnativeServingHook(KubernetesHook):
         try:
             self._call(
                 what,
-                lambda: self.core_v1_client.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS),
+                lambda: self.core_v1_client.read_namespace(
+                    namespace, _request_timeout=REQUEST_TIMEOUT_SECONDS
+                ),
             )
         except ApiException as error:
             if error.status == 403:
@@ -457,8 +459,9 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Yield the object each time it changes (first its current state), ``None`` when it is deleted.
 
-        The watch resumes from the last resourceVersion when the server closes the stream, and starts
-        over (current state first) when that version has expired (410). Ends after ``timeout_seconds``.
+        The watch resumes from the last resourceVersion when the server closes the stream (or a stalled
+        stream times out on this side), and starts over (current state first) when that version has
+        expired (410). Ends after ``timeout_seconds``.
         """
         deadline = time.monotonic() + timeout_seconds
         resource_version: str | None = None
@@ -466,9 +469,13 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
             async with self.get_conn() as api_client:
                 api = async_client.CustomObjectsApi(api_client)
                 watcher = async_watch.Watch()
+                server_timeout = max(1, int(remaining))
                 kwargs: dict[str, Any] = {
                     "field_selector": f"metadata.name={name}",
-                    "timeout_seconds": max(1, int(remaining)),
+                    "timeout_seconds": server_timeout,
+                    # Without it the cncf provider's client bounds the whole stream by its API_TIMEOUT (60 s)
+                    # and ends a longer wait with a bare TimeoutError: the server ends the stream instead.
+                    "_request_timeout": server_timeout + REQUEST_TIMEOUT_SECONDS,
                 }
                 if resource_version:
                     kwargs["resource_version"] = resource_version
@@ -490,5 +497,7 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
                     if error.status != 410:
                         raise
                     resource_version = None
+                except TimeoutError:
+                    self.log.info("Watch of %s %s/%s stalled; reconnecting", resource.kind, namespace, name)
                 finally:
                     await watcher.close()

@@ -18,12 +18,13 @@ from knative_rollout.exceptions import (
     KnativeTemporaryError,
     permanent_input_errors,
 )
-from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
+from knative_rollout.operators.base import CONNECTION_FIELDS, INLINE_WAIT_SECONDS, KnativeConnectionOperator
 from knative_rollout.resources import check_namespace, check_revision_name, check_service_name
 from knative_rollout.triggers import (
     KnativeRevisionReadyTrigger,
     KnativeServiceReadyTrigger,
     _KnativeWatchTrigger,
+    run_inline,
 )
 
 if TYPE_CHECKING:
@@ -42,12 +43,19 @@ class _KnativeReadySensor(KnativeConnectionOperator, BaseSensorOperator):
     check_name: Callable[[str], object]
 
     def __init__(
-        self, *, name: str, namespace: str = "default", deferrable: bool = True, **kwargs: Any
+        self,
+        *,
+        name: str,
+        namespace: str = "default",
+        deferrable: bool = True,
+        inline_wait_seconds: float = INLINE_WAIT_SECONDS,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.namespace = namespace
         self.deferrable = deferrable
+        self.inline_wait_seconds = inline_wait_seconds
 
     def validate(self) -> None:
         """Check the name and namespace before any API call."""
@@ -81,12 +89,17 @@ class _KnativeReadySensor(KnativeConnectionOperator, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
 
     def execute(self, context: Context) -> Any:
-        """Validate, then succeed at once, poke, or defer to the trigger."""
+        """Validate, then poke, or watch here briefly and defer to the trigger if that was not enough.
+
+        Watching here first keeps quick waits from deferring (see
+        :meth:`~knative_rollout.operators.base.KnativeBaseOperator.wait` for the Airflow race it avoids).
+        """
         self.validate()
         self.hook.check_connection()
+        self.hook.check_namespace_exists(self.namespace)
         if not self.deferrable:
             return super().execute(context)
-        event = self.current_event()
+        event = run_inline(self.trigger(), within=self.inline_wait_seconds)
         if event is not None:
             return self.execute_complete(context, event)
         self.defer(
@@ -114,6 +127,7 @@ class KnativeRevisionReadySensor(_KnativeReadySensor):
     :param revision_name: the revision. (templated)
     :param namespace: its namespace. (templated)
     :param deferrable: wait in the triggerer (default).
+    :param inline_wait_seconds: when deferrable, watch this long in the worker before deferring.
     """
 
     trigger_class = KnativeRevisionReadyTrigger
@@ -132,6 +146,7 @@ class KnativeServiceReadySensor(_KnativeReadySensor):
     :param service_name: the service. (templated)
     :param namespace: its namespace. (templated)
     :param deferrable: wait in the triggerer (default).
+    :param inline_wait_seconds: when deferrable, watch this long in the worker before deferring.
     """
 
     trigger_class = KnativeServiceReadyTrigger

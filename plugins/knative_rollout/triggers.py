@@ -2,18 +2,21 @@
 
 Each trigger watches its one object with ``kubernetes_asyncio`` (a watch, not polling), decides on every
 change, and yields exactly one event: ``{"status": "success" | "failed" | "error" | "timeout",
-"message": ..., <ids>}``. The same triggers back the non-deferrable mode: :func:`run_inline` runs one to
-its event in the worker, so both modes share one definition of "ready".
+"message": ..., <ids>}``. The same triggers also run in the worker: :func:`run_inline` runs one to its
+event (the non-deferrable mode) or for a few seconds before a task defers, so every mode shares one
+definition of "ready".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from knative_rollout.exceptions import error_text
 from knative_rollout.hooks import AsyncKnativeServingHook
 from knative_rollout.resources import KSVC, REVISION, condition, traffic_keys
 
@@ -86,7 +89,8 @@ class _KnativeWatchTrigger(BaseTrigger):
                     return
         except Exception as error:
             yield self._event(
-                "error", f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error}"
+                "error",
+                f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error_text(error)}",
             )
             return
         yield self._event(
@@ -134,7 +138,9 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
     :param namespace: its namespace.
     :param expected_traffic: when given, success means ``status.traffic`` matches these targets
         (revision, percent, tag) and routes are ready; the Service as a whole may still be not Ready
-        (a failed newer revision must not block moving traffic between good ones).
+        (a failed newer revision must not block moving traffic between good ones). When another writer
+        has replaced these targets in the spec since, they will never be served: the event is a success
+        with ``superseded: True`` and the traffic served now.
     :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
     :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
     :param carry: small values the resumed task needs, returned in the event.
@@ -161,9 +167,18 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
         served: list[dict[str, Any]] = list(status.get("traffic") or [])
         summary = {"url": status.get("url"), "traffic": served}
         if self.expected_traffic is not None:
+            wanted = traffic_keys(self.expected_traffic)
+            if traffic_keys((obj.get("spec") or {}).get("traffic") or []) != wanted:
+                return self._event(
+                    "success",
+                    f"service {self.name}: another writer replaced this traffic split before it was served; "
+                    f"it serves {sorted(traffic_keys(served), key=str)} now",
+                    superseded=True,
+                    **summary,
+                )
             routes = condition(obj, "RoutesReady")
             routes_ready = routes is None or routes.get("status") == "True"
-            if routes_ready and traffic_keys(served) == traffic_keys(self.expected_traffic):
+            if routes_ready and traffic_keys(served) == wanted:
                 return self._event("success", f"service {self.name} serves the requested traffic", **summary)
             return None
         ready = condition(obj, "Ready") or {}
@@ -189,12 +204,26 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
         return f"{super().progress(obj)}; traffic {served}, wanted {wanted}"
 
 
-def run_inline(trigger: BaseTrigger) -> dict[str, Any]:
-    """Run a trigger to its single event in this process (the non-deferrable mode) and return the payload."""
+def run_inline(trigger: BaseTrigger, *, within: float | None = None) -> dict[str, Any] | None:
+    """Run a trigger in this process until its single event and return the event's payload.
+
+    :param within: seconds after which to stop watching and return ``None`` (the task then defers);
+        ``None`` waits for the event, however long the trigger takes (the non-deferrable mode).
+    """
 
     async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
+        # Closed here rather than by the garbage collector: the watch's connection ends with the event.
+        async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+            async for event in events:
+                return dict(event.payload)
         return {"status": "error", "message": f"{type(trigger).__name__} ended without an event"}
 
-    return asyncio.run(first_event())
+    async def bounded() -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(within):
+                return await first_event()
+        except TimeoutError:
+            # Only the bound above raises it: a trigger turns its own errors into an event.
+            return None
+
+    return asyncio.run(bounded())

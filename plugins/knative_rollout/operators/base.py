@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
 CONNECTION_FIELDS = ("kubernetes_conn_id", "gcp_conn_id", "project_id", "location", "cluster_name")
+INLINE_WAIT_SECONDS = 5.0
+"""How long a deferrable task watches in the worker before it defers (operators' and sensors' default)."""
 
 
 class KnativeConnectionOperator(BaseOperator):
@@ -106,6 +108,8 @@ class KnativeBaseOperator(KnativeConnectionOperator):
     :param namespace: its namespace. (templated)
     :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
     :param wait_timeout: seconds to wait for Knative to reach the requested state.
+    :param inline_wait_seconds: when deferrable, watch this long in the worker before deferring (see
+        :meth:`wait`); 0 defers at once.
     """
 
     template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
@@ -119,6 +123,7 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         namespace: str = "default",
         deferrable: bool = True,
         wait_timeout: float = 600,
+        inline_wait_seconds: float = INLINE_WAIT_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +131,7 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         self.namespace = namespace
         self.deferrable = deferrable
         self.wait_timeout = wait_timeout
+        self.inline_wait_seconds = inline_wait_seconds
 
     def validate_target(self) -> None:
         """Check the Service name, namespace, connection and namespace guardrail, before any API call."""
@@ -208,12 +214,17 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         return service, written
 
     def wait(self, context: Context, trigger: BaseTrigger, method_name: str) -> Any:
-        """Defer to ``trigger`` (or run it here when not deferrable) and resume in ``method_name``.
+        """Wait for ``trigger``'s event and continue in ``method_name``: here first, then deferred.
 
-        The resumed method gets only the event (``dag.test()`` passes nothing else), so anything it needs
-        travels in the trigger's ``carry``.
+        The trigger runs here, watching the object from its current state on, for up to
+        ``inline_wait_seconds``; only a wait that lasts longer defers (when not deferrable it runs here to
+        the end). So the usual sub-second waits never defer: in Airflow 3.3 a task whose trigger fires
+        within about ``[workers] min_heartbeat_interval`` (5 s) of deferring can be failed after it
+        resumed, by the late "success" of its deferring run. The resumed method gets only the event
+        (``dag.test()`` passes nothing else), so anything it needs travels in the trigger's ``carry``.
         """
-        if self.deferrable:
+        event = run_inline(trigger, within=self.inline_wait_seconds if self.deferrable else None)
+        if event is None:
             # Airflow renders the extra links each time the task defers; an empty URL until the real one
             # is known keeps it from asking for XComs that do not exist yet.
             self.push_urls(context, None)
@@ -222,7 +233,7 @@ class KnativeBaseOperator(KnativeConnectionOperator):
                 method_name=method_name,
                 timeout=timedelta(seconds=self.wait_timeout + 60),
             )
-        return getattr(self, method_name)(context, run_inline(trigger))
+        return getattr(self, method_name)(context, event)
 
     def wait_for_traffic(
         self, context: Context, service: Mapping[str, Any], method_name: str, **carry: Any
@@ -244,6 +255,8 @@ class KnativeBaseOperator(KnativeConnectionOperator):
             raise KnativeTemporaryError(f"{doing}: the wait ended without an event; retry the task")
         status = event.get("status")
         if status == "success":
+            if event.get("superseded"):
+                self.log.warning("%s: %s", doing, event.get("message"))
             return event
         message = f"{doing}: {event.get('message')}"
         if status == "failed":

@@ -85,7 +85,9 @@ async def test_a_watch_outlives_the_clients_default_request_timeout(
     assert "did not get there within 4s" in events[0]["message"]
 
 
-async def test_a_traffic_wait_ends_when_another_writer_replaced_the_split(k8s_connection, kube_namespace) -> None:
+async def test_a_traffic_wait_ends_when_another_writer_replaced_the_split(
+    k8s_connection, kube_namespace
+) -> None:
     hook = KnativeServingHook()
     body = render_service(
         "echo", kube_namespace, RevisionSpec.build(image="registry.example.com/knative-rollout/echo:v1"), {}
@@ -96,7 +98,9 @@ async def test_a_traffic_wait_ends_when_another_writer_replaced_the_split(k8s_co
 
     def tag(tag_name: str):
         def mutate(service: dict) -> dict:
-            service["spec"]["traffic"] = [{**target, "tag": tag_name} for target in service["spec"]["traffic"]]
+            service["spec"]["traffic"] = [
+                {**target, "tag": tag_name} for target in service["spec"]["traffic"]
+            ]
             return service
 
         return mutate
@@ -111,5 +115,4 @@ async def test_a_traffic_wait_ends_when_another_writer_replaced_the_split(k8s_co
     events = await asyncio.wait_for(_events(trigger), 30)
     assert [event["status"] for event in events] == ["success"], events
     assert events[0]["superseded"] is True
-    assert "another writer" in events[0]["message"]
-    assert [target.get("tag") for target in events[0]["traffic"]] == ["theirs"]
+    assert "another writer replaced this traffic split" in events[0]["message"]

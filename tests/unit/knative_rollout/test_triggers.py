@@ -81,10 +81,16 @@ def test_revision_trigger_keeps_waiting(obj: dict) -> None:
 
 
 def _service(
-    generation: int, observed: int, traffic: list[dict], routes: str = "True", ready: str = "True"
+    generation: int,
+    observed: int,
+    traffic: list[dict],
+    routes: str = "True",
+    ready: str = "True",
+    spec_traffic: list[dict] | None = None,
 ) -> dict:
     return {
         "metadata": {"name": "iris", "generation": generation},
+        "spec": {"traffic": WANT if spec_traffic is None else spec_traffic},
         "status": {
             "observedGeneration": observed,
             "url": "http://iris.ns.example.com",
@@ -120,6 +126,19 @@ def test_service_trigger_waits_for_the_expected_traffic(obj: dict, decided: str 
     if event:
         assert event.payload["url"] == "http://iris.ns.example.com"
         assert event.payload["traffic"] == SERVED
+
+
+def test_service_trigger_ends_when_another_writer_replaced_the_split() -> None:
+    trigger = KnativeServiceReadyTrigger(
+        name="iris", namespace="ns", timeout_seconds=1, expected_traffic=WANT
+    )
+    theirs = [{"revisionName": "a", "percent": 100, "tag": "stable"}]
+    # Not decided while the controller has not reconciled the newer spec yet.
+    assert trigger.decide(_service(3, 2, SERVED, spec_traffic=theirs)) is None
+    event = trigger.decide(_service(3, 3, theirs, spec_traffic=theirs))
+    assert event is not None and event.payload["status"] == "success"
+    assert event.payload["superseded"] is True and event.payload["traffic"] == theirs
+    assert "another writer replaced this traffic split" in event.payload["message"]
 
 
 def test_service_trigger_without_traffic_waits_for_ready() -> None:
