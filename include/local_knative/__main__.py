@@ -14,6 +14,7 @@ from typing import NoReturn
 from local_knative import server
 
 USAGE_ERROR = 2  # argparse's exit code for bad input
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -30,13 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m local_knative",
         description="A Knative Serving compatible cluster on one machine, with no Docker.",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="INFO",
+        help="logging level (default INFO)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API server, controller, runtime and ingress")
     server.add_serve_arguments(serve)
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

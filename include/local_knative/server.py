@@ -109,7 +109,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--ingress-port", type=port_number, default=0, help="ingress port on 127.0.0.1 (0 = a free one)"
     )
     parser.add_argument(
-        "--domain", type=domain_name, default="example.com", help="domain of Knative URLs (default example.com)"
+        "--domain",
+        type=domain_name,
+        default="example.com",
+        help="domain of Knative URLs (default example.com)",
     )
     parser.add_argument(
         "--bookmark-interval",
@@ -152,7 +155,9 @@ def _listen(flag: str, port: int) -> socket.socket:
 def _usable_data_dir(path: Path) -> Path:
     data_dir = path.resolve()
     if data_dir.exists() and not data_dir.is_dir():
-        raise ServeError(f"--data-dir {data_dir} is not a directory; pass a directory path (it is created if missing)")
+        raise ServeError(
+            f"--data-dir {data_dir} is not a directory; pass a directory path (it is created if missing)"
+        )
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         # A real write is the only check that holds for root and for read-only file systems alike;
@@ -257,9 +262,7 @@ async def serve(options: ServeOptions) -> None:
         controller = KnativeController(store, domain=options.domain)
         await controller.start()
         running.push_async_callback(controller.stop)
-        runtime = RevisionRuntime(
-            store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling
-        )
+        runtime = RevisionRuntime(store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling)
         await runtime.start()
         running.push_async_callback(runtime.stop)
         ingress = Ingress(store, runtime, domain=options.domain)

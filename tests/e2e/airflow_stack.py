@@ -160,6 +160,8 @@ class AirflowStack:
                 # (default every 5 s). If the trigger fires sooner, the task resumes first and the late
                 # "success" of the deferring attempt makes the scheduler fail the resumed one (a race in
                 # Airflow 3.3's executor-event handling, scheduler_job_runner._process_executor_events).
+                # The operators dodge it by watching inline for 5 s first; the e2e DAG defers at once
+                # (inline_wait_seconds=0) to exercise the triggerer, so it relies on this shorter interval.
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             }
         )

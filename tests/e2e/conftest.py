@@ -15,9 +15,17 @@ E2E_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAGS = REPO_ROOT / "dags"
 
 
-def kubernetes_connection(kubeconfig: Path) -> dict[str, object]:
-    """Return an Airflow ``kubernetes`` connection (as JSON) that reads the given kubeconfig."""
-    return {"conn_type": "kubernetes", "extra": {"kube_config_path": str(kubeconfig)}}
+def kubernetes_connection(kubeconfig: Path, ingress_url: str) -> dict[str, object]:
+    """Return an Airflow ``kubernetes`` connection (as JSON) to the cluster of a kubeconfig and its ingress.
+
+    The load-test gate of dags/rollout_example.py sends its requests to the ``ingress_address`` extra:
+    local_knative's Knative hosts (``*.example.com``) have no DNS. It takes ``http://host:port``, the form
+    of local_knative's ``ingress`` endpoint.
+    """
+    return {
+        "conn_type": "kubernetes",
+        "extra": {"kube_config_path": str(kubeconfig), "ingress_address": ingress_url},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +39,9 @@ def airflow_stack(
     stack = AirflowStack(
         tmp_path_factory.mktemp("airflow-e2e"),
         dag_bundles={"e2e-dags": E2E_DAGS, "example-dags": EXAMPLE_DAGS},
-        connections={"kubernetes_default": kubernetes_connection(local_knative.kubeconfig)},
+        connections={
+            "kubernetes_default": kubernetes_connection(local_knative.kubeconfig, local_knative.ingress_url)
+        },
     )
     stack.start()
     try:

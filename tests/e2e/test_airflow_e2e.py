@@ -103,12 +103,26 @@ def test_rollout_example_promotes_the_canary(
     result = airflow_stack.run_dag("rollout_example", conf, timeout=ROLLOUT_TIMEOUT)
     diagnostics = airflow_stack.diagnostics(result.dag_id, result.run_id)
     assert result.state == "success", diagnostics
-    assert set(result.task_states.values()) == {"success"}, diagnostics
+    steps = ["deploy_candidate", "load_test", "traffic_10", "traffic_50", "traffic_100", "promote", "outcome"]
+    assert result.task_states == {
+        "deploy_v1": "success",
+        **{f"rollout.{step}": "success" for step in steps},
+        # Nothing failed, so nothing was rolled back.
+        "rollout.rollback": "skipped",
+        "service_ready": "success",
+        "teardown": "success",
+    }, diagnostics
     # The DAG retries failed tasks; a rollout that only succeeded thanks to a retry is a failure here.
-    assert set(result.task_tries.values()) == {1}, diagnostics
+    tries = {task_id: tries for task_id, tries in result.task_tries.items() if task_id != "rollout.rollback"}
+    assert set(tries.values()) == {1}, diagnostics
+
+    # The gate loaded v2's tag URL through the ingress of the connection and every prediction succeeded.
+    gate = airflow_stack.xcom(result.dag_id, result.run_id, "rollout.load_test", key="loadtest")
+    assert gate["verdict"]["passed"] is True, gate
+    assert gate["requests"] == gate["completed"] > 0 and gate["errors"] == {}, gate
 
     v1 = airflow_stack.xcom(result.dag_id, result.run_id, "deploy_v1")["revision"]
-    v2 = airflow_stack.xcom(result.dag_id, result.run_id, "deploy_v2_canary")["revision"]
+    v2 = airflow_stack.xcom(result.dag_id, result.run_id, "rollout.deploy_candidate")["revision"]
     assert v1 != v2
     service = _knative_service(kubeconfig_path, kube_namespace, "iris")
     assert _condition(service, "Ready").get("status") == "True", service["status"]

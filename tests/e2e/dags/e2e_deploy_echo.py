@@ -2,7 +2,9 @@
 
 The sensor does not depend on the deploy: it starts with it, finds no Ready Service, and so waits in the
 triggerer until the deploy has made the Service Ready. Placed after the deploy it would find the Service
-already Ready and succeed without deferring.
+already Ready and succeed without deferring. Both tasks set ``inline_wait_seconds=0``: by default they
+watch in the worker for a few seconds first, which is long enough for local_knative, so nothing would
+reach the triggerer that this DAG exists to exercise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ with DAG(
         namespace="{{ params.namespace }}",
         image="{{ params.image }}",
         wait_timeout=90,
+        inline_wait_seconds=0,
     )
     KnativeServiceReadySensor(
         task_id="service_ready",
@@ -40,4 +43,5 @@ with DAG(
         namespace="{{ params.namespace }}",
         deferrable=True,
         timeout=90,
+        inline_wait_seconds=0,
     )

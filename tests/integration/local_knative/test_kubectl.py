@@ -140,6 +140,7 @@ def test_get_watch_prints_changes(kubectl: Kubectl, kube_namespace: str) -> None
                 printed.append(next_line())
         finally:
             watcher.terminate()
+            reader.join(timeout=10)  # before the with block closes the pipe the reader is still reading
     assert not any(line.startswith("NAME") for line in printed)  # one header, however many events
 
 
