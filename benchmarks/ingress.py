@@ -25,10 +25,8 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.peers import parse_wrk, start_nginx
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -50,7 +52,6 @@ NAMESPACE = "default"
 PATHS = ("direct", "ingress", "nginx")
 GOAL_ADDED_P50_MS = 1.0
 GOAL_RPS_RATIO = 0.5
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 HOT_PATH_NOTES = """## How the hot path is built
 
 - The ingress is an aiohttp server (the contract: `Ingress.app()`), but it reaches pods through its own
@@ -65,19 +66,8 @@ HOT_PATH_NOTES = """## How the hot path is built
   for two Python processes per request where the nginx path pays for one.
 """
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
+# The rest of nginx.conf (one worker, files in its work directory) is benchmarks/peers.py's.
+NGINX_PROXY = """
   upstream pod {{ server 127.0.0.1:{pod_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{port};
@@ -88,24 +78,7 @@ http {{
       proxy_set_header Host $host;
     }}
   }}
-}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def _api(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -165,41 +138,6 @@ def deploy_echo(api: str) -> int:
     raise RuntimeError("the echo pod did not become Ready within 60 s")
 
 
-def start_nginx(work: Path, pod_port: int) -> tuple[subprocess.Popen[bytes], int]:
-    """Start nginx (one worker) proxying to the pod; return it and its port."""
-    port = _free_port()
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=work, pod_port=pod_port, port=port))
-    process = subprocess.Popen(
-        [shutil.which("nginx") or "nginx", "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    _wait_port(port)
-    return process, port
-
-
-def parse_wrk(output: str) -> dict[str, float]:
-    """Return rps, p50_ms and p99_ms from wrk's ``--latency`` output."""
-
-    def latency(label: str) -> float:
-        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
-        if not match:
-            raise ValueError(f"no {label}% line in wrk output:\n{output}")
-        return float(match.group(1)) * _UNITS[match.group(2)]
-
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
-    if not rps:
-        raise ValueError(f"no Requests/sec line in wrk output:\n{output}")
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return {
-        "rps": float(rps.group(1)),
-        "p50_ms": latency("50"),
-        "p99_ms": latency("99"),
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-    }
-
-
 def run_wrk(
     url: str, host: str | None, connections: int, duration: float, pin: list[str]
 ) -> dict[str, float]:
@@ -235,7 +173,7 @@ def main() -> int:
     nginx: subprocess.Popen[bytes] | None = None
     try:
         pod_port = deploy_echo(endpoints["api"])
-        nginx, nginx_port = start_nginx(work / "nginx", pod_port)
+        nginx, nginx_port = start_nginx(work / "nginx", NGINX_PROXY, pod_port=pod_port)
         host = f"{SERVICE}.{NAMESPACE}.{endpoints['domain']}"
         targets = {
             "direct": (f"http://127.0.0.1:{pod_port}/", None),

@@ -28,20 +28,13 @@ def test_demo_runs_the_example_rollout(tmp_path: Path) -> None:
     output = result.stdout
     assert result.returncode == 0, output[-3000:] + result.stderr[-3000:]
     assert "DAG run success" in output
-    for task_id in (
-        "deploy_v1",
-        "rollout.deploy_candidate",
-        "rollout.load_test",
-        "rollout.traffic_10",
-        "rollout.traffic_50",
-        "rollout.traffic_100",
-        "rollout.promote",
-        "rollout.outcome",
-        "teardown",
-    ):
-        assert f"  {task_id}" in output and "success" in output.split(f"  {task_id}")[1].splitlines()[0]
-    assert "skipped" in output.split("  rollout.rollback")[1].splitlines()[0]
-    gate = output.split("  rollout.load_test")[1].splitlines()[0]
+    # One line per task: "  TASK_ID  STATE  SUMMARY" (the DAG's exact shape is tests/dags' business).
+    steps = output.split("Steps:\n")[1].split("Final traffic:")[0].splitlines()
+    states = {line.split()[0]: line.split()[1] for line in steps}
+    assert {"deploy_v1", "rollout.load_test", "rollout.promote", "rollout.outcome", "teardown"} <= set(states)
+    assert {task_id for task_id, state in states.items() if state != "success"} == {"rollout.rollback"}
+    assert states["rollout.rollback"] == "skipped"
+    gate = next(line for line in steps if line.split()[0] == "rollout.load_test")
     assert "100/100 requests at" in gate and "error rate 0.00%: SLO passed" in gate
     assert "tag URL http://candidate-iris.default.example.com" in output
     final = output.split("Final traffic:")[1]
