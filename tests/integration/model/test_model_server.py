@@ -163,7 +163,9 @@ async def test_exponential_latency_has_a_long_tail(start_model_server: StartServ
     ).wait_listening()
     latencies = sorted(seconds for _, seconds, _ in await predict_many(server, 300))
 
-    assert 0.033 <= statistics.fmean(latencies) <= 0.060  # -3 standard errors .. + scheduling delay
+    # Bounds: 3 standard errors below the mean; above it, room for a busy machine's scheduling delay
+    # (the shape assertions below are what tell exponential from constant or uniform).
+    assert 0.033 <= statistics.fmean(latencies) <= 0.090
     assert statistics.median(latencies) < statistics.fmean(latencies)  # skewed right, unlike uniform
     assert latencies[-3] > 0.120  # p99 of an exponential is 4.6 x its mean
 
