@@ -29,7 +29,12 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["knative_rollout.operators.rollout", "knative_rollout.operators.loadtest"],
+                "python-modules": [
+                    "knative_rollout.operators.rollout",
+                    "knative_rollout.operators.loadtest",
+                    # KnativeRolloutOutcomeOperator lives next to the task group builder that uses it.
+                    "knative_rollout.task_groups",
+                ],
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["knative_rollout.sensors"]}],

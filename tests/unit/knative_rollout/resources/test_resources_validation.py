@@ -1,0 +1,57 @@
+"""Table tests of resources.validation: Kubernetes names, namespaces and image registries."""
+
+from __future__ import annotations
+
+import pytest
+
+from knative_rollout.resources import (
+    RolloutInputError,
+    check_dns1035,
+    check_namespace,
+    check_service_name,
+    image_registry,
+)
+
+
+@pytest.mark.parametrize("name", ["a", "iris", "iris-v2", "a" * 63, "x1-2-3"])
+def test_dns1035_accepts(name: str) -> None:
+    assert check_dns1035(name, "name") == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "1iris", "Iris", "iris_v2", "iris-", "-iris", "a" * 64, "ir.is", None, 3]
+)
+def test_dns1035_rejects_with_the_rule(name: object) -> None:
+    with pytest.raises(RolloutInputError, match="name"):
+        check_dns1035(name, "name")
+
+
+def test_service_name_leaves_room_for_the_revision_hash() -> None:
+    assert check_service_name("a" * 52) == "a" * 52
+    with pytest.raises(RolloutInputError, match="at most 52"):
+        check_service_name("a" * 53)
+
+
+@pytest.mark.parametrize("namespace", ["default", "team-1", "0abc"])
+def test_namespace_accepts_dns1123(namespace: str) -> None:
+    assert check_namespace(namespace) == namespace
+
+
+@pytest.mark.parametrize("namespace", ["", "Team", "a_b", "a" * 64])
+def test_namespace_rejects(namespace: str) -> None:
+    with pytest.raises(RolloutInputError, match="DNS-1123"):
+        check_namespace(namespace)
+
+
+@pytest.mark.parametrize(
+    ("image", "registry"),
+    [
+        ("registry.example.com/team/app:v1", "registry.example.com"),
+        ("nginx:1", "docker.io"),
+        ("library/nginx", "docker.io"),
+        ("localhost/app", "localhost"),
+        ("host:5000/app:v1", "host:5000"),
+    ],
+)
+def test_image_registry(image: str, registry: str) -> None:
+    assert image_registry(image) == registry
