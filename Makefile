@@ -4,7 +4,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PURE   := plugins/knative_rollout/resources.py plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest
+PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest
 
 .PHONY: install demo test lint bench clean
 
