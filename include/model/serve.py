@@ -173,16 +173,17 @@ def load_model(uri: str, cache_dir: Path) -> Artifact:
 
 async def serve(app: web.Application, host: str, port: int, banner: str) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down gracefully."""
+    # Handlers first: a SIGTERM that arrives as soon as the port opens must still shut down gracefully.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_port = runner.addresses[0][1]
     print(f"{banner} on http://{host}:{bound_port}", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     await runner.cleanup()
 
