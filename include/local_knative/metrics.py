@@ -1,15 +1,26 @@
 """Count requests per revision under Knative's queue-proxy metric names, in Prometheus text format.
 
-``revision_app_request_*`` count what the user container answered (the time spent in the app);
-``revision_request_*`` count every answer the ingress gave for a revision, including activator answers
-(503/504 while no pod could take the request) and the time spent waiting for a pod. Latencies are
-histograms in milliseconds with Knative's buckets. Pod gauges come from the runtime at scrape time.
+Two schemas, chosen once at start with ``LOCAL_KNATIVE_METRICS_SCHEMA`` (read when the ingress is made):
+
+* ``opencensus`` (the default; Knative up to 1.18): ``revision_app_request_*`` count what the user
+  container answered (the time spent in the app); ``revision_request_*`` count every answer the ingress
+  gave for a revision, including activator answers (503/504 while no pod could take the request) and the
+  time spent waiting for a pod. Latencies are histograms in milliseconds with Knative's buckets.
+* ``opentelemetry`` (Knative 1.19+): one histogram ``http_server_request_duration_seconds`` of every
+  answer (like ``revision_request_latencies``), in seconds with the OpenTelemetry semantic-convention
+  buckets, labelled as the OpenTelemetry Prometheus exporter labels queue-proxy's otelhttp metrics with
+  the resource attributes promoted to labels: ``http_response_status_code``, ``k8s_namespace_name``,
+  ``kn_service_name``, ``kn_configuration_name``, ``kn_revision_name``, ``network_protocol_name``,
+  ``url_scheme`` (no ``http_request_method``: the ingress does not record the method).
+
+Pod gauges (``autoscaler_*_pods``) come from the runtime at scrape time, under the same names in both.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 # The buckets of Knative's queue-proxy request latency views (milliseconds).
@@ -41,7 +52,43 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     50000,
     100000,
 )
+# The explicit bucket boundaries OpenTelemetry's HTTP semantic conventions advise for
+# http.server.request.duration (seconds).
+OTEL_DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCHEMA_ENV = "LOCAL_KNATIVE_METRICS_SCHEMA"
+OPENCENSUS = "opencensus"
+OPENTELEMETRY = "opentelemetry"
+SCHEMAS = (OPENCENSUS, OPENTELEMETRY)
+_OTEL_NAME = "http_server_request_duration_seconds"
+
+
+def schema_from_env(env: Mapping[str, str] | None = None) -> str:
+    """Return the schema ``LOCAL_KNATIVE_METRICS_SCHEMA`` names (``opencensus`` when unset or empty).
+
+    :raises ValueError: for any other value, naming the variable and the choices.
+    """
+    value = (os.environ if env is None else env).get(SCHEMA_ENV, "").strip().lower() or OPENCENSUS
+    if value not in SCHEMAS:
+        raise ValueError(
+            f"{SCHEMA_ENV}={value!r} is not a metrics schema; set it to one of {', '.join(SCHEMAS)}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -56,14 +103,18 @@ class RevisionLabels:
 
 @dataclass
 class _Series:
+    bounds: tuple[float, ...] = LATENCY_BUCKETS_MS  # in the unit observed
     count: int = 0
-    total_ms: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
+    total: float = 0.0
+    buckets: list[int] = field(default_factory=list)
 
-    def observe(self, latency_ms: float) -> None:
+    def __post_init__(self) -> None:
+        self.buckets = [0] * len(self.bounds)
+
+    def observe(self, latency: float) -> None:
         self.count += 1
-        self.total_ms += latency_ms
-        index = bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)
+        self.total += latency
+        index = bisect.bisect_left(self.bounds, latency)
         if index < len(self.buckets):
             self.buckets[index] += 1
 
@@ -80,12 +131,19 @@ def _revision_labels(labels: RevisionLabels) -> str:
 
 
 class RequestMetrics:
-    """Hold request counters and latency histograms per revision and response code."""
+    """Hold request counters and latency histograms per revision and response code.
 
-    def __init__(self) -> None:
+    :param schema: ``opencensus`` or ``opentelemetry`` (None: from ``LOCAL_KNATIVE_METRICS_SCHEMA``).
+    :raises ValueError: for an unknown schema.
+    """
+
+    def __init__(self, schema: str | None = None) -> None:
+        self.schema = schema_from_env() if schema is None else schema_from_env({SCHEMA_ENV: schema})
         # (revision, code) -> (every answer, answers of the app); the app series stays empty for answers
-        # no pod gave. One lookup per request keeps the hot path short.
+        # no pod gave. One lookup per request keeps the hot path short. OpenTelemetry's histogram is in
+        # seconds, so its series observe seconds.
         self._series: dict[tuple[RevisionLabels, int], tuple[_Series, _Series]] = {}
+        self._otel = self.schema == OPENTELEMETRY
 
     def record(self, labels: RevisionLabels, code: int, total_ms: float, app_ms: float | None) -> None:
         """Count one answer.
@@ -98,10 +156,12 @@ class RequestMetrics:
         key = (labels, code)
         pair = self._series.get(key)
         if pair is None:
-            pair = self._series[key] = (_Series(), _Series())
-        pair[0].observe(total_ms)
+            bounds = OTEL_DURATION_BUCKETS_S if self._otel else LATENCY_BUCKETS_MS
+            pair = self._series[key] = (_Series(bounds), _Series(bounds))
+        scale = 0.001 if self._otel else 1.0
+        pair[0].observe(total_ms * scale)
         if app_ms is not None:
-            pair[1].observe(app_ms)
+            pair[1].observe(app_ms * scale)
 
     def render(self, pod_counts: Iterable[tuple[RevisionLabels, int, int]] = ()) -> str:
         """Return every series in the Prometheus text exposition format.
@@ -110,9 +170,12 @@ class RequestMetrics:
         """
         lines: list[str] = []
         everything = {key: pair[0] for key, pair in self._series.items()}
-        app = {key: pair[1] for key, pair in self._series.items() if pair[1].count}
-        for prefix, table in (("revision_app_request", app), ("revision_request", everything)):
-            _render_requests(lines, prefix, table)
+        if self._otel:
+            _render_otel(lines, everything)
+        else:
+            app = {key: pair[1] for key, pair in self._series.items() if pair[1].count}
+            for prefix, table in (("revision_app_request", app), ("revision_request", everything)):
+                _render_requests(lines, prefix, table)
         gauges = list(pod_counts)
         for name, index, help_text in (
             ("autoscaler_desired_pods", 1, "Number of pods the autoscaler wants"),
@@ -140,14 +203,33 @@ def _render_requests(lines: list[str], prefix: str, table: dict[tuple[RevisionLa
     lines.append(f"# HELP {latency_name} The response time in millisecond")
     lines.append(f"# TYPE {latency_name} histogram")
     for (labels, code), series in rows:
-        base = _code_labels(labels, code)
-        cumulative = 0
-        for bound, hits in zip(LATENCY_BUCKETS_MS, series.buckets, strict=True):
-            cumulative += hits
-            lines.append(f'{latency_name}_bucket{{{base},le="{bound:g}"}} {cumulative}')
-        lines.append(f'{latency_name}_bucket{{{base},le="+Inf"}} {series.count}')
-        lines.append(f"{latency_name}_sum{{{base}}} {series.total_ms:.3f}")
-        lines.append(f"{latency_name}_count{{{base}}} {series.count}")
+        _render_histogram(lines, latency_name, _code_labels(labels, code), series, "{:.3f}")
+
+
+def _render_histogram(lines: list[str], name: str, base: str, series: _Series, total_format: str) -> None:
+    cumulative = 0
+    for bound, hits in zip(series.bounds, series.buckets, strict=True):
+        cumulative += hits
+        lines.append(f'{name}_bucket{{{base},le="{bound:g}"}} {cumulative}')
+    lines.append(f'{name}_bucket{{{base},le="+Inf"}} {series.count}')
+    lines.append(f"{name}_sum{{{base}}} {total_format.format(series.total)}")
+    lines.append(f"{name}_count{{{base}}} {series.count}")
+
+
+def _render_otel(lines: list[str], table: dict[tuple[RevisionLabels, int], _Series]) -> None:
+    def otel_labels(labels: RevisionLabels, code: int) -> str:
+        return (
+            f'http_response_status_code="{code}",k8s_namespace_name="{_escape(labels.namespace)}",'
+            f'kn_configuration_name="{_escape(labels.configuration)}",'
+            f'kn_revision_name="{_escape(labels.revision)}",kn_service_name="{_escape(labels.service)}",'
+            'network_protocol_name="http",url_scheme="http"'
+        )
+
+    rows = sorted(((otel_labels(*key), series) for key, series in table.items()), key=lambda row: row[0])
+    lines.append(f"# HELP {_OTEL_NAME} Duration of HTTP server requests.")
+    lines.append(f"# TYPE {_OTEL_NAME} histogram")
+    for base, series in rows:
+        _render_histogram(lines, _OTEL_NAME, base, series, "{:.6f}")
 
 
 def _code_labels(labels: RevisionLabels, code: int) -> str:
