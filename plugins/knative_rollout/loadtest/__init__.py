@@ -1,5 +1,8 @@
 """Open-model HTTP load generator with honest (coordinated-omission-free) percentiles and SLO verdicts.
 
+Honest also about failures: timeouts enter the latency distribution at no less than the timeout, errors at
+the time they failed, and a measurement with no answer at all is ``inconclusive``, not a pass.
+
 Pure asyncio: imports neither Airflow nor Kubernetes, so the same engine runs from an Airflow worker
 (:class:`knative_rollout.operators.LoadTestGateOperator`), from the command line
 (``python -m knative_rollout.loadtest``), or in a pod inside the cluster.
@@ -14,12 +17,20 @@ from knative_rollout.loadtest.engine import (
     LoadTestResult,
     run_load_test,
 )
-from knative_rollout.loadtest.histogram import LatencyHistogram
-from knative_rollout.loadtest.report import build_report, judge, render_plot, report_json, summary_of
+from knative_rollout.loadtest.latency import LatencyHistogram
+from knative_rollout.loadtest.report import (
+    build_report,
+    findings,
+    judge,
+    render_plot,
+    report_json,
+    summary_of,
+)
 from knative_rollout.loadtest.schedule import Schedule, Stage, parse_duration
-from knative_rollout.loadtest.slo import Slo, SloSyntaxError, Threshold, Verdict
+from knative_rollout.loadtest.slo import Finding, Slo, SloSyntaxError, Threshold, Verdict
 
 __all__ = [
+    "Finding",
     "IntervalStats",
     "LatencyHistogram",
     "LoadTestConfig",
@@ -32,6 +43,7 @@ __all__ = [
     "Threshold",
     "Verdict",
     "build_report",
+    "findings",
     "judge",
     "parse_duration",
     "render_plot",

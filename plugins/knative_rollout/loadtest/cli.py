@@ -1,6 +1,9 @@
 """Command line: ``python -m knative_rollout.loadtest --url URL --rate R --duration 30s --json OUT``.
 
-Exit codes: 0 the SLO held, 1 it was violated, 2 the command line or a file it names was wrong.
+Exit codes: 0 the gate passed, 1 it failed (a threshold was violated, or no request succeeded), 2 the
+command line or a file it names was wrong, 3 the measurement was inconclusive (no request was answered)
+and ``--allow-inconclusive`` was not given. A report or plot that cannot be written is a warning on
+standard error, not a failure: the verdict on standard output and the exit code stand.
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from knative_rollout.loadtest.engine import IntervalStats, LoadTestConfig, LoadTestConfigError, run_load_test
 from knative_rollout.loadtest.report import judge, render_plot, report_json
 from knative_rollout.loadtest.schedule import Stage, parse_duration
-from knative_rollout.loadtest.slo import Slo, SloSyntaxError
+from knative_rollout.loadtest.slo import Slo, SloSyntaxError, Verdict
 
 EXIT_PASSED = 0
 EXIT_SLO_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
 
 
 class UsageError(Exception):
@@ -31,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m knative_rollout.loadtest",
         description="Open-model HTTP load test with honest (coordinated-omission-free) percentiles.",
-        epilog="Exit codes: 0 SLO passed, 1 SLO failed, 2 usage error.",
+        epilog=(
+            "Exit codes: 0 gate passed, 1 gate failed, 2 usage error, 3 inconclusive (no request answered)."
+            " SLO latencies (p50 ... p999, max, mean) are of all requests, timeouts counted at no less than"
+            " --timeout; ok_p50 ... ok_mean are of successful requests only."
+        ),
     )
     parser.add_argument("--url", required=True, help="URL to send requests to")
     parser.add_argument(
@@ -73,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--expect-json-field", help="top-level field every JSON response must contain")
     parser.add_argument("--slo", help="thresholds, e.g. p99<=200ms,error_rate<=0.01,achieved_rate>=95")
+    parser.add_argument(
+        "--allow-inconclusive",
+        action="store_true",
+        help="pass the gate (exit 0) when no request was answered; by default that fails it (exit 3)",
+    )
     parser.add_argument("--json", type=Path, help="write the JSON report here")
     parser.add_argument("--plot", type=Path, help="write the PNG latency plot here")
     parser.add_argument("--progress-interval", default="1s", help="progress line period (default 1s)")
@@ -150,18 +163,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(stats.line(), file=sys.stderr, flush=True)
 
     result = asyncio.run(run_load_test(config, on_progress=None if args.quiet else progress))
-    verdict, report = judge(config, result, slo)
-    try:
-        if args.json:
-            args.json.write_text(report_json(report))
-        if args.plot:
-            args.plot.write_bytes(render_plot(result, f"{config.model} model, {config.url}"))
-    except OSError as exc:
-        print(f"{parser.prog}: error: cannot write the report: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    headline = {
-        key: report[key] for key in ("requests", "completed", "achieved_rate", "errors", "latency_ms")
-    }
+    verdict, report = judge(config, result, slo, fail_on_inconclusive=not args.allow_inconclusive)
+    headline = {key: report[key] for key in HEADLINE}
     print(json.dumps(headline))
-    print(verdict.explain())
-    return EXIT_PASSED if verdict.passed else EXIT_SLO_FAILED
+    print(verdict.explain(), flush=True)
+    if args.json:
+        _write(parser.prog, "report", args.json, lambda: report_json(report).encode())
+    if args.plot:
+        _write(
+            parser.prog, "plot", args.plot, lambda: render_plot(result, f"{config.model} model, {config.url}")
+        )
+    return exit_code(verdict)
+
+
+HEADLINE = (
+    "requests",
+    "completed",
+    "succeeded",
+    "timeouts",
+    "offered_rate",
+    "achieved_rate",
+    "errors",
+    "latency_ms",
+    "latency_ms_ok",
+    "above_timeout",
+)
+
+
+def exit_code(verdict: Verdict) -> int:
+    """Return the exit code for ``verdict``."""
+    if verdict.passed:
+        return EXIT_PASSED
+    return EXIT_INCONCLUSIVE if verdict.inconclusive is not None else EXIT_SLO_FAILED
+
+
+def _write(prog: str, what: str, path: Path, content: Callable[[], bytes]) -> None:
+    # The verdict is already out; a file that cannot be written, or a plot that cannot be drawn, must not
+    # change it, so any failure here is a warning.
+    try:
+        path.write_bytes(content())
+    except Exception as exc:
+        print(f"{prog}: warning: cannot write the {what} to {path}: {exc}", file=sys.stderr)

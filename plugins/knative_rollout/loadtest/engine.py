@@ -7,6 +7,14 @@ independently. Closed-loop tools (hey, wrk, Locust) instead wait for each answer
 request, so a stall delays only a handful of requests and hides from their percentiles ("coordinated
 omission"). The closed model is offered for comparison and for finding maximum throughput; its latency
 runs from the actual send time.
+
+Every request is in the latency distribution, whatever became of it: a successful one in ``ok``, a failed
+one in ``failed`` at the time it failed, and a timeout at the moment it was declared, which is never
+before its timeout. So a revision whose slow requests time out cannot look faster than one that answers
+them slowly, and a stall longer than the timeout still shows in the percentiles of all requests. The
+percentiles of successful requests are reported beside them, so fast 5xx answers cannot pull latency down
+unseen; an SLO's ``pNN`` judges the slower of the two (see :meth:`LoadTestResult.metrics`). An empty
+distribution has no percentiles (None), never 0.
 """
 
 from __future__ import annotations
@@ -19,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from knative_rollout.loadtest.histogram import LatencyHistogram
 from knative_rollout.loadtest.http import ConnectionPool, Endpoint, PendingRequest, build_request
+from knative_rollout.loadtest.latency import LatencyHistogram
 from knative_rollout.loadtest.schedule import Schedule, Stage
 
 PERCENTILES: dict[str, float] = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
+LATENCY_FIELDS = (*PERCENTILES, "max", "mean")
 USER_AGENT = "knative-rollout-loadtest/0.1"
 
 
@@ -43,7 +52,7 @@ class LoadTestConfig:
     :param model: ``"open"`` (fixed schedule) or ``"closed"`` (``concurrency`` workers in a loop).
     :param concurrency: most connections open at once (open model), or the number of workers (closed).
     :param timeout_s: a request that has no complete response this long after its scheduled start fails
-        as ``timeout``.
+        as ``timeout`` and enters the latency distribution at no less than this.
     :param method: HTTP method; POST when bodies are given and no method is.
     :param host: the Host header (for example a Knative tag host when ``connect_to`` is an ingress).
     :param connect_to: ``host:port`` to connect to instead of the URL's host (Host header stays).
@@ -139,37 +148,80 @@ class IntervalStats:
     sent: int
     completed: int
     errors: int
+    timeouts: int
     in_flight: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
 
     def line(self) -> str:
-        """Return a one-line progress message."""
+        """Return a one-line progress message (latencies of every request that ended in the interval)."""
         return (
             f"[{self.elapsed_s:7.1f}s] sent {self.sent:>7} completed {self.completed:>7}"
-            f" errors {self.errors:>5}"
-            f" in-flight {self.in_flight:>5}  interval p50 {self.p50_ms:8.2f}ms p99 {self.p99_ms:8.2f}ms"
-            f" max {self.max_ms:8.2f}ms"
+            f" errors {self.errors:>5} timeouts {self.timeouts:>5}"
+            f" in-flight {self.in_flight:>5}  interval p50 {_ms(self.p50_ms)} p99 {_ms(self.p99_ms)}"
+            f" max {_ms(self.max_ms)}"
         )
+
+
+def _ms(value: float | None) -> str:
+    return "       -  " if value is None else f"{value:8.2f}ms"
+
+
+def _slower(first: float | None, second: float | None) -> float | None:
+    if first is None or second is None:
+        return second if first is None else first
+    return max(first, second)
+
+
+def _latency_ms(histogram: LatencyHistogram) -> dict[str, float | None]:
+    """Return the percentiles, max and mean of ``histogram`` in milliseconds (all None when empty)."""
+    values = dict(zip(PERCENTILES, histogram.percentiles(list(PERCENTILES.values())), strict=True))
+    values["max"] = None if histogram.max is None else float(histogram.max)
+    values["mean"] = histogram.mean
+    return {name: None if value is None else round(value / 1000, 3) for name, value in values.items()}
 
 
 @dataclass
 class LoadTestResult:
-    """Counts and latencies of a finished load test; several results (workers) merge into one."""
+    """Counts and latencies of a finished load test; several results (workers) merge into one.
+
+    ``completed`` counts answered requests (an HTTP response of any status); ``ok`` holds the latency of
+    every successful request, ``failed`` that of every other one (HTTP errors, failed checks, connection
+    errors, and timeouts at no less than ``timeout_s``).
+    """
 
     requests: int = 0
     sent: int = 0
     completed: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     status_codes: Counter[int] = field(default_factory=Counter)
-    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    ok: LatencyHistogram = field(default_factory=LatencyHistogram)
+    failed: LatencyHistogram = field(default_factory=LatencyHistogram)
     send_window_s: float = 0.0
+    schedule_s: float = 0.0
     elapsed_s: float = 0.0
+    timeout_s: float = 0.0
     timeline: list[IntervalStats] = field(default_factory=list)
     connections_opened: int = 0
     model: str = "open"
     requested_rate: float | None = None
+
+    @property
+    def succeeded(self) -> int:
+        """Return how many requests were answered with success."""
+        return self.ok.count
+
+    @property
+    def timeouts(self) -> int:
+        """Return how many requests timed out (waiting for a connection or for their response)."""
+        return self.errors["timeout"]
+
+    def all_requests(self) -> LatencyHistogram:
+        """Return the latency of every request: successful and failed, timeouts included."""
+        histogram = self.ok.copy()
+        histogram.merge(self.failed)
+        return histogram
 
     @property
     def error_count(self) -> int:
@@ -182,29 +234,51 @@ class LoadTestResult:
         return self.error_count / self.requests if self.requests else 0.0
 
     @property
+    def offered_rate(self) -> float:
+        """Return requests started per second over the schedule (the load the test asked for)."""
+        return self.requests / self.schedule_s if self.schedule_s else 0.0
+
+    @property
     def achieved_rate(self) -> float:
-        """Return requests actually sent per second over the sending window (the load the server got)."""
-        return self.sent / self.send_window_s if self.send_window_s else 0.0
+        """Return answered requests (any status) per second over the sending window."""
+        return self.completed / self.send_window_s if self.send_window_s else 0.0
 
     @property
     def throughput(self) -> float:
         """Return responses per second from the first scheduled start to the last response."""
         return self.completed / self.elapsed_s if self.elapsed_s else 0.0
 
-    def latency_ms(self) -> dict[str, float]:
-        """Return the percentiles, max and mean of response latency in milliseconds."""
-        histogram = self.histogram
-        values = {name: histogram.percentile(percent) / 1000 for name, percent in PERCENTILES.items()}
-        values["max"] = histogram.max / 1000
-        values["mean"] = histogram.mean / 1000
-        return {name: round(value, 3) for name, value in values.items()}
+    def latency_ms(self) -> dict[str, float | None]:
+        """Return the percentiles, max and mean in milliseconds of every request (None when none)."""
+        return _latency_ms(self.all_requests())
 
-    def metrics(self) -> dict[str, float]:
-        """Return every value an SLO threshold can name."""
+    def latency_ms_ok(self) -> dict[str, float | None]:
+        """Return the percentiles, max and mean in milliseconds of successful requests (None when none)."""
+        return _latency_ms(self.ok)
+
+    def above_timeout(self, latency_ms: dict[str, float | None] | None = None) -> list[str]:
+        """Return which of :meth:`latency_ms` are at or above the timeout: only lower bounds, not values.
+
+        A timed-out request is recorded when it is declared; its true latency is unknown, only longer.
+        """
+        latency = self.latency_ms() if latency_ms is None else latency_ms
+        limit = self.timeout_s * 1000
+        return [name for name, value in latency.items() if value is not None and limit and value >= limit]
+
+    def metrics(self) -> dict[str, float | None]:
+        """Return every value an SLO threshold can name.
+
+        ``pNN``, ``max`` and ``mean`` are the slower of all requests (where timeouts push it up) and
+        successful requests (where fast errors cannot pull it down), so a gate on them holds only when it
+        holds for both. ``ok_pNN`` are of successful requests alone.
+        """
+        everything, ok = self.latency_ms(), self.latency_ms_ok()
         return {
-            **self.latency_ms(),
+            **{name: _slower(value, ok[name]) for name, value in everything.items()},
+            **{f"ok_{name}": value for name, value in ok.items()},
             "error_rate": self.error_rate,
             "achieved_rate": self.achieved_rate,
+            "offered_rate": self.offered_rate,
             "throughput": self.throughput,
         }
 
@@ -215,27 +289,37 @@ class LoadTestResult:
         self.completed += other.completed
         self.errors.update(other.errors)
         self.status_codes.update(other.status_codes)
-        self.histogram.merge(other.histogram)
+        self.ok.merge(other.ok)
+        self.failed.merge(other.failed)
         self.send_window_s = max(self.send_window_s, other.send_window_s)
+        self.schedule_s = max(self.schedule_s, other.schedule_s)
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        self.timeout_s = max(self.timeout_s, other.timeout_s)
         self.connections_opened += other.connections_opened
         if other.requested_rate is not None:
             self.requested_rate = (self.requested_rate or 0.0) + other.requested_rate
 
     def summary(self) -> dict[str, Any]:
         """Return the report's headline numbers (the report adds the verdict)."""
+        latency = self.latency_ms()
         return {
             "model": self.model,
             "requested_rate": self.requested_rate,
+            "offered_rate": round(self.offered_rate, 3),
             "requests": self.requests,
             "sent": self.sent,
             "completed": self.completed,
+            "succeeded": self.succeeded,
+            "timeouts": self.timeouts,
             "achieved_rate": round(self.achieved_rate, 3),
             "throughput": round(self.throughput, 3),
             "error_rate": round(self.error_rate, 6),
             "errors": dict(sorted(self.errors.items())),
             "status_codes": {str(code): n for code, n in sorted(self.status_codes.items())},
-            "latency_ms": self.latency_ms(),
+            "timeout_ms": round(self.timeout_s * 1000, 3),
+            "latency_ms": latency,
+            "latency_ms_ok": self.latency_ms_ok(),
+            "above_timeout": self.above_timeout(latency),
             "duration_s": round(self.send_window_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
             "connections_opened": self.connections_opened,
@@ -252,8 +336,16 @@ class _Run:
         self.config = config
         self.on_progress = on_progress
         self.loop = asyncio.get_running_loop()
-        self.result = LoadTestResult(model=config.model, requested_rate=config.rate)
-        self.interval = LatencyHistogram()
+        self.result = LoadTestResult(
+            model=config.model,
+            requested_rate=config.rate,
+            timeout_s=config.timeout_s,
+            schedule_s=config.schedule_duration_s,
+        )
+        # Only the interval histograms on the hot path; they are merged into the totals once per interval.
+        self.interval_ok = LatencyHistogram()
+        self.interval_failed = LatencyHistogram()
+        self.timeout_us = int(config.timeout_s * 1_000_000)
         self.wire = config.wire_requests()
         self.acceptable = frozenset(config.expect_status)
         self.sending = True
@@ -283,15 +375,19 @@ class _Run:
         if status is not None:
             result.completed += 1
             result.status_codes[status] += 1
-            latency_us = int((now - request.scheduled) * 1_000_000)
-            # Only the interval histogram on the hot path; it is merged into the total once per interval.
-            self.interval.record(latency_us)
             if (status not in self.acceptable) if self.acceptable else status >= 400:
                 error = f"http_{status}"
             elif body is not None and not self._body_has_field(body):
                 error = "check_failed"
-        if error is not None:
+        latency_us = int((now - request.scheduled) * 1_000_000)
+        if error is None:
+            self.interval_ok.record(latency_us)
+        else:
             result.errors[error] += 1
+            if error == "timeout":
+                # Declared at or after its deadline; never let rounding put it below the timeout.
+                latency_us = max(latency_us, self.timeout_us)
+            self.interval_failed.record(latency_us)
         if request.worker >= 0 and self.sending:
             self._next_for_worker(request, now)
         elif not self.sending and not self.pool.in_flight:
@@ -362,20 +458,25 @@ class _Run:
             self.drained.set()
 
     def report_progress(self) -> None:
-        interval = self.interval
+        result, ok, failed = self.result, self.interval_ok, self.interval_failed
+        self.interval_ok, self.interval_failed = LatencyHistogram(), LatencyHistogram()
+        interval = ok.copy()
+        interval.merge(failed)
+        p50, p99 = interval.percentiles([50, 99])
         stats = IntervalStats(
             elapsed_s=round(self.loop.time() - self.start, 3),
             sent=self.pool.sent,
-            completed=self.result.completed,
-            errors=self.result.error_count,
+            completed=result.completed,
+            errors=result.error_count,
+            timeouts=result.timeouts,
             in_flight=self.pool.in_flight,
-            p50_ms=interval.percentile(50) / 1000,
-            p99_ms=interval.percentile(99) / 1000,
-            max_ms=interval.max / 1000,
+            p50_ms=None if p50 is None else p50 / 1000,
+            p99_ms=None if p99 is None else p99 / 1000,
+            max_ms=None if interval.max is None else interval.max / 1000,
         )
-        self.result.timeline.append(stats)
-        self.result.histogram.merge(interval)
-        self.interval = LatencyHistogram()
+        result.timeline.append(stats)
+        result.ok.merge(ok)
+        result.failed.merge(failed)
         if self.on_progress is not None:
             self.on_progress(stats)
 

@@ -5,8 +5,9 @@ The load runs from the Airflow worker with the pure-asyncio engine in :mod:`knat
 (a cluster-local URL, a private ingress), run the same engine inside the cluster instead: build the task
 with :func:`load_test_pod_operator`, which starts ``python -m knative_rollout.loadtest`` in a pod through
 ``KubernetesPodOperator`` and passes the report back through the pod's XCom sidecar; the pod's exit code
-(1 when the SLO is violated) fails the task. That path needs an image with this package installed and a
-real cluster, so it is not exercised by this repository's tests (local_knative runs no pods from images).
+(1 when the gate fails, 3 when it is inconclusive) fails the task. That path needs an image with this
+package installed and a real cluster, so it is not exercised by this repository's tests (local_knative
+runs no pods from images).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from knative_rollout.loadtest import (
     IntervalStats,
     LoadTestConfig,
     LoadTestConfigError,
+    LoadTestResult,
     Slo,
     SloSyntaxError,
     Stage,
@@ -81,12 +83,17 @@ class LoadTestGateOperator(KnativeConnectionOperator):
     ``ingress_address`` extra of the ``kubernetes_conn_id`` connection; for local_knative use the
     ``ingress`` value of its ``endpoints.json``.
 
-    The report summary (``requests``, ``completed``, ``achieved_rate``, ``errors``, ``latency_ms``,
-    ``verdict``, ``report``) is pushed to XCom under ``loadtest`` and, when the SLO holds, returned. The
-    full JSON report and a PNG latency plot are written to ``report_path`` (and ``.png`` next to it). A
-    violated SLO raises :class:`AirflowFailException` (no retry), naming every failed threshold, so a
-    rollout can branch to rollback. To run the load from inside the cluster, see
-    :func:`load_test_pod_operator`.
+    The report summary (``requests``, ``completed`` (answered), ``succeeded``, ``timeouts``,
+    ``offered_rate``, ``achieved_rate`` (answered per second), ``errors``, ``latency_ms`` (every request,
+    timeouts at no less than the timeout), ``latency_ms_ok`` (successful requests), ``above_timeout``,
+    ``verdict``, ``report``) is pushed to XCom under ``loadtest`` first, then, when the gate passes,
+    returned. The full JSON report and a PNG latency plot are then written to ``report_path`` (and
+    ``.png`` next to it); a report or plot that cannot be written is a warning in the log (and
+    ``report_warning`` in the XCom), never a failure of the gate. A violated SLO, a measurement in which
+    no request succeeded, or one in which no request was answered at all (``inconclusive``, unless
+    ``fail_on_inconclusive`` is false) raises :class:`AirflowFailException` (no retry), naming every
+    reason, so a rollout can branch to rollback. SLO latencies ``pNN`` judge every request; ``ok_pNN``
+    successful ones only. To run the load from inside the cluster, see :func:`load_test_pod_operator`.
 
     :param url: URL to load (templated); or give ``service_name`` and ``tag``.
     :param service_name: Knative Service whose tag URL is loaded (templated).
@@ -115,6 +122,8 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         on GKE, ``gcp_conn_id``, ``project_id``, ``location`` and ``cluster_name`` as for the rollout
         operators (:class:`~knative_rollout.operators.base.KnativeConnectionOperator`). (templated)
     :param progress_interval: how often progress is logged.
+    :param fail_on_inconclusive: whether a measurement with no answered request fails the gate (default
+        True); a bool, or after templating one of ``true``/``false``/``1``/``0``/``yes``/``no`` (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -128,6 +137,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         "payloads_path",
         "report_path",
         "ingress_address",
+        "fail_on_inconclusive",
         *CONNECTION_FIELDS,
     )
     ui_color = "#f4d35e"
@@ -156,6 +166,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         report_path: ObjectStoragePath | str | None = None,
         ingress_address: str | None = None,
         progress_interval: str | float = "5s",
+        fail_on_inconclusive: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -186,6 +197,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         self.report_path = report_path
         self.ingress_address = ingress_address
         self.progress_interval = progress_interval
+        self.fail_on_inconclusive = fail_on_inconclusive
 
     def tag_url(self) -> str:
         """Return the URL Knative publishes for ``tag`` of ``service_name``."""
@@ -254,11 +266,14 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         return tuple(lines)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the load test, save the report, push the summary and fail the task if the SLO is violated."""
+        """Run the load test, push the summary, save the report and fail the task if the gate fails."""
         try:
             slo = Slo.parse(self.slo)
         except SloSyntaxError as error:
             raise KnativeInputError(f"{self.task_id}: {error}") from error
+        fail_on_inconclusive = _strict_bool(
+            self.fail_on_inconclusive, f"{self.task_id}: fail_on_inconclusive"
+        )
         base_url = self.url or self.tag_url()
         url = base_url.rstrip("/") + self.path if self.path else base_url
         connect_to = self.resolve_ingress(url)
@@ -278,27 +293,70 @@ class LoadTestGateOperator(KnativeConnectionOperator):
             self.log.info("%s", stats.line())
 
         result = asyncio.run(run_load_test(config, on_progress=progress))
-        verdict, report = judge(config, result, slo)
+        verdict, report = judge(config, result, slo, fail_on_inconclusive=fail_on_inconclusive)
         summary = summary_of(report)
+        summary["report"] = None
+        counts = ("requests", "completed", "succeeded", "timeouts", "errors", "offered_rate", "achieved_rate")
+        self.log.info("Result: %s", {key: summary[key] for key in counts})
+        self.log.info("Latency (ms), all requests: %s", summary["latency_ms"])
+        self.log.info("Latency (ms), successful requests: %s", summary["latency_ms_ok"])
+        if summary["above_timeout"]:
+            self.log.info(
+                "At or above the %ss timeout (lower bounds, the true latency is longer): %s",
+                config.timeout_s,
+                ", ".join(summary["above_timeout"]),
+            )
+        self.log.info("Verdict: %s: %s", verdict.outcome.value, verdict.explain())
+        # The summary goes out before any file is written: the verdict must not depend on storage.
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_KEY, value=summary)
         if self.report_path is not None:
-            summary["report"] = self._save(report, result_plot=render_plot(result, f"{self.task_id}: {url}"))
-        self.log.info("Result: %s", {key: summary[key] for key in ("requests", "completed", "errors")})
-        self.log.info("Latency (ms): %s", summary["latency_ms"])
-        self.log.info("%s", verdict.explain())
-        context["ti"].xcom_push(key=XCOM_KEY, value=summary)
+            written, warning = self._save(report, result, f"{self.task_id}: {url}")
+            summary["report"] = written
+            if warning:
+                summary["report_warning"] = warning
+            ti.xcom_push(key=XCOM_KEY, value=summary)
         if not verdict.passed:
             raise AirflowFailException(f"{self.task_id}: load test on {url}: {verdict.explain()}")
         return summary
 
-    def _save(self, report: dict[str, Any], result_plot: bytes) -> str:
+    def _save(self, report: dict[str, Any], result: LoadTestResult, title: str) -> tuple[str | None, str]:
+        """Write the JSON report and the plot; return the report's path (None if not written) and a warning.
+
+        Storage that fails (no permission, a full disk, an unreachable bucket) or a plot that cannot be
+        drawn is logged as a warning and never fails the task: the verdict is in the XCom already.
+        """
         assert self.report_path is not None
-        path = _storage_path(self.report_path)
-        plot_path = path.with_suffix(".png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(report_json(report))
-        plot_path.write_bytes(result_plot)
+        written: str | None = None
+        try:
+            path = _storage_path(self.report_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(report_json(report))
+            written = str(path)
+            plot_path = path.with_suffix(".png")
+            plot_path.write_bytes(render_plot(result, title))
+        except Exception as error:  # storage backends raise their own types, not only OSError
+            where = "plot next to " if written else "report to "
+            warning = f"could not write the {where}{self.report_path}: {type(error).__name__}: {error}"
+            self.log.warning("Load test %s; the gate's verdict stands", warning)
+            return written, warning
         self.log.info("Report written to %s, plot to %s", path, plot_path)
-        return str(path)
+        return written, ""
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _strict_bool(value: object, name: str) -> bool:
+    """Return ``value`` as a bool: a bool, or a rendered template such as ``"False"``; else a clear error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise KnativeInputError(
+        f"{name} must be true or false, got {value!r}: write True/False or 'true'/'false'"
+    )
 
 
 def load_test_cli_arguments(
@@ -313,8 +371,13 @@ def load_test_cli_arguments(
     timeout: str = "10s",
     headers: Mapping[str, str] | None = None,
     json_path: str = "/airflow/xcom/return.json",
+    fail_on_inconclusive: bool = True,
 ) -> list[str]:
-    """Return the ``python -m knative_rollout.loadtest`` arguments for a load test run in a pod."""
+    """Return the ``python -m knative_rollout.loadtest`` arguments for a load test run in a pod.
+
+    The pod exits 1 when the gate fails and 3 when it is inconclusive (no request answered) unless
+    ``fail_on_inconclusive`` is False; either fails the task.
+    """
     arguments = ["--url", url, "--duration", duration, "--model", model, "--concurrency", str(concurrency)]
     arguments += ["--timeout", timeout, "--json", json_path]
     if rate is not None:
@@ -325,6 +388,8 @@ def load_test_cli_arguments(
         arguments += ["--host", host]
     for name, value in (headers or {}).items():
         arguments += ["--header", f"{name}:{value}"]
+    if not fail_on_inconclusive:
+        arguments.append("--allow-inconclusive")
     return arguments
 
 
@@ -337,9 +402,9 @@ def load_test_pod_operator(
     ``http://NAME.NAMESPACE.svc.cluster.local`` with ``host`` set to the tag's host. ``arguments`` is the
     load test as :func:`load_test_cli_arguments` returns it. ``image`` must have this package installed
     (``pip install knative-rollout``); the pod runs ``python -m knative_rollout.loadtest``, writes the JSON
-    report to ``/airflow/xcom/return.json`` (pushed as the task's XCom by the sidecar) and exits 1 when the
-    SLO is violated, which fails the task. Extra keyword arguments go to ``KubernetesPodOperator``
-    (``kubernetes_conn_id``, resources, ...).
+    report to ``/airflow/xcom/return.json`` (pushed as the task's XCom by the sidecar) and exits non-zero
+    when the gate fails (1) or is inconclusive (3), which fails the task. Extra keyword arguments go to
+    ``KubernetesPodOperator`` (``kubernetes_conn_id``, resources, ...).
     """
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 

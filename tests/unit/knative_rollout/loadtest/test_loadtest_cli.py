@@ -11,7 +11,19 @@ import pytest
 
 from benchmarks.loadgen.stall_server import StallPattern
 
-REPORT_KEYS = {"requests", "completed", "achieved_rate", "errors", "latency_ms", "verdict"}
+REPORT_KEYS = {
+    "requests",
+    "completed",
+    "succeeded",
+    "timeouts",
+    "offered_rate",
+    "achieved_rate",
+    "errors",
+    "latency_ms",
+    "latency_ms_ok",
+    "above_timeout",
+    "verdict",
+}
 
 
 def loadtest(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -45,7 +57,8 @@ def test_exit_code_and_report_follow_the_verdict(
     report = json.loads(report_path.read_text())
     assert report.keys() >= REPORT_KEYS
     assert set(report["latency_ms"]) == {"p50", "p90", "p95", "p99", "p999", "max", "mean"}
-    assert report["requests"] == report["completed"] == 200 and report["errors"] == {}
+    assert report["requests"] == report["completed"] == report["succeeded"] == 200 and report["errors"] == {}
+    assert report["latency_ms"] == report["latency_ms_ok"] and report["above_timeout"] == []
     assert report["verdict"]["passed"] is (exit_code == 0)
     assert [item["metric"] for item in report["verdict"]["failed"]] == failed
     for item in report["verdict"]["failed"]:
@@ -76,16 +89,18 @@ def test_usage_errors_exit_2_and_say_what_is_wrong(tmp_path: Path, args: list[st
     assert message in done.stderr
 
 
-def test_unreachable_target_fails_the_error_rate(tmp_path: Path) -> None:
+def test_unreachable_target_is_inconclusive_and_fails(tmp_path: Path) -> None:
     done = loadtest(
         *("--url", "http://127.0.0.1:9/", "--rate", "20", "--duration", "500ms", "--quiet"),
         *("--slo", "error_rate<=0.01", "--json", str(tmp_path / "r.json")),
         cwd=tmp_path,
     )
-    assert done.returncode == 1
+    assert done.returncode == 3
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["errors"] == {"connection_refused": 10}
-    assert report["verdict"]["failed"][0]["measured"] == 1.0
+    answered, error_rate = report["verdict"]["failed"]
+    assert answered["message"] == "no request of 10 was answered (10 connection_refused)"
+    assert error_rate["metric"] == "error_rate" and error_rate["measured"] == 1.0
     assert done.stderr == ""
 
 

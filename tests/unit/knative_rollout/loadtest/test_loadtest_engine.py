@@ -71,6 +71,11 @@ async def test_errors_and_timeouts_are_counted_by_kind() -> None:
     assert result.errors == {"http_503": 25, "timeout": 25, "connection_closed": 25}
     assert result.status_codes == {200: 25, 503: 25}
     assert result.completed == 50 and result.error_rate == 0.75
+    # Every request is in a distribution: 25 successes in ok, the 75 failures in failed.
+    assert (result.ok.count, result.failed.count, result.all_requests().count) == (25, 75, 100)
+    # The 25 timeouts are the slowest quarter, each at no less than the 300 ms timeout.
+    assert result.failed.percentile(67) < 300_000 <= result.failed.percentile(68)
+    assert result.latency_ms()["p90"] >= 300 and result.latency_ms_ok()["max"] < 300
 
 
 async def test_connection_refused_is_its_own_kind() -> None:
@@ -223,8 +228,9 @@ async def test_results_of_two_workers_merge() -> None:
     merged = LoadTestResult()
     merged.merge(first)
     merged.merge(second)
-    assert merged.requests == 80 and merged.histogram.count == 80
+    assert merged.requests == 80 and merged.ok.count == 80 and merged.failed.count == 0
     assert merged.requested_rate == 80 and merged.achieved_rate == pytest.approx(80, rel=0.02)
+    assert merged.offered_rate == pytest.approx(80)
 
 
 @pytest.mark.parametrize(
