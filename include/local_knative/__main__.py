@@ -1,4 +1,4 @@
-"""Command line: ``python -m local_knative serve --data-dir DIR [...]``.
+"""Command line: ``python -m local_knative serve --data-dir DIR [...]`` and ``... faults --data-dir DIR ...``.
 
 Bad input ends the process with exit code 2 and one line on stderr (``PROG: error: WHAT; WHAT TO DO``),
 never a traceback, whether argparse or :func:`local_knative.server.prepare` finds it.
@@ -12,6 +12,7 @@ import sys
 from typing import NoReturn
 
 from local_knative import server
+from local_knative.faults import cli as faults_cli
 
 USAGE_ERROR = 2  # argparse's exit code for bad input
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -41,12 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the API server, controller, runtime and ingress")
     server.add_serve_arguments(serve)
+    faults = commands.add_parser(
+        "faults", help="script the faults of a running server (needs --fault-injection)"
+    )
+    faults_cli.add_fault_commands(faults)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "faults":
+        return faults_cli.run_faults(args)
     try:
         return server.run(args)
     except server.ServeError as error:

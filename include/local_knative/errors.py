@@ -17,16 +17,24 @@ class ApiError(Exception):
     :param reason: machine-readable ``StatusReason`` (``NotFound``, ``Conflict`` ...).
     :param message: human-readable message, worded like the real server's.
     :param details: ``Status.details`` (``name``, ``group``, ``kind``, ``causes``).
+    :param headers: extra response headers (``Retry-After`` on a 429).
     """
 
     def __init__(
-        self, code: int, reason: str, message: str, *, details: dict[str, Any] | None = None
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
     def to_status(self) -> dict[str, Any]:
         """Return the error as a ``v1 Status`` object."""

@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from local_knative import kinds
+from local_knative.faults.rules import FAULT_HEADER
 from local_knative.metrics import CONTENT_TYPE, RequestMetrics
 from local_knative.runtime import RevisionUnavailable
 
 if TYPE_CHECKING:
+    from local_knative.faults.rules import FaultInjector, FaultRule
     from local_knative.runtime import RevisionRuntime, RevisionState
     from local_knative.store import Store
 
@@ -363,11 +365,15 @@ class Ingress:
     :param store: the object store (Routes are read from it and followed).
     :param runtime: the revision runtime that lends pods.
     :param domain: the cluster domain of route hosts.
+    :param faults: consulted on every routed request; a rule that fires delays, fails or drops it.
     """
 
-    def __init__(self, store: Store, runtime: RevisionRuntime, *, domain: str) -> None:
+    def __init__(
+        self, store: Store, runtime: RevisionRuntime, *, domain: str, faults: FaultInjector | None = None
+    ) -> None:
         self.store = store
         self.runtime = runtime
+        self.faults = faults
         self.domain = domain.lower()
         self.metrics = RequestMetrics()
         self._hosts: dict[str, TrafficSplit] = {}
@@ -426,6 +432,12 @@ class Ingress:
                 "to yet; see `kubectl get ksvc,revisions` for the reason\n",
             )
         state = self.runtime.revision(split.namespace, revision_name)
+        if self.faults is not None and self.faults.active:
+            rule = self.faults.for_ingress(split.namespace, split.route, revision_name, request.path)
+            if rule is not None:
+                injected = await self._inject(request, state, rule, arrived)
+                if injected is not None:
+                    return injected
         if state is None:
             return web.Response(
                 status=503,
@@ -445,6 +457,27 @@ class Ingress:
             return await self._forward(request, state, pod.port, arrived)
         finally:
             state.release(pod)
+
+    async def _inject(
+        self, request: web.Request, state: RevisionState | None, rule: FaultRule, arrived: float
+    ) -> web.Response | None:
+        """Apply an ingress fault: delay, then answer the error or drop the connection (None: go on)."""
+        if rule.delay:
+            await asyncio.sleep(rule.delay)
+        if rule.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()  # never sent: the connection is closed
+        if rule.error is None:
+            return None
+        if state is not None:
+            # Counted like the ingress's own answers: the app never saw the request.
+            self.metrics.record(state.labels, rule.error, (time.perf_counter() - arrived) * 1000, None)
+        headers = {FAULT_HEADER: rule.id}
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after)
+        text = rule.message or f"fault {rule.id} injected by local_knative"
+        return web.Response(status=rule.error, text=text + "\n", headers=headers)
 
     async def _forward(
         self, request: web.Request, state: RevisionState, port: int, arrived: float

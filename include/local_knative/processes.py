@@ -78,15 +78,16 @@ async def terminate(process: asyncio.subprocess.Process, grace: float) -> None:
     """Send ``SIGTERM`` to the process group, then ``SIGKILL`` if it still runs after ``grace`` seconds."""
     if process.returncode is not None:
         return
-    _signal_group(process.pid, signal.SIGTERM)
+    signal_group(process.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(process.wait(), grace)
     except TimeoutError:
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         await process.wait()
 
 
-def _signal_group(pid: int, signum: signal.Signals) -> None:
+def signal_group(pid: int, signum: signal.Signals) -> None:
+    """Send ``signum`` to a pod's process group; a group that is gone already is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
 

@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import random
+import signal
 import string
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from local_knative.autoscaler import (
 )
 from local_knative.errors import ApiError
 from local_knative.metrics import RevisionLabels
+from local_knative.pod_defaults import pod_container, pod_spec_defaults
 
 if TYPE_CHECKING:
     from local_knative.images import ImageCatalog, LaunchSpec
@@ -69,6 +71,9 @@ FAST_SCALING_ARGS: tuple[str, ...] = (
 PORT_ANNOTATION = "local-knative.dev/port"
 REVISION_LABEL = "serving.knative.dev/revision"
 CONTAINER_NAME = "user-container"
+DEFAULT_USER_PORT = (
+    8080  # Knative's user port, reported when a pod has no process (an image not in the catalog)
+)
 PROBE_INTERVAL = 0.05
 STOP_GRACE = 5.0
 DRAIN_TIMEOUT = 30.0
@@ -547,8 +552,11 @@ class RevisionRuntime:
         previous: dict[str, Any] | None,
     ) -> bool:
         """Create the Pod object, or point the ``previous`` one at the new port; return whether it worked."""
+        filled = pod_container(container, pod.port or DEFAULT_USER_PORT, CONTAINER_NAME)
         if previous is not None:
             previous["metadata"].setdefault("annotations", {})[PORT_ANNOTATION] = str(pod.port)
+            # The process listens on a new port after a restart in place; the probes say so.
+            previous.setdefault("spec", {})["containers"] = [filled]
             try:
                 self.store.replace(kinds.POD, previous)
             except ApiError as error:
@@ -580,7 +588,11 @@ class RevisionRuntime:
                     }
                 ],
             },
-            "spec": {"containers": [container], "restartPolicy": "Never"},
+            "spec": {
+                "containers": [filled],
+                "restartPolicy": "Never",
+                **pod_spec_defaults(int(state.request_timeout)),
+            },
         }
         try:
             self.store.create(kinds.POD, pod_object)
@@ -755,6 +767,24 @@ class RevisionRuntime:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def kill_pods(
+        self, namespace: str, revision: str, pod_name: str | None, signum: signal.Signals
+    ) -> list[str]:
+        """Signal the running pod processes of a revision (or one pod), as a crash would; return their names.
+
+        What follows is the runtime's ordinary crash handling: the pod is reported failed and replaced.
+        """
+        state = self.revision(namespace, revision)
+        if state is None:
+            return []
+        killed = []
+        for pod in list(state.pods.values()):
+            if pod_name not in (None, pod.name) or pod.process is None or pod.process.returncode is not None:
+                continue
+            processes.signal_group(pod.process.pid, signum)
+            killed.append(pod.name)
+        return killed
 
     def pod_counts(self) -> list[tuple[RevisionState, int, int]]:
         """Return (revision, desired pods, ready pods) for every revision; a failed revision wants none."""

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 import tempfile
@@ -30,6 +31,8 @@ from aiohttp import web
 from local_knative import admission
 from local_knative.apiserver import build_api_app
 from local_knative.controller import KnativeController
+from local_knative.faults.admin import ADMIN_TOKEN_FILE, AdminHooks
+from local_knative.faults.rules import FaultInjector, FaultSpecError
 from local_knative.images import CatalogError, ImageCatalog
 from local_knative.ingress import Ingress
 from local_knative.runtime import RevisionRuntime, ScalingConfig
@@ -62,6 +65,7 @@ class ServeOptions:
     ingress_socket: socket.socket
     domain: str
     bookmark_interval: float
+    faults: FaultInjector | None = None
 
 
 def port_number(text: str) -> int:
@@ -120,7 +124,55 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="seconds between watch BOOKMARK events (default 5)",
     )
+    parser.add_argument(
+        "--fault-injection",
+        action="store_true",
+        help="serve the admin endpoint /admin/faults (behind DATA_DIR/admin-token) to script faults",
+    )
+    parser.add_argument(
+        "--faults",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML/JSON fault rules ({seed, rules: [...]}) active from the start; implies --fault-injection",
+    )
     ScalingConfig.add_cli_arguments(parser)
+
+
+def _faults(args: argparse.Namespace) -> FaultInjector | None:
+    path: Path | None = getattr(args, "faults", None)
+    if path is None:
+        return FaultInjector() if getattr(args, "fault_injection", False) else None
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ServeError(
+            f"--faults {path} cannot be read ({error.strerror}); pass a readable file"
+        ) from error
+    except yaml.YAMLError as error:
+        raise ServeError(f"--faults {path} is not valid YAML: {error}") from error
+    injector = FaultInjector()
+    try:
+        injector.replace(document if document is not None else {})
+    except FaultSpecError as error:
+        raise ServeError(f"--faults {path}: {error}") from error
+    return injector
+
+
+def _admin_token(data_dir: Path) -> str:
+    """Return the admin token kept in the data directory (made once, readable by this user only)."""
+    path = data_dir / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(24)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    os.replace(tmp, path)
+    return token
 
 
 def _scaling(args: argparse.Namespace) -> ScalingConfig:
@@ -180,6 +232,7 @@ def prepare(args: argparse.Namespace) -> ServeOptions:
     :raises ServeError: on bad input, with what was wrong and what to do.
     """
     scaling = _scaling(args)
+    faults = _faults(args)
     try:
         catalog = ImageCatalog.load(args.images)
     except CatalogError as error:
@@ -197,6 +250,7 @@ def prepare(args: argparse.Namespace) -> ServeOptions:
             ingress_socket=ingress_socket,
             domain=args.domain,
             bookmark_interval=args.bookmark_interval,
+            faults=faults,
         )
         on_error.pop_all()
     return options
@@ -253,8 +307,15 @@ async def serve(options: ServeOptions) -> None:
     async with contextlib.AsyncExitStack() as running:
         store = Store(data_dir / "state.db")
         running.callback(store.close)
+        admin_hooks = AdminHooks()
         api_app = build_api_app(
-            store, admission=admission.admit, data_dir=data_dir, bookmark_interval=options.bookmark_interval
+            store,
+            admission=admission.admit,
+            data_dir=data_dir,
+            bookmark_interval=options.bookmark_interval,
+            faults=options.faults,
+            admin_token=_admin_token(data_dir) if options.faults is not None else None,
+            admin_hooks=admin_hooks,
         )
         api_runner, api_port = await _start_site(api_app, options.api_socket)
         running.push_async_callback(api_runner.cleanup)
@@ -265,7 +326,8 @@ async def serve(options: ServeOptions) -> None:
         runtime = RevisionRuntime(store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling)
         await runtime.start()
         running.push_async_callback(runtime.stop)
-        ingress = Ingress(store, runtime, domain=options.domain)
+        admin_hooks.kill_pods = runtime.kill_pods
+        ingress = Ingress(store, runtime, domain=options.domain, faults=options.faults)
         ingress_runner, ingress_port = await _start_site(ingress.app(), options.ingress_socket)
         running.push_async_callback(ingress_runner.cleanup)
         ingress_url = f"http://127.0.0.1:{ingress_port}"
@@ -281,6 +343,9 @@ async def serve(options: ServeOptions) -> None:
             "data_dir": str(data_dir),
             "pid": os.getpid(),
         }
+        if options.faults is not None:
+            endpoints["admin"] = f"{api_url}/admin"
+            endpoints["admin_token_file"] = str(data_dir / ADMIN_TOKEN_FILE)
         _write_atomically(endpoints_path, json.dumps(endpoints, indent=2) + "\n")
         running.callback(endpoints_path.unlink, missing_ok=True)
         log.info("local_knative ready: API %s, ingress %s, data %s", api_url, ingress_url, data_dir)

@@ -8,6 +8,10 @@ Load it with ``pytest_plugins = ["local_knative.testing"]``. Fixtures:
 * ``fresh_local_knative`` (function): a server of its own, with its own data directory.
 * ``kube_namespace`` (function): a new uniquely named namespace in the session server, deleted afterwards.
 * ``kubeconfig_path`` (session): the session server's kubeconfig.
+
+The fixtures' servers run with ``--fault-injection``: ``handle.faults`` (a
+:class:`local_knative.faults.client.FaultClient`) scripts faults; scope rules to your test's namespace so
+other tests on the session server are not hit, and remove them (``with handle.faults.injected(...)``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from local_knative.faults.client import FaultClient
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -128,6 +134,11 @@ class LocalKnative:
         return self
 
     @property
+    def faults(self) -> FaultClient:
+        """Return a client of the admin endpoint (the server must run with ``--fault-injection``)."""
+        return FaultClient.from_data_dir(self.data_dir)
+
+    @property
     def pid(self) -> int | None:
         """Return the server's process id while it runs."""
         return self.process.pid if self.process is not None else None
@@ -150,7 +161,9 @@ def local_knative(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKna
     """Run one local_knative for the session, with fast scaling flags."""
     from local_knative.runtime import FAST_SCALING_ARGS
 
-    handle = LocalKnative.start(tmp_path_factory.mktemp("local-knative"), extra_args=FAST_SCALING_ARGS)
+    handle = LocalKnative.start(
+        tmp_path_factory.mktemp("local-knative"), extra_args=(*FAST_SCALING_ARGS, "--fault-injection")
+    )
     yield handle
     handle.stop()
 
@@ -160,7 +173,9 @@ def fresh_local_knative(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
     """Run a local_knative of the test's own, on a new data directory."""
     from local_knative.runtime import FAST_SCALING_ARGS
 
-    handle = LocalKnative.start(tmp_path_factory.mktemp("fresh-local-knative"), extra_args=FAST_SCALING_ARGS)
+    handle = LocalKnative.start(
+        tmp_path_factory.mktemp("fresh-local-knative"), extra_args=(*FAST_SCALING_ARGS, "--fault-injection")
+    )
     yield handle
     handle.stop()
 

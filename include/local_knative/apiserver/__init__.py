@@ -28,6 +28,8 @@ from aiohttp import web
 from local_knative.apiserver import discovery, openapi
 from local_knative.apiserver.rest import Admission, RestHandler, RestSettings, resolve
 from local_knative.errors import ApiError
+from local_knative.faults.admin import AdminHooks, add_admin_routes
+from local_knative.faults.rules import ConnectionDropped, FaultInjector
 from local_knative.store import Store
 
 __all__ = ["build_api_app"]
@@ -47,7 +49,9 @@ async def _errors_as_status(
     try:
         return await handler(request)
     except ApiError as error:
-        return web.json_response(error.to_status(), status=error.code)
+        return web.json_response(error.to_status(), status=error.code, headers=error.headers)
+    except ConnectionDropped:
+        return web.Response()  # never sent: the fault closed the connection
     except web.HTTPException as error:
         if error.status_code == 404:
             return web.json_response(_NOT_FOUND.to_status(), status=404)
@@ -69,6 +73,9 @@ def build_api_app(
     admission: Admission | None = None,
     data_dir: Path | None = None,
     bookmark_interval: float = 5.0,
+    faults: FaultInjector | None = None,
+    admin_token: str | None = None,
+    admin_hooks: AdminHooks | None = None,
 ) -> web.Application:
     """Return the API server application over ``store``.
 
@@ -76,8 +83,17 @@ def build_api_app(
         (not /status); None admits everything unchanged.
     :param data_dir: the data directory holding ``logs/NS/POD.log`` for ``kubectl logs``.
     :param bookmark_interval: seconds between BOOKMARK events on watches with ``allowWatchBookmarks``.
+    :param faults: the fault injector consulted on every REST request; None turns fault injection off
+        (and the admin endpoint answers 404).
+    :param admin_token: the bearer token the admin endpoint (``/admin/...``) requires.
+    :param admin_hooks: server parts the admin endpoint acts on (pod kills), filled in once they run.
     """
-    rest = RestHandler(store, admission, RestSettings(data_dir=data_dir, bookmark_interval=bookmark_interval))
+    rest = RestHandler(
+        store,
+        admission,
+        RestSettings(data_dir=data_dir, bookmark_interval=bookmark_interval),
+        faults=faults,
+    )
 
     async def version(_request: web.Request) -> web.Response:
         return _json(discovery.version_info())
@@ -148,4 +164,5 @@ def build_api_app(
     router.add_route("*", "/api/v1/{tail:.+}", core_rest)
     router.add_get("/apis/{group}/{version}", group_resources)
     router.add_route("*", "/apis/{group}/{version}/{tail:.+}", group_rest)
+    add_admin_routes(app, faults, admin_token, admin_hooks or AdminHooks())
     return app

@@ -25,6 +25,7 @@ from local_knative.errors import (
     not_found,
     unsupported_media_type,
 )
+from local_knative.faults.rules import ConnectionDropped, FaultInjector, FaultRule
 from local_knative.kinds import Kind
 from local_knative.store import Store
 
@@ -126,19 +127,48 @@ def _event_line(event_type: str, obj: dict[str, Any]) -> str:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
 
 
-class RestHandler:
-    """Serve the REST verbs for every kind from a :class:`Store`."""
+def request_verb(method: str, target: Target, watch: bool) -> str:
+    """Return the Kubernetes verb of a request (``get``, ``list``, ``watch``, ``create`` ...) as RBAC says."""
+    if target.name is None:
+        collection_verbs = {
+            "GET": "watch" if watch else "list",
+            "POST": "create",
+            "DELETE": "deletecollection",
+        }
+        return collection_verbs.get(method, method.lower())
+    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
 
-    def __init__(self, store: Store, admission: Admission | None, settings: RestSettings) -> None:
+
+_WATCH_LIMIT = web.RequestKey("local_knative_fault_watch_events", int)
+_WATCH_EXPIRED = web.RequestKey("local_knative_fault_watch_expired", FaultRule)
+
+
+class RestHandler:
+    """Serve the REST verbs for every kind from a :class:`Store`.
+
+    :param faults: consulted before every request; a rule that fires delays, fails or cuts it.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        admission: Admission | None,
+        settings: RestSettings,
+        *,
+        faults: FaultInjector | None = None,
+    ) -> None:
         self.store = store
         self.admission = admission or _no_admission
         self.settings = settings
+        self.faults = faults
         # Set when the server shuts down, so open watches and log streams end instead of being cut.
         self.closing = asyncio.Event()
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
         """Dispatch one request on ``target`` by method."""
         method = request.method
+        if self.faults is not None and self.faults.active:
+            await self._inject(request, target)
         if target.subresource == "log":
             if method != "GET":
                 raise method_not_allowed(f"{method} is not allowed on pods/log: use GET")
@@ -164,6 +194,31 @@ class RestHandler:
         if method == "DELETE":
             return await self.delete(request, target)
         raise method_not_allowed(f"{method} is not allowed on {target.kind.resource}")
+
+    async def _inject(self, request: web.Request, target: Target) -> None:
+        """Apply the fault rule that fires for this request: delay, then fail, drop or mark a watch."""
+        assert self.faults is not None
+        kind = target.kind
+        verb = request_verb(request.method, target, request.query.get("watch") in _TRUE)
+        rule = self.faults.for_api(
+            verb, kind.plural, kind.group, target.subresource, target.namespace, target.name
+        )
+        if rule is None:
+            return
+        log.info("fault %s fires on %s %s %s/%s", rule.id, verb, kind.resource, target.namespace, target.name)
+        if rule.delay:
+            await asyncio.sleep(rule.delay)
+        if rule.reset:
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionDropped(rule.id)
+        if rule.watch_events is not None:
+            request[_WATCH_LIMIT] = rule.watch_events
+        elif rule.error == 410 and verb == "watch":
+            # A watch learns of an expired resourceVersion from an ERROR event in a 200 stream, not a 410.
+            request[_WATCH_EXPIRED] = rule
+        elif rule.error is not None:
+            raise rule.api_error(kind.resource, kind.group, target.name)
 
     # ---- answers -------------------------------------------------------------------------------------
 
@@ -438,9 +493,15 @@ class RestHandler:
 
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
+        expired_by = request.get(_WATCH_EXPIRED)
+        # An injected fault may cut the stream after this many events, as an API server restart would.
+        limit = request.get(_WATCH_LIMIT)
         await response.prepare(request)
-        pump_task = asyncio.create_task(pump())
-        deadline = time.monotonic() + timeout
+        if expired_by is not None:
+            inbox.put_nowait(expired_by.api_error(target.kind.resource, target.kind.group, None))
+        pump_task = asyncio.create_task(pump() if expired_by is None else asyncio.sleep(0))
+        sent = 0
+        deadline = time.monotonic() + timeout if limit != 0 else time.monotonic()
         next_bookmark = time.monotonic() + self.settings.bookmark_interval
         first_table = True
         try:
@@ -471,6 +532,10 @@ class RestHandler:
                         lines.append(_event_line("ERROR", queued.to_status()))
                         failed = True
                         break
+                    if limit is not None and sent >= limit:
+                        failed = True
+                        break
+                    sent += 1
                     event_type, obj = queued
                     if as_table:
                         rv = obj["metadata"]["resourceVersion"]
@@ -480,7 +545,7 @@ class RestHandler:
                         first_table = False
                     lines.append(_event_line(event_type, obj))
                 await response.write("".join(lines).encode())
-                if failed:
+                if failed or (limit is not None and sent >= limit):
                     break
         except (ConnectionError, RuntimeError):
             pass  # the client went away
