@@ -4,7 +4,9 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest
+PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest \
+          plugins/knative_rollout/analysis/judge.py plugins/knative_rollout/analysis/series.py \
+          plugins/knative_rollout/analysis/checks.py
 
 .PHONY: install demo test lint bench clean
 

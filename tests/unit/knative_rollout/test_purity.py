@@ -8,7 +8,13 @@ import sys
 
 from tests.conftest import REPO_ROOT
 
-PURE_MODULES = ("knative_rollout.resources", "knative_rollout.policy")
+PURE_MODULES = (
+    "knative_rollout.resources",
+    "knative_rollout.policy",
+    "knative_rollout.analysis.judge",
+    "knative_rollout.analysis.series",
+    "knative_rollout.analysis.checks",
+)
 FORBIDDEN_ROOTS = ("airflow", "kubernetes", "kubernetes_asyncio")
 
 
@@ -28,6 +34,7 @@ def test_pure_modules_import_neither_airflow_nor_kubernetes() -> None:
 def test_pure_modules_pass_mypy_strict() -> None:
     package = REPO_ROOT / "plugins" / "knative_rollout"
     paths = [str(package / "resources"), str(package / "policy.py")]
+    paths += [str(package / "analysis" / name) for name in ("judge.py", "series.py", "checks.py")]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *paths],
         capture_output=True,

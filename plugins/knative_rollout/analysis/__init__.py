@@ -1,0 +1,120 @@
+"""Canary analysis: read a canary's and a baseline's request metrics, judge them, return one verdict.
+
+The call an operator or trigger makes (async, so a trigger awaits it without blocking)::
+
+    from knative_rollout.analysis import SLO, PrometheusProvider, analyse
+
+    result = await analyse(
+        PrometheusProvider("http://prometheus:9090"),   # or ScrapeProvider([".../metrics", ...])
+        namespace="models",
+        canary="iris-classifier-00002",
+        baseline="iris-classifier-00001",                # the baseline or the stable; None: SLO only
+        window=300, step=30,                             # seconds; the judge gets one sample per step
+        slo=SLO(max_p99_latency=0.5, max_error_rate=0.01),
+        schema="auto",                                   # or "opencensus" / "opentelemetry"
+    )
+    result.verdict      # knative_rollout.policy.Verdict: PASS / FAIL / INCONCLUSIVE
+    result.to_dict()    # JSON-able report: per-metric classifications, score, SLO checks, totals
+
+``result.verdict`` feeds :func:`knative_rollout.policy` decisions as a load-test verdict does:
+INCONCLUSIVE (no data, too little data, a marginal score) means "measure again", never a pass.
+
+Modules: :mod:`.judge` (pure: Kayenta-style Mann-Whitney judge), :mod:`.series` (pure: both Knative
+metric schemas, Prometheus text and JSON, per-revision windows), :mod:`.checks` (pure: SLO checks, the
+built-in metrics, :class:`AnalysisResult`), :mod:`.providers` (HTTP: Prometheus API, direct scrape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from knative_rollout.analysis.checks import (
+    DEFAULT_METRICS,
+    SLO,
+    AnalysisResult,
+    SLOCheckResult,
+    evaluate,
+)
+from knative_rollout.analysis.judge import (
+    Classification,
+    Direction,
+    Judgement,
+    JudgementClass,
+    MetricSpec,
+    ScoreThresholds,
+    judge,
+)
+from knative_rollout.analysis.providers import (
+    MetricsProvider,
+    MetricsUnavailable,
+    PrometheusProvider,
+    ScrapeProvider,
+)
+from knative_rollout.analysis.series import MetricsSchema, RevisionWindow
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "SLO",
+    "AnalysisResult",
+    "Classification",
+    "Direction",
+    "Judgement",
+    "JudgementClass",
+    "MetricSpec",
+    "MetricsProvider",
+    "MetricsSchema",
+    "MetricsUnavailable",
+    "PrometheusProvider",
+    "RevisionWindow",
+    "SLOCheckResult",
+    "ScoreThresholds",
+    "ScrapeProvider",
+    "analyse",
+    "evaluate",
+    "judge",
+]
+
+
+async def analyse(
+    provider: MetricsProvider,
+    *,
+    namespace: str,
+    canary: str,
+    baseline: str | None = None,
+    window: float,
+    step: float,
+    slo: SLO | None = None,
+    metrics: Sequence[MetricSpec] = DEFAULT_METRICS,
+    thresholds: ScoreThresholds | None = None,
+    schema: MetricsSchema | str = "auto",
+) -> AnalysisResult:
+    """Read one analysis window of the canary (and baseline) from ``provider`` and judge it.
+
+    :param provider: where the metrics come from.
+    :param namespace: the revisions' namespace.
+    :param canary: the revision under test.
+    :param baseline: the revision to compare with (a fresh baseline, or the stable); None: SLO only.
+    :param window: seconds of metrics to judge (a scrape provider observes them now, so it takes that long).
+    :param step: seconds per interval; the judge compares one sample per interval and revision.
+    :param slo: absolute limits on the canary.
+    :param metrics: the judge's metrics (default: p99 latency, critical error rate).
+    :param thresholds: the judge's score thresholds.
+    :param schema: ``auto``, ``opencensus`` or ``opentelemetry``.
+    :raises ValueError: for bad input (nothing to check, a bad window or schema, a refused query).
+    :raises MetricsUnavailable: when the metrics source cannot be read (retry later).
+    """
+    if baseline is None and slo is None:
+        raise ValueError("nothing to check: pass a baseline revision to compare with, an SLO, or both")
+    if baseline == canary:
+        raise ValueError(f"canary and baseline are both {canary!r}; compare two different revisions")
+    revisions = [canary] + ([baseline] if baseline is not None else [])
+    windows = await provider.windows(
+        namespace=namespace, revisions=revisions, window=window, step=step, schema=schema
+    )
+    return evaluate(
+        windows[canary],
+        windows[baseline] if baseline is not None else None,
+        slo=slo,
+        metrics=metrics,
+        thresholds=thresholds,
+    )
