@@ -11,6 +11,7 @@ from knative_rollout.exceptions import KnativeInputError
 from knative_rollout.loadtest.cli import build_parser, config_from_args
 from knative_rollout.operators.loadtest import (
     LoadTestGateOperator,
+    _strict_bool,
     load_test_cli_arguments,
     load_test_pod_operator,
 )
@@ -37,6 +38,8 @@ def test_target_must_be_url_or_service_and_tag(kwargs: dict[str, Any], message: 
         ({"slo": "p99<=200ms", "rate": None}, "positive rate"),
         ({"slo": "p99<=200ms", "model": "spiral"}, "model must be"),
         ({"slo": "p99<=200ms", "ingress_address": "localhost"}, "needs a host and a port"),
+        ({"fail_on_inconclusive": "abc"}, "fail_on_inconclusive must be true or false, got 'abc'"),
+        ({"fail_on_inconclusive": 0}, "fail_on_inconclusive must be true or false, got 0"),
     ],
 )
 def test_bad_parameters_fail_before_any_request(kwargs: dict[str, Any], message: str) -> None:
@@ -104,3 +107,11 @@ def test_pod_runs_the_same_engine_with_arguments_the_cli_accepts() -> None:
     )
     assert pod.cmds == ["python", "-m", "knative_rollout.loadtest"]
     assert pod.do_xcom_push is True and pod.arguments == arguments
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [(True, True), (False, False), ("False", False), (" true ", True), ("0", False), ("YES", True)],
+)
+def test_fail_on_inconclusive_is_parsed_strictly(value: object, parsed: bool) -> None:
+    assert _strict_bool(value, "fail_on_inconclusive") is parsed
