@@ -80,8 +80,12 @@ async def test_a_dropped_watch_resumes_from_its_resource_version_and_sees_what_c
     k8s_connection, proxied, proxy: ApiProxy, kube_namespace: str, reset: bool
 ) -> None:
     revision = await _create_echo(kube_namespace, ECHO_STARTUP_DELAY_S="4")
+    # Enough reconnects (a second apart, as the 503s ask) to outlast a slow start on a loaded machine.
     trigger = KnativeRevisionReadyTrigger(
-        name=revision, namespace=kube_namespace, timeout_seconds=120, hook_params=FAST
+        name=revision,
+        namespace=kube_namespace,
+        timeout_seconds=120,
+        hook_params={**FAST, "max_reconnects": 90},
     )
     waiting = asyncio.create_task(_events(trigger))
     await proxy.wait_relayed(b'"ADDED"')  # the watch has seen the revision, still starting up
