@@ -60,6 +60,8 @@ with DAG(
         image="{{ params.image }}",
         env={"MODEL_URI": "{{ params.model_v1_uri }}"},
         autoscaling={"min-scale": 1},
+        # Creates the Service the first time; later runs leave production alone and roll out v2 only.
+        only_if_missing=True,
     )
     rollout = progressive_rollout(
         group_id="rollout",

@@ -36,8 +36,27 @@ class KnativeApiRejectedError(KnativeRolloutError):
     """The Kubernetes API refused the request (validation, admission webhook, permissions)."""
 
 
+class KnativeWatchRefusedError(KnativeApiRejectedError):
+    """The API refused a watch for good: no permission (403), no such resource type (404).
+
+    :param reason: the Kubernetes reason (``Forbidden``, ``NotFound``), passed on in the trigger's event.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class KnativeRevisionFailedError(KnativeRolloutError):
     """A revision did not become Ready; Knative's reason is in the message."""
+
+
+class KnativeLockHeldError(KnativeRolloutError):
+    """Another rollout holds the Service's rollout lock; nothing was changed."""
+
+
+class KnativeRolloutConflictError(KnativeRolloutError):
+    """The Service's rollout record names another rollout: this one may no longer change it."""
 
 
 class KnativeTemporaryError(AirflowException):

@@ -6,29 +6,37 @@ watch objects without holding a worker. Both take Airflow's ``kubernetes`` conne
 reached through the google provider (``gcp_conn_id``, ``project_id``, ``location``, ``cluster_name``),
 exactly as ``GKEStartPodOperator`` does, so the same DAG runs on Cloud Composer.
 
-Temporary API failures (429, 5xx, connection errors) are retried here with exponential backoff; a 409
-on an update re-reads the object and re-applies the change. Everything else is permanent and raised as
-a :mod:`knative_rollout.exceptions` error whose message says what the API refused.
+Temporary API failures (429, 5xx, connection errors) are retried here with exponential backoff, or after
+the ``Retry-After`` a 429/503 names; a 409 on an update re-reads the object and re-applies the change. A
+watch that drops resumes from its last resourceVersion. Everything else is permanent and raised as a
+:mod:`knative_rollout.exceptions` error whose message says what the API refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+import email.utils
+import functools
 import json
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
+import aiohttp
+import tenacity
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook, KubernetesHook
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes_asyncio import client as async_client
 from kubernetes_asyncio import watch as async_watch
 from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
+from kubernetes_asyncio.client.rest import RESTResponse
 from urllib3.exceptions import HTTPError
 
 from knative_rollout.exceptions import (
@@ -36,6 +44,7 @@ from knative_rollout.exceptions import (
     KnativeInputError,
     KnativeNotFoundError,
     KnativeTemporaryError,
+    KnativeWatchRefusedError,
     error_text,
 )
 from knative_rollout.resources import KSVC, REVISION, SERVICE_LABEL, Guardrails, Resource, RolloutInputError
@@ -44,6 +53,13 @@ GUARDRAILS_VARIABLE = "knative_rollout_guardrails"
 GUARDRAILS_EXTRA = "guardrails"
 TEMPORARY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_TIMEOUT_SECONDS = 30
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+MAX_RETRY_AFTER_SECONDS = 30.0
+"""A longer Retry-After is waited only this long: a wait past it is the task's retries' business."""
+MAX_BACKOFF_SECONDS = 30.0
+# What a dropped watch raises: aiohttp's errors (server disconnect, payload not completed, connection
+# reset or refused), bare socket errors, and the client-side timeout of a stalled stream.
+WATCH_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 
 T = TypeVar("T")
 
@@ -62,6 +78,69 @@ def api_message(error: ApiException | AsyncApiException) -> str:
     if isinstance(status, dict) and status.get("message"):
         return str(status["message"])
     return str(error.reason or error)
+
+
+def retry_after_seconds(
+    status: int | None, headers: Mapping[str, str] | None, *, cap: float = MAX_RETRY_AFTER_SECONDS
+) -> float | None:
+    """Return how long a 429 or 503 answer asked to wait (``Retry-After``), at most ``cap`` seconds.
+
+    :return: the seconds (delta-seconds or an HTTP date), or ``None`` when the answer did not say.
+    """
+    value = (headers or {}).get("Retry-After") if status in RETRY_AFTER_STATUSES else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), cap)
+
+
+class WaitRetryAfterOr(tenacity.wait.wait_base):
+    """Wait what a 429/503 asked for in ``Retry-After`` (capped), else what ``fallback`` says.
+
+    The cncf provider's ``WaitRetryAfterOrExponential`` honours only 429, whole seconds and no cap, and
+    falls back to the ``[workers] api_retry_wait_*`` settings; this one is the same idea for both API
+    errors, with the hook's own backoff.
+
+    :param fallback: the wait when the answer named none (exponential backoff).
+    :param cap: the longest Retry-After waited.
+    """
+
+    def __init__(self, fallback: tenacity.wait.wait_base, *, cap: float = MAX_RETRY_AFTER_SECONDS) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        """Return the seconds to wait before the next attempt."""
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(error, ApiException | AsyncApiException):
+            asked = retry_after_seconds(error.status, error.headers, cap=self.cap)
+            if asked is not None:
+                return asked
+        return float(self.fallback(retry_state))
+
+
+def _temporary_sync_failure(error: BaseException) -> bool:
+    if isinstance(error, ApiException):
+        return error.status in TEMPORARY_STATUSES
+    return isinstance(error, HTTPError | OSError)
+
+
+def _failure_text(error: BaseException | None) -> str:
+    if isinstance(error, ApiException | AsyncApiException):
+        return f"HTTP {error.status}: {api_message(error)}"
+    return error_text(error) if error is not None else "no error"
 
 
 class KnativeServingHook(KubernetesHook):
@@ -194,25 +273,37 @@ class KnativeServingHook(KubernetesHook):
     # -- low-level call with retries ------------------------------------------------------------------
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
-        """Run one API call, retrying temporary failures with exponential backoff."""
-        delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return call()
-            except ApiException as error:
-                if error.status not in TEMPORARY_STATUSES or attempt == self.max_attempts:
-                    raise
-                self.log.warning("%s: HTTP %s, retrying in %.1fs", what, error.status, delay)
-            except (HTTPError, OSError) as error:
-                if attempt == self.max_attempts:
-                    raise KnativeTemporaryError(
-                        f"{what} failed: the Kubernetes API is unreachable ({error_text(error)}); check the "
-                        "connection and that the cluster is up, then retry"
-                    ) from error
-                self.log.warning("%s: %s, retrying in %.1fs", what, error_text(error), delay)
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+        """Run one API call, retrying temporary failures with backoff (tenacity, as the cncf provider does).
+
+        A 429 or 503 that says ``Retry-After`` is retried after that long (at most
+        :data:`MAX_RETRY_AFTER_SECONDS`), other temporary failures after ``backoff_seconds``, doubling.
+        The cncf provider's ``generic_api_retry`` is not used as is: it also retries 409, which the
+        callers here answer themselves (re-read and re-apply, or "exists already").
+
+        :raises ApiException: a permanent status, or a temporary one that persisted ``max_attempts`` times.
+        :raises KnativeTemporaryError: when the API stayed unreachable.
+        """
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self.log.warning("%s: %s, retrying in %.1fs", what, _failure_text(error), state.upcoming_sleep)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=WaitRetryAfterOr(
+                tenacity.wait_exponential(multiplier=self.backoff_seconds, max=MAX_BACKOFF_SECONDS)
+            ),
+            retry=tenacity.retry_if_exception(_temporary_sync_failure),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(call)
+        except (HTTPError, OSError) as error:
+            raise KnativeTemporaryError(
+                f"{what} failed: the Kubernetes API is unreachable ({error_text(error)}); check the "
+                "connection and that the cluster is up, then retry"
+            ) from error
 
     def _rejected(self, what: str, error: ApiException) -> Exception:
         message = api_message(error)
@@ -271,7 +362,22 @@ class KnativeServingHook(KubernetesHook):
         what = f"reading {resource.kind} {namespace}/{name}"
         return self._custom(what, "get", resource, namespace, name, answers={404: None})
 
-    def _delete(self, resource: Resource, name: str, namespace: str) -> bool:
+    def create_object(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a namespaced object; return ``None`` when one of that name exists already (lost a race)."""
+        metadata = body["metadata"]
+        what = f"creating {resource.kind} {metadata['namespace']}/{metadata['name']}"
+        return self._custom(what, "create", resource, metadata["namespace"], body, answers={409: None})
+
+    def replace_object(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Replace a namespaced object at its ``resourceVersion``; return ``None`` on a 409 conflict."""
+        metadata = body["metadata"]
+        what = f"updating {resource.kind} {metadata['namespace']}/{metadata['name']}"
+        return self._custom(
+            what, "replace", resource, metadata["namespace"], metadata["name"], body, answers={409: None}
+        )
+
+    def delete_object(self, resource: Resource, name: str, namespace: str) -> bool:
+        """Delete a namespaced object; return whether it existed."""
         what = f"deleting {resource.kind} {namespace}/{name}"
         return self._custom(what, "delete", resource, namespace, name, answers={404: None}) is not None
 
@@ -338,7 +444,7 @@ class KnativeServingHook(KubernetesHook):
 
     def delete_service(self, name: str, namespace: str) -> bool:
         """Delete a Knative Service (Knative deletes its revisions); return whether it existed."""
-        return self._delete(KSVC, name, namespace)
+        return self.delete_object(KSVC, name, namespace)
 
     # -- revisions ------------------------------------------------------------------------------------
 
@@ -359,7 +465,7 @@ class KnativeServingHook(KubernetesHook):
 
     def delete_revision(self, name: str, namespace: str) -> bool:
         """Delete a Revision; return whether it existed."""
-        return self._delete(REVISION, name, namespace)
+        return self.delete_object(REVISION, name, namespace)
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -418,6 +524,9 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
     :param ssl_ca_cert: the GKE cluster's CA certificate.
     :param gcp_conn_id: Google Cloud connection for GKE.
     :param impersonation_chain: optional service account(s) to impersonate on GKE.
+    :param max_reconnects: failed reconnects in a row (no event in between) before a watch gives up.
+    :param backoff_seconds: first wait before reconnecting after a failure; it doubles, up to 30 s, with
+        jitter. With the defaults a watch rides out about two and a half minutes of API outage.
     """
 
     def __init__(
@@ -428,6 +537,8 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
         ssl_ca_cert: str | None = None,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | list[str] | None = None,
+        max_reconnects: int = 10,
+        backoff_seconds: float = 0.5,
         **kwargs: Any,
     ) -> None:
         super().__init__(kubernetes_conn_id=kubernetes_conn_id, **kwargs)
@@ -435,6 +546,13 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
         self.ssl_ca_cert = ssl_ca_cert
         self.gcp_conn_id = gcp_conn_id
         self.impersonation_chain = impersonation_chain
+        self.max_reconnects = max_reconnects
+        self.backoff_seconds = backoff_seconds
+        self._reconnect_wait_strategy = WaitRetryAfterOr(
+            tenacity.wait_exponential_jitter(
+                initial=backoff_seconds, max=MAX_BACKOFF_SECONDS, jitter=backoff_seconds
+            )
+        )
 
     @contextlib.asynccontextmanager
     async def get_conn(self) -> AsyncIterator[async_client.ApiClient]:
@@ -459,45 +577,147 @@ class AsyncKnativeServingHook(AsyncKubernetesHook):
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Yield the object each time it changes (first its current state), ``None`` when it is deleted.
 
-        The watch resumes from the last resourceVersion when the server closes the stream (or a stalled
-        stream times out on this side), and starts over (current state first) when that version has
-        expired (410). Ends after ``timeout_seconds``.
+        Whenever the stream ends the watch resumes from the last resourceVersion, so no change is missed
+        and none is seen twice: after a clean end (the server's timeout) at once, after a drop (server
+        disconnect, a payload cut short, a reset, a stalled stream, 429 or 5xx) at once when the stream had
+        delivered events, else after a wait: the answer's ``Retry-After`` on 429/503 (capped), or a
+        backoff. It starts over (current state first) when that version has expired (410). Ends after
+        ``timeout_seconds``.
+
+        :raises KnativeWatchRefusedError: at once on 403 (a missing permission) or 404 (the resource type
+            is not served), with the fix in the message.
+        :raises KnativeApiRejectedError: at once on any other refusal (400, 401, ...).
+        :raises KnativeTemporaryError: when ``max_reconnects`` reconnects in a row failed, or the next wait
+            would outlast ``timeout_seconds``: the cluster is gone, not slow.
         """
+        what = f"watching {resource.kind} {namespace}/{name}"
         deadline = time.monotonic() + timeout_seconds
         resource_version: str | None = None
+        failures = 0
         while (remaining := deadline - time.monotonic()) > 0:
-            async with self.get_conn() as api_client:
-                api = async_client.CustomObjectsApi(api_client)
-                watcher = async_watch.Watch()
-                server_timeout = max(1, int(remaining))
-                kwargs: dict[str, Any] = {
-                    "field_selector": f"metadata.name={name}",
-                    "timeout_seconds": server_timeout,
-                    # Without it the cncf provider's client bounds the whole stream by its API_TIMEOUT (60 s)
-                    # and ends a longer wait with a bare TimeoutError: the server ends the stream instead.
-                    "_request_timeout": server_timeout + REQUEST_TIMEOUT_SECONDS,
-                }
-                if resource_version:
-                    kwargs["resource_version"] = resource_version
-                try:
-                    async for event in watcher.stream(
-                        api.list_namespaced_custom_object,
-                        resource.group,
-                        resource.version,
-                        namespace,
-                        resource.plural,
-                        **kwargs,
-                    ):
-                        if event["type"] == "BOOKMARK":
-                            continue
-                        obj = event["raw_object"]
-                        resource_version = obj.get("metadata", {}).get("resourceVersion", resource_version)
-                        yield None if event["type"] == "DELETED" else obj
-                except AsyncApiException as error:
-                    if error.status != 410:
-                        raise
+            delivered = False
+            failure: BaseException
+            try:
+                async with self.get_conn() as api_client:
+                    api = async_client.CustomObjectsApi(api_client)
+                    watcher = async_watch.Watch()
+                    server_timeout = max(1, int(remaining))
+                    kwargs: dict[str, Any] = {
+                        "field_selector": f"metadata.name={name}",
+                        "timeout_seconds": server_timeout,
+                        # Without it the cncf provider's client bounds the whole stream by its API_TIMEOUT
+                        # (60 s) and ends a longer wait with a bare TimeoutError: the server ends it instead.
+                        "_request_timeout": server_timeout + REQUEST_TIMEOUT_SECONDS,
+                    }
+                    if resource_version:
+                        kwargs["resource_version"] = resource_version
+                    try:
+                        async for event in watcher.stream(
+                            _raising_api_errors(api.list_namespaced_custom_object),
+                            resource.group,
+                            resource.version,
+                            namespace,
+                            resource.plural,
+                            **kwargs,
+                        ):
+                            if not isinstance(event, dict):
+                                # A line that is no JSON: a proxy's page or a line cut short. Reconnect.
+                                raise aiohttp.ClientPayloadError(f"not a watch event: {str(event)[:200]!r}")
+                            delivered = True
+                            obj = event["raw_object"]
+                            metadata = obj.get("metadata") or {}
+                            resource_version = metadata.get("resourceVersion", resource_version)
+                            if event["type"] != "BOOKMARK":
+                                yield None if event["type"] == "DELETED" else obj
+                    finally:
+                        await watcher.close()
+            except AsyncApiException as error:
+                if error.status == 410 and resource_version is not None:
+                    self.log.info("%s: resourceVersion %s expired; starting over", what, resource_version)
                     resource_version = None
-                except TimeoutError:
-                    self.log.info("Watch of %s %s/%s stalled; reconnecting", resource.kind, namespace, name)
-                finally:
-                    await watcher.close()
+                    continue
+                if error.status not in TEMPORARY_STATUSES | {410}:
+                    raise self._watch_rejected(resource, namespace, error) from error
+                failure = error
+            except WATCH_CONNECTION_ERRORS as error:
+                failure = error
+            else:
+                failures = 0
+                continue
+            if delivered:
+                failures = 0
+                self.log.info("%s: stream dropped (%s); resuming", what, _failure_text(failure))
+                continue
+            failures += 1
+            if failures > self.max_reconnects:
+                raise KnativeTemporaryError(
+                    f"the Kubernetes API could not be watched {failures} times in a row (last: "
+                    f"{_failure_text(failure)}); check the connection and that the cluster is up"
+                ) from failure
+            wait = self._reconnect_wait(failures, failure)
+            if wait >= deadline - time.monotonic():
+                raise KnativeTemporaryError(
+                    f"the Kubernetes API could not be watched ({_failure_text(failure)}) and the wait ran "
+                    "out before the next attempt; check the connection and that the cluster is up"
+                ) from failure
+            self.log.warning("%s: %s; reconnecting in %.1fs", what, _failure_text(failure), wait)
+            await asyncio.sleep(wait)
+
+    def _reconnect_wait(self, failures: int, error: BaseException) -> float:
+        """Return how long to wait before reconnect number ``failures`` after ``error``."""
+        # The same tenacity wait as the sync hook's retries; a reconnecting stream is no retried call, so
+        # the loop is ours and tenacity only says how long.
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+        state.attempt_number = failures
+        state.set_exception((type(error), error, error.__traceback__))
+        return float(self._reconnect_wait_strategy(state))
+
+    @staticmethod
+    def _watch_rejected(resource: Resource, namespace: str, error: AsyncApiException) -> Exception:
+        """Return the permanent error for a watch the API refused, saying what to grant or install."""
+        message = api_message(error)
+        resource_name = f"{resource.plural}.{resource.group}"
+        if error.status == 403:
+            return KnativeWatchRefusedError(
+                f"the Kubernetes API forbids the identity Airflow uses to watch {resource_name} in namespace "
+                f"{namespace} (HTTP 403: {message}); grant it the verbs get, list and watch on "
+                f"{resource.plural!r} in API group {resource.group!r} there: apply "
+                f"include/manifests/rbac.yaml with its namespace set to {namespace!r} (check with "
+                f"kubectl auth can-i watch {resource_name} -n {namespace} --as=IDENTITY)",
+                reason="Forbidden",
+            )
+        if error.status == 404:
+            return KnativeWatchRefusedError(
+                f"the Kubernetes API does not serve {resource_name} {resource.version} in namespace "
+                f"{namespace} (HTTP 404: {message}): Knative Serving is not installed in this cluster or not "
+                f"at {resource.api_version} (kubectl api-resources --api-group={resource.group}), or "
+                f"namespace {namespace!r} does not exist (kubectl get namespace {namespace}); install "
+                "Knative Serving or fix the namespace",
+                reason="NotFound",
+            )
+        return KnativeApiRejectedError(
+            f"the watch was rejected by the Kubernetes API (HTTP {error.status}): {message}"
+        )
+
+
+def _raising_api_errors(list_call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a list call so that a watch answered with an error status raises it, with headers and body.
+
+    A watch asks for the raw response (``_preload_content=False``), which kubernetes_asyncio returns
+    whatever its status; its ``Watch`` then reads a Status body as a line and raises an ``ApiException``
+    with neither headers nor body, so a 429's ``Retry-After`` would be lost. ``functools.wraps`` keeps the
+    docstring that ``Watch`` reads the return type from.
+    """
+
+    @functools.wraps(list_call)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        response = await list_call(*args, **kwargs)
+        if 200 <= response.status <= 299:
+            return response
+        try:
+            data = await response.read()
+        finally:
+            response.release()
+        raise AsyncApiException(http_resp=RESTResponse(response, data))
+
+    return call

@@ -45,13 +45,22 @@ class ActionKind(StrEnum):
     RETRY_GATE = "retry_gate"
 
 
+ACTIVE_PHASES = frozenset({RolloutPhase.DEPLOYING, RolloutPhase.CANARY})
+"""Phases in which a rollout has changed the Service and not yet finished: someone must end it."""
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One line of the rollout story: when, what, and a short human-readable detail."""
+    """One line of the rollout story: when, what, a short human-readable detail, and who wrote it.
+
+    :param by: the writer, ``dag_id/run_id/task_id/try`` for a task (empty in entries written before
+        writers were recorded).
+    """
 
     time: str
     action: str
     detail: str
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class RolloutState:
     :param previous_stable: stable revision before the last promotion: the target of an "undo".
     :param phase: where the rollout stands.
     :param step: percent of traffic the candidate currently has.
+    :param rollout_id: the rollout that wrote this state last (its steps check it is still theirs),
+        or ``None`` for changes made outside a rollout.
+    :param rollout_revision: the revision that rollout deployed, kept after it was promoted or rejected.
+    :param rollout_since: when that rollout first changed the Service.
     :param history: most recent actions, oldest first, at most :data:`HISTORY_LIMIT`.
     """
 
@@ -71,6 +84,9 @@ class RolloutState:
     previous_stable: str | None = None
     phase: RolloutPhase = RolloutPhase.NONE
     step: int = 0
+    rollout_id: str | None = None
+    rollout_revision: str | None = None
+    rollout_since: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
 
     def same_position(self, other: RolloutState) -> bool:
@@ -81,16 +97,31 @@ class RolloutState:
         """Return the revisions a teardown must never delete."""
         return frozenset(name for name in (self.stable, self.candidate, self.previous_stable) if name)
 
-    def rollback_target(self) -> str | None:
-        """Return where a rollback sends all traffic: the stable revision, or the one before a promotion."""
-        if self.phase is RolloutPhase.PROMOTED and self.candidate is None and self.previous_stable:
+    def rollback_target(self, *, undo_promotion: bool = False) -> str | None:
+        """Return where a rollback sends all traffic: the stable revision.
+
+        :param undo_promotion: right after a promotion, return the stable revision before it instead.
+            Undoing a promotion is always asked for explicitly: a phase left by an earlier rollout is no
+            evidence that the current one went wrong.
+        """
+        if undo_promotion and self.phase is RolloutPhase.PROMOTED and self.previous_stable:
             return self.previous_stable
         return self.stable
 
-    def recorded(self, time: str, action: str, detail: str) -> RolloutState:
+    def is_active(self) -> bool:
+        """Return whether a rollout has changed the Service and not yet promoted or rolled back."""
+        return self.phase in ACTIVE_PHASES
+
+    def recorded(self, time: str, action: str, detail: str, by: str = "") -> RolloutState:
         """Return this state with one more history entry, keeping the newest :data:`HISTORY_LIMIT`."""
-        history = (*self.history, HistoryEntry(time=time, action=action, detail=detail))
+        history = (*self.history, HistoryEntry(time=time, action=action, detail=detail, by=by))
         return replace(self, history=history[-HISTORY_LIMIT:])
+
+    def started_by(self, rollout_id: str, revision: str, time: str) -> RolloutState:
+        """Return this state owned by a new rollout of ``revision`` (from here on only it may write)."""
+        if self.rollout_id == rollout_id and self.rollout_revision == revision:
+            return self
+        return replace(self, rollout_id=rollout_id, rollout_revision=revision, rollout_since=time)
 
     # Transitions. Each returns the position after the action; the caller records the history entry.
 

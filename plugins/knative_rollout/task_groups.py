@@ -12,22 +12,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, TaskGroup, TriggerRule, chain
+from airflow.sdk import TaskGroup, TriggerRule, chain
 from airflow.sdk.exceptions import AirflowFailException
 
+from knative_rollout.locks import RolloutLock
 from knative_rollout.operators import (
     KnativeDeployRevisionOperator,
+    KnativeLockOperator,
     KnativePromoteOperator,
     KnativeRollbackOperator,
     KnativeSetTrafficOperator,
     LoadTestGateOperator,
 )
-from knative_rollout.operators.base import CONNECTION_FIELDS
+from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
 from knative_rollout.operators.loadtest import XCOM_KEY as LOAD_TEST_XCOM_KEY
+from knative_rollout.operators.rollout import DEPLOY_XCOM_KEY
 from knative_rollout.policy import RolloutPlan
+from knative_rollout.resources import DEFAULT_LEASE_SECONDS
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
 
 # The group sets these itself: the gate always loads the candidate's tag URL of the rolled-out Service.
 _GATE_FIXED_ARGUMENTS = (
@@ -41,21 +45,24 @@ _GATE_FIXED_ARGUMENTS = (
 )
 
 
-class KnativeRolloutOutcomeOperator(BaseOperator):
-    """Succeed when the rollout's candidate was promoted; otherwise fail, saying which step failed and why.
+class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
+    """Succeed when the rollout promoted its candidate or found nothing to roll out; otherwise fail.
 
-    It runs whatever the steps did (trigger rule ``all_done``). A failed load-test gate is explained with
-    the thresholds it violated (from the gate's ``loadtest`` XCom); the message also says whether the
-    rollback put all traffic back on the stable revision.
+    It runs whatever the steps did (trigger rule ``all_done``), says which step failed and why (a failed
+    load-test gate with the thresholds it violated, from the gate's ``loadtest`` XCom) and whether the
+    rollback put all traffic back on the stable revision. Last, it releases the rollout's lock, so the
+    next rollout of the Service can start whatever happened here.
 
     :param service_name: the Knative Service being rolled out. (templated)
     :param namespace: its namespace. (templated)
-    :param step_task_ids: the rollout's steps in order, ending with the promote task.
+    :param rollout_id: the rollout whose lock is released. (templated)
+    :param step_task_ids: the rollout's steps in order, from the lock to the promote task.
+    :param deploy_task_id: the step that deploys the candidate (its ``deploy`` XCom says "unchanged").
     :param rollback_task_id: the task that rolls back when a step failed.
-    :return: the promote task's return value.
+    :return: the promote task's return value, or the deploy's summary when there was nothing to roll out.
     """
 
-    template_fields: Sequence[str] = ("service_name", "namespace")
+    template_fields: Sequence[str] = ("service_name", "namespace", "rollout_id", *CONNECTION_FIELDS)
     ui_color = "#cce8ff"
 
     def __init__(
@@ -63,7 +70,9 @@ class KnativeRolloutOutcomeOperator(BaseOperator):
         *,
         service_name: str,
         namespace: str,
+        rollout_id: str,
         step_task_ids: Sequence[str],
+        deploy_task_id: str,
         rollback_task_id: str,
         **kwargs: Any,
     ) -> None:
@@ -74,11 +83,15 @@ class KnativeRolloutOutcomeOperator(BaseOperator):
             )
         self.service_name = service_name
         self.namespace = namespace
+        self.rollout_id = rollout_id
         self.step_task_ids = tuple(step_task_ids)
+        self.deploy_task_id = deploy_task_id
         self.rollback_task_id = rollback_task_id
 
     def execute(self, context: Context) -> Any:
-        """Return the promotion's summary, or raise AirflowFailException naming the failed step."""
+        """Release the lock, then return the promotion's summary or raise naming the failed step."""
+        released = RolloutLock(self.hook, self.service_name, self.namespace).release(self.rollout_id)
+        self.log.info("Rollout lock of %s/%s released: %s", self.namespace, self.service_name, released)
         ti = context["ti"]
         watched = [*self.step_task_ids, self.rollback_task_id]
         by_run = ti.get_task_states(dag_id=ti.dag_id, task_ids=watched, run_ids=[ti.run_id])
@@ -87,6 +100,10 @@ class KnativeRolloutOutcomeOperator(BaseOperator):
         if states.get(promote) == "success":
             self.log.info("Service %s/%s: candidate promoted", self.namespace, self.service_name)
             return ti.xcom_pull(task_ids=promote)
+        unchanged = ti.xcom_pull(task_ids=self.deploy_task_id, key=DEPLOY_XCOM_KEY)
+        if states.get(self.deploy_task_id) == "skipped" and isinstance(unchanged, Mapping):
+            self.log.info("Service %s/%s: %s", self.namespace, self.service_name, unchanged.get("reason"))
+            return unchanged
         failed = [task_id for task_id in self.step_task_ids if states.get(task_id) == "failed"]
         why = "; ".join(self._failure_of(context, task_id) for task_id in failed) or (
             f"no step failed, but {promote} is {states.get(promote)}"
@@ -94,7 +111,10 @@ class KnativeRolloutOutcomeOperator(BaseOperator):
         rollback_state = states.get(self.rollback_task_id)
         if rollback_state == "success":
             rolled_back = ti.xcom_pull(task_ids=self.rollback_task_id) or {}
-            after = f"traffic was rolled back: {rolled_back.get('stable_revision')} serves 100%"
+            if rolled_back.get("rolled_back"):
+                after = f"traffic was rolled back: {rolled_back.get('stable_revision')} serves 100%"
+            else:
+                after = f"traffic was not changed by this rollout ({rolled_back.get('reason')})"
         else:
             after = (
                 f"the rollback did not succeed ({rollback_state}), so traffic may still be split: read the "
@@ -113,6 +133,16 @@ class KnativeRolloutOutcomeOperator(BaseOperator):
         return f"{task_id} failed (its log says why)"
 
 
+def default_rollout_id(group_id: str) -> str:
+    """Return the template of a rollout's id: ``dag_id/run_id/group_id`` (and ``/map_index`` when mapped).
+
+    A retry, or a run cleared and run again, renders the same id and so resumes its own rollout; the next
+    run of the DAG is a new rollout.
+    """
+    map_suffix = "{{ '' if ti.map_index is none or ti.map_index < 0 else '/' ~ ti.map_index }}"
+    return "{{ dag.dag_id }}/{{ run_id }}/" + group_id + map_suffix
+
+
 def progressive_rollout(
     *,
     group_id: str,
@@ -123,14 +153,22 @@ def progressive_rollout(
     env: dict[str, str] | None = None,
     tag: str = "candidate",
     load_test: Mapping[str, Any] | None = None,
+    rollout_id: str | None = None,
+    on_conflict: str = "wait",
+    lock_timeout: float = 3600,
+    lock_duration: int = DEFAULT_LEASE_SECONDS,
+    allow_older: bool | str = False,
+    attempt: int | str = 0,
     **deploy_kwargs: Any,
 ) -> TaskGroup:
-    """Return a TaskGroup: deploy the candidate at 0%, gate it, shift it through ``steps``, promote it.
+    """Return a TaskGroup: lock the Service, deploy the candidate at 0%, gate it, shift it, promote it.
 
-    Tasks: ``deploy_candidate`` (Ready, on its tag URL, no traffic), ``load_test`` when ``load_test`` is
-    given, ``traffic_<percent>`` per step, ``promote``; then ``rollback``, which runs when any of those
-    failed and sends all traffic back to the stable revision (the candidate loses its tag), and
-    ``outcome``, which fails the DAG run unless the candidate was promoted (see the module docstring).
+    Tasks: ``lock`` (the Service's rollout lock, see :class:`~knative_rollout.operators.KnativeLockOperator`),
+    ``deploy_candidate`` (Ready, on its tag URL, no traffic), ``load_test`` when ``load_test`` is given,
+    ``traffic_<percent>`` per step, ``promote``; then ``rollback``, which runs when any of those failed
+    and undoes what this rollout changed (nothing, if it changed nothing), and ``outcome``, which
+    releases the lock and fails the DAG run unless the candidate was promoted or there was nothing to roll
+    out (see the module docstring). Every step after the deploy names the revision the deploy returned.
     The Service must already have a stable revision (deploy one with
     :class:`~knative_rollout.operators.KnativeDeployRevisionOperator` first).
 
@@ -147,53 +185,86 @@ def progressive_rollout(
     :param load_test: :class:`~knative_rollout.operators.LoadTestGateOperator` arguments for a gate
         before any traffic moves, e.g. ``{"rate": 20, "duration": "10s", "slo": "p99<=300ms,error_rate<=0.01",
         "path": "/v1/models/iris:predict", "bodies": [...]}``; ``slo`` is required. The group sets the
-        target (Service, namespace, tag) and the connection.
+        target (Service, namespace, tag) and the connection. Keep its duration well under
+        ``lock_duration``: the gate does not renew the lock.
+    :param rollout_id: this rollout's identity (templated); default :func:`default_rollout_id`.
+    :param on_conflict: when another rollout holds the Service: ``"wait"`` (deferred) or ``"fail"``.
+    :param lock_timeout: seconds to wait for the lock.
+    :param lock_duration: seconds the lock lasts without renewal; a killed run blocks the Service this long.
+    :param allow_older: roll out the previous stable or an older revision on purpose. (templated)
+    :param attempt: give a spec whose revision failed a new name. (templated)
     :param deploy_kwargs: more :class:`KnativeDeployRevisionOperator` arguments (resources, connection...);
         the connection arguments are used by every task.
     """
     plan = RolloutPlan.of(steps)
     gate_arguments = _gate_arguments(load_test)
-    target = {"service_name": service_name, "namespace": namespace}
+    rollout = {
+        "service_name": service_name,
+        "namespace": namespace,
+        "rollout_id": rollout_id or default_rollout_id(group_id),
+        "lock_duration": lock_duration,
+    }
     # Every task reaches the cluster the same way the deploy task does.
     connection = {
         key: value
         for key, value in deploy_kwargs.items()
         if key in (*CONNECTION_FIELDS, "impersonation_chain")
     }
+    deployed = f"{{{{ ti.xcom_pull(task_ids='{group_id}.deploy_candidate')['revision'] }}}}"
     with TaskGroup(group_id=group_id) as group:
-        rollout_steps: list[BaseOperator] = [
-            KnativeDeployRevisionOperator(
-                task_id="deploy_candidate",
-                **target,
-                image=image,
-                env=env,
-                tag=tag,
-                traffic_percent=0,
-                **deploy_kwargs,
-            )
-        ]
+        lock = KnativeLockOperator(
+            task_id="lock", **rollout, **connection, on_conflict=on_conflict, lock_timeout=lock_timeout
+        )
+        deploy = KnativeDeployRevisionOperator(
+            task_id="deploy_candidate",
+            **rollout,
+            image=image,
+            env=env,
+            tag=tag,
+            traffic_percent=0,
+            allow_older=allow_older,
+            attempt=attempt,
+            skip_if_unchanged=True,
+            create_service=False,
+            **deploy_kwargs,
+        )
+        rollout_steps: list[BaseOperator] = [lock, deploy]
         if gate_arguments is not None:
             rollout_steps.append(
-                LoadTestGateOperator(task_id="load_test", **target, tag=tag, **connection, **gate_arguments)
+                LoadTestGateOperator(
+                    task_id="load_test",
+                    service_name=service_name,
+                    namespace=namespace,
+                    tag=tag,
+                    **connection,
+                    **gate_arguments,
+                )
             )
         rollout_steps += [
             KnativeSetTrafficOperator(
                 task_id=f"traffic_{percent}",
-                **target,
+                **rollout,
                 **connection,
+                revision=deployed,
                 traffic={"@stable": 100 - percent, "@candidate": percent},
             )
             for percent in plan.steps
         ]
-        rollout_steps.append(KnativePromoteOperator(task_id="promote", **target, **connection))
+        rollout_steps.append(
+            KnativePromoteOperator(task_id="promote", **rollout, **connection, revision=deployed)
+        )
         chain(*rollout_steps)
         rollback = KnativeRollbackOperator(
-            task_id="rollback", **target, **connection, trigger_rule=TriggerRule.ONE_FAILED
+            task_id="rollback", **rollout, **connection, trigger_rule=TriggerRule.ONE_FAILED
         )
         outcome = KnativeRolloutOutcomeOperator(
             task_id="outcome",
-            **target,
+            service_name=service_name,
+            namespace=namespace,
+            rollout_id=rollout["rollout_id"],
+            **connection,
             step_task_ids=[step.task_id for step in rollout_steps],
+            deploy_task_id=deploy.task_id,
             rollback_task_id=rollback.task_id,
         )
         # The rollback watches every step, so a failure anywhere (even in promote) sends traffic back.

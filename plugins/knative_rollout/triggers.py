@@ -2,23 +2,28 @@
 
 Each trigger watches its one object with ``kubernetes_asyncio`` (a watch, not polling), decides on every
 change, and yields exactly one event: ``{"status": "success" | "failed" | "error" | "timeout",
-"message": ..., <ids>}``. The same triggers also run in the worker: :func:`run_inline` runs one to its
-event (the non-deferrable mode) or for a few seconds before a task defers, so every mode shares one
-definition of "ready".
+"message": ..., <ids>}``. The hook resumes a dropped watch, so an ``error`` event means the cluster stayed
+unreachable, or, with ``permanent: True`` and the fix in its message, that the API refused the watch for
+good (403, 404: at once, not at the timeout). The same triggers also run in the worker: :func:`run_inline`
+runs one to its event (the non-deferrable mode) or for a few seconds before a task defers, so every mode
+shares one definition of "ready".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from knative_rollout.exceptions import error_text
+from knative_rollout.exceptions import KnativeRolloutError, KnativeWatchRefusedError, error_text
 from knative_rollout.hooks import AsyncKnativeServingHook
-from knative_rollout.resources import KSVC, REVISION, condition, traffic_keys
+from knative_rollout.locks import renew_async
+from knative_rollout.resources import KSVC, LEASE, REVISION, condition, holding_of, traffic_keys
 
 
 class _KnativeWatchTrigger(BaseTrigger):
@@ -34,6 +39,7 @@ class _KnativeWatchTrigger(BaseTrigger):
         timeout_seconds: float,
         hook_params: Mapping[str, Any] | None = None,
         carry: Mapping[str, Any] | None = None,
+        renew_lock: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -41,6 +47,7 @@ class _KnativeWatchTrigger(BaseTrigger):
         self.timeout_seconds = timeout_seconds
         self.hook_params = dict(hook_params or {})
         self.carry = dict(carry or {})
+        self.renew_lock = dict(renew_lock) if renew_lock else None
 
     def _kwargs(self) -> dict[str, Any]:
         return {
@@ -49,7 +56,30 @@ class _KnativeWatchTrigger(BaseTrigger):
             "timeout_seconds": self.timeout_seconds,
             "hook_params": self.hook_params,
             "carry": self.carry,
+            "renew_lock": self.renew_lock,
         }
+
+    async def _keep_lock(self, hook: AsyncKnativeServingHook) -> None:
+        """Renew the rollout lock every third of its duration until cancelled (when the wait ends)."""
+        assert self.renew_lock is not None
+        lock = self.renew_lock
+        interval = max(1.0, float(lock["duration_seconds"]) / 3)
+        while True:
+            try:
+                held = await renew_async(
+                    hook,
+                    lock["service"],
+                    lock["namespace"],
+                    lock["rollout_id"],
+                    int(lock["duration_seconds"]),
+                )
+            except Exception as error:  # the wait goes on; the next step renews or sees the loss
+                self.log.warning("Could not renew the rollout lock: %s", error_text(error))
+            else:
+                if not held:
+                    self.log.warning("Rollout lock of %s is no longer held by this rollout", lock["service"])
+                    return
+            await asyncio.sleep(interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the import path and the arguments that recreate this trigger."""
@@ -75,8 +105,20 @@ class _KnativeWatchTrigger(BaseTrigger):
         return " ".join(str(part) for part in parts if part)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Watch the object and yield exactly one event."""
+        """Watch the object and yield exactly one event (renewing the rollout lock meanwhile, if asked)."""
         hook = AsyncKnativeServingHook(**self.hook_params)
+        keeper = asyncio.create_task(self._keep_lock(hook)) if self.renew_lock else None
+        try:
+            async for event in self._watch(hook):
+                yield event
+                return
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _watch(self, hook: AsyncKnativeServingHook) -> AsyncIterator[TriggerEvent]:
         last: dict[str, Any] | None = None
         try:
             async for obj in hook.watch_object(
@@ -88,9 +130,15 @@ class _KnativeWatchTrigger(BaseTrigger):
                     yield event
                     return
         except Exception as error:
+            # A refusal (403, 404, 400...) fails the same way on every retry: say so, so the task need not
+            # retry; anything else (the cluster stayed unreachable) may pass.
+            extra: dict[str, Any] = {"permanent": isinstance(error, KnativeRolloutError)}
+            if isinstance(error, KnativeWatchRefusedError):
+                extra["reason"] = error.reason
             yield self._event(
                 "error",
                 f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error_text(error)}",
+                **extra,
             )
             return
         yield self._event(
@@ -108,6 +156,8 @@ class KnativeRevisionReadyTrigger(_KnativeWatchTrigger):
     :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
     :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
     :param carry: small values the resumed task needs, returned in the event.
+    :param renew_lock: ``{"service", "namespace", "rollout_id", "duration_seconds"}``: the rollout lock
+        this wait renews while it lasts.
     """
 
     resource = REVISION
@@ -144,6 +194,7 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
     :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
     :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
     :param carry: small values the resumed task needs, returned in the event.
+    :param renew_lock: the rollout lock this wait renews while it lasts (see the Revision trigger).
     """
 
     resource = KSVC
@@ -202,6 +253,76 @@ class KnativeServiceReadyTrigger(_KnativeWatchTrigger):
         served = sorted(traffic_keys((obj.get("status") or {}).get("traffic") or []), key=str)
         wanted = sorted(traffic_keys(self.expected_traffic), key=str)
         return f"{super().progress(obj)}; traffic {served}, wanted {wanted}"
+
+
+class KnativeLockFreeTrigger(_KnativeWatchTrigger):
+    """Wait until a Service's rollout Lease is free: released, or expired because its holder stopped renewing.
+
+    The Lease is watched; since expiry is the passing of time rather than a change, each watch lasts only
+    until the current holder's Lease would expire, then the Lease is judged again.
+
+    :param name: the Lease name (``lease_name(service)``).
+    :param namespace: its namespace.
+    :param rollout_id: the rollout that waits (a Lease it holds already counts as free).
+    :param timeout_seconds: how long to wait before yielding a ``timeout`` event.
+    :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (connection).
+    :param carry: small values the resumed task needs, returned in the event.
+    """
+
+    resource = LEASE
+
+    def __init__(self, *, rollout_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rollout_id = rollout_id
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {**super()._kwargs(), "rollout_id": self.rollout_id}
+
+    def decide(self, obj: dict[str, Any] | None) -> TriggerEvent | None:
+        """Return success once nobody else holds the Lease."""
+        holding = holding_of(obj, datetime.now(UTC))
+        if holding.held_by_other(self.rollout_id):
+            return None
+        return self._event("success", f"rollout lock {self.name} is free", previous_holder=holding.holder)
+
+    def progress(self, obj: dict[str, Any] | None) -> str:
+        """Return who held the Lease last."""
+        holding = holding_of(obj, datetime.now(UTC))
+        return f"held by {holding.holder} since {holding.since}" if holding.holder else "free"
+
+    async def _watch(self, hook: AsyncKnativeServingHook) -> AsyncIterator[TriggerEvent]:
+        deadline = time.monotonic() + self.timeout_seconds
+        last: dict[str, Any] | None = None
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                holding = holding_of(last, datetime.now(UTC))
+                # Watch until the current holder's Lease would expire (first round: read it at once).
+                window = min(remaining, max(0.5, holding.seconds_left(datetime.now(UTC)) + 0.5))
+                async for obj in hook.watch_object(
+                    self.resource, self.name, self.namespace, timeout_seconds=window
+                ):
+                    last = obj
+                    event = self.decide(obj)
+                    if event is not None:
+                        yield event
+                        return
+                if last is None:  # no Lease at all: free
+                    yield self._event("success", f"rollout lock {self.name} is free", previous_holder=None)
+                    return
+                event = self.decide(last)
+                if event is not None:
+                    yield event
+                    return
+        except Exception as error:
+            yield self._event(
+                "error", f"watching Lease {self.namespace}/{self.name} failed: {error_text(error)}"
+            )
+            return
+        yield self._event(
+            "timeout",
+            f"rollout lock {self.namespace}/{self.name} was not free within {self.timeout_seconds:g}s; "
+            f"{self.progress(last)}",
+        )
 
 
 def run_inline(trigger: BaseTrigger, *, within: float | None = None) -> dict[str, Any] | None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from knative_rollout.operators.loadtest import LoadTestGateOperator
+from knative_rollout.operators.lock import KnativeLockOperator
 from knative_rollout.operators.rollout import (
     KnativeDeployRevisionOperator,
     KnativePromoteOperator,
     KnativeRollbackOperator,
     KnativeSetTrafficOperator,
-    KnativeTeardownOperator,
 )
+from knative_rollout.operators.teardown import KnativeTeardownOperator
 
 __all__ = [
     "KnativeDeployRevisionOperator",
+    "KnativeLockOperator",
     "KnativePromoteOperator",
     "KnativeRollbackOperator",
     "KnativeSetTrafficOperator",

@@ -11,19 +11,25 @@ from airflow.sdk import BaseOperator
 
 from knative_rollout.exceptions import (
     KnativeInputError,
+    KnativeLockHeldError,
     KnativeRevisionFailedError,
+    KnativeRolloutConflictError,
     KnativeTemporaryError,
     permanent_input_errors,
 )
 from knative_rollout.hooks import KnativeServingHook, utc_now
 from knative_rollout.links import SERVICE_URL_XCOM_KEY, TAG_URL_XCOM_KEY, KnativeServiceLink
+from knative_rollout.locks import LockResult, RolloutLock
 from knative_rollout.policy import RolloutState
 from knative_rollout.resources import (
+    DEFAULT_LEASE_SECONDS,
+    LeaseHolding,
     RevisionInfo,
     apply_state,
     check_namespace,
     check_service_name,
     is_managed,
+    parse_int,
     revision_info,
     state_from_annotations,
     traffic_keys,
@@ -99,20 +105,55 @@ class KnativeConnectionOperator(BaseOperator):
         }
 
 
+def writer_of(context: Context) -> str:
+    """Return who writes from this task, for the Service's history: ``dag_id/run_id/task_id/try``."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    task = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}[{map_index}]"
+    return f"{ti.dag_id}/{ti.run_id}/{task}/{ti.try_number}"
+
+
+def held_message(service: str, holding: LeaseHolding, rollout_id: str | None) -> str:
+    """Return why a step may not change a Service whose lock another rollout holds."""
+    mine = f"this rollout ({rollout_id})" if rollout_id else "this task"
+    return (
+        f"Knative Service {service} is held by another rollout: {holding.holder} (lock taken "
+        f"{holding.since}, expires {holding.expires:%Y-%m-%dT%H:%M:%SZ} unless renewed); {mine} changed "
+        "nothing. Wait for it to finish (progressive_rollout(on_conflict='wait')) or retry later; a lock "
+        "whose rollout was killed expires on its own"
+        if holding.expires
+        else f"Knative Service {service} is held by another rollout: {holding.holder}; {mine} changed nothing"
+    )
+
+
 class KnativeBaseOperator(KnativeConnectionOperator):
     """Base of the rollout operators: one Knative Service, a connection, and waits that defer.
 
     Takes the connection parameters of :class:`KnativeConnectionOperator` too.
 
+    Inside a rollout (``rollout_id`` set, as :func:`~knative_rollout.task_groups.progressive_rollout`
+    does), a step renews the rollout's lock before it writes (and its deferred waits renew it), and
+    refuses to write when the Service's rollout record names another rollout. Outside one, a step
+    refuses to write while a rollout holds the lock.
+
     :param service_name: Knative Service name (DNS-1035). (templated)
     :param namespace: its namespace. (templated)
+    :param rollout_id: the rollout this step belongs to; empty for a step on its own. (templated)
+    :param lock_duration: seconds the rollout's lock lasts without renewal (see
+        :data:`~knative_rollout.resources.DEFAULT_LEASE_SECONDS`). (templated)
     :param deferrable: wait in the triggerer (default) instead of holding a worker slot.
     :param wait_timeout: seconds to wait for Knative to reach the requested state.
     :param inline_wait_seconds: when deferrable, watch this long in the worker before deferring (see
         :meth:`wait`); 0 defers at once.
     """
 
-    template_fields: tuple[str, ...] = ("service_name", "namespace", *CONNECTION_FIELDS)
+    template_fields: tuple[str, ...] = (
+        "service_name",
+        "namespace",
+        "rollout_id",
+        "lock_duration",
+        *CONNECTION_FIELDS,
+    )
     operator_extra_links: tuple[KnativeServiceLink, ...] = (KnativeServiceLink(),)
     ui_color = "#cce8ff"
 
@@ -121,6 +162,8 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         *,
         service_name: str,
         namespace: str = "default",
+        rollout_id: str | None = None,
+        lock_duration: int | str = DEFAULT_LEASE_SECONDS,
         deferrable: bool = True,
         wait_timeout: float = 600,
         inline_wait_seconds: float = INLINE_WAIT_SECONDS,
@@ -129,15 +172,20 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         super().__init__(**kwargs)
         self.service_name = service_name
         self.namespace = namespace
+        self.rollout_id = rollout_id
+        self.lock_duration = lock_duration
         self.deferrable = deferrable
         self.wait_timeout = wait_timeout
         self.inline_wait_seconds = inline_wait_seconds
 
     def validate_target(self) -> None:
-        """Check the Service name, namespace, connection and namespace guardrail, before any API call."""
+        """Check the Service name, namespace, rollout, connection and guardrail, before any API call."""
         with permanent_input_errors():
             check_service_name(self.service_name)
             check_namespace(self.namespace)
+            self.lock_duration = parse_int(self.lock_duration, "lock_duration", minimum=1)
+        # A template that rendered nothing (no rollout) reads as no rollout, not as a rollout named "".
+        self.rollout_id = str(self.rollout_id).strip() or None if self.rollout_id is not None else None
         self.hook.check_connection()
         with permanent_input_errors():
             self.guardrails.check_namespace(self.namespace)
@@ -162,6 +210,56 @@ class KnativeBaseOperator(KnativeConnectionOperator):
                 "to hand it over, or use another service name"
             )
 
+    @cached_property
+    def lock(self) -> RolloutLock:
+        """Return the Service's rollout lock."""
+        return RolloutLock(self.hook, self.service_name, self.namespace)
+
+    @property
+    def service_path(self) -> str:
+        """Return ``namespace/name`` of the Service, for messages."""
+        return f"{self.namespace}/{self.service_name}"
+
+    def hold_lock(self) -> LockResult | None:
+        """Renew this rollout's lock before a write; outside a rollout, check that no rollout holds it.
+
+        :raises KnativeLockHeldError: when another rollout holds it (nothing was changed).
+        """
+        if self.rollout_id:
+            result = self.lock.acquire(self.rollout_id, int(self.lock_duration))
+            if not result.acquired:
+                raise KnativeLockHeldError(held_message(self.service_path, result.before, self.rollout_id))
+            return result
+        holding = self.lock.holding()
+        if holding.held_by_other(None):
+            raise KnativeLockHeldError(held_message(self.service_path, holding, None))
+        return None
+
+    def lock_renewal(self) -> dict[str, Any] | None:
+        """Return what a deferred wait needs to renew this rollout's lock (``None`` outside a rollout)."""
+        if not self.rollout_id:
+            return None
+        return {
+            "service": self.service_name,
+            "namespace": self.namespace,
+            "rollout_id": self.rollout_id,
+            "duration_seconds": int(self.lock_duration),
+        }
+
+    def check_owner(self, state: RolloutState) -> None:
+        """Refuse to write when the Service's rollout record names another rollout than this step's.
+
+        :raises KnativeRolloutConflictError: naming the other rollout and since when.
+        """
+        if self.rollout_id and state.rollout_id != self.rollout_id:
+            other = state.rollout_id or "a change made outside any rollout"
+            raise KnativeRolloutConflictError(
+                f"Knative Service {self.service_path} is now rolled out by {other} (since "
+                f"{state.rollout_since or 'unknown'}, phase {state.phase.value}), not by this rollout "
+                f"({self.rollout_id}); this step changed nothing. The other rollout decides what happens to "
+                "it; run this rollout again once it has finished"
+            )
+
     def recorded_state(self) -> RolloutState:
         """Return the rollout state recorded on the Service now."""
         service = self.hook.get_service(self.service_name, self.namespace)
@@ -174,24 +272,31 @@ class KnativeBaseOperator(KnativeConnectionOperator):
 
     def rewrite(
         self,
+        context: Context,
         compute: Callable[
             [dict[str, Any], RolloutState], tuple[dict[str, Any], RolloutState, str, str] | None
         ],
         *,
         record_always: bool = False,
+        starts_rollout: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Change the Service's spec and rollout state in one optimistic-concurrency write.
 
         ``compute(service, state)`` gets a fresh copy of the Service and its state (again after a 409) and
         returns ``(new spec, new state, action, detail)``, or ``None`` for no change. Unless
         ``record_always``, nothing is written when traffic, template name and state position are already
-        as computed, so a retry changes nothing twice. A write adds a history entry and a Kubernetes Event.
+        as computed, so a retry changes nothing twice. A write adds a history entry naming this task, and
+        a Kubernetes Event. Inside a rollout the record must name it (:meth:`check_owner`), checked on the
+        very copy that is written, unless this write ``starts_rollout`` (the deploy).
         """
         written_action: tuple[str, str] | None = None
+        writer = writer_of(context)
 
         def mutate(service: dict[str, Any]) -> dict[str, Any] | None:
             nonlocal written_action
             state = state_from_annotations(service["metadata"].get("annotations"))
+            if not starts_rollout:
+                self.check_owner(state)
             with permanent_input_errors():
                 outcome = compute(service, state)
             if outcome is None:
@@ -201,7 +306,7 @@ class KnativeBaseOperator(KnativeConnectionOperator):
                 return None
             service["spec"] = spec
             service["metadata"]["annotations"] = apply_state(
-                service["metadata"].get("annotations"), new_state.recorded(utc_now(), action, detail)
+                service["metadata"].get("annotations"), new_state.recorded(utc_now(), action, detail, writer)
             )
             written_action = (action, detail)
             return service
@@ -246,6 +351,7 @@ class KnativeBaseOperator(KnativeConnectionOperator):
             expected_traffic=list(service["spec"].get("traffic") or []),
             hook_params=self.trigger_hook_params(),
             carry=carry,
+            renew_lock=self.lock_renewal(),
         )
         return self.wait(context, trigger, method_name)
 
@@ -256,6 +362,12 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         status = event.get("status")
         if status == "success":
             if event.get("superseded"):
+                if self.rollout_id:
+                    # Inside a rollout nobody else may change the split: this is a conflict, not a success.
+                    raise KnativeRolloutConflictError(
+                        f"{doing}: {event.get('message')}. This rollout ({self.rollout_id}) did not write "
+                        "that change; see the Service's rollout history for who did"
+                    )
                 self.log.warning("%s: %s", doing, event.get("message"))
             return event
         message = f"{doing}: {event.get('message')}"

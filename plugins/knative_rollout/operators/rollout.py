@@ -1,4 +1,4 @@
-"""The rollout operators: deploy a revision, set traffic, promote, roll back, tear down.
+"""The rollout operators: deploy a revision, set traffic, promote, roll back.
 
 Each one validates its input and the guardrails before any write, changes the Service in one
 optimistic-concurrency write (spec and rollout state together), and then waits, deferred, for Knative
@@ -9,26 +9,38 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from knative_rollout.exceptions import KnativeInputError, KnativeRevisionFailedError, permanent_input_errors
+from airflow.sdk.exceptions import AirflowSkipException
+
+from knative_rollout.exceptions import (
+    KnativeInputError,
+    KnativeNotFoundError,
+    KnativeRevisionFailedError,
+    KnativeRolloutConflictError,
+    permanent_input_errors,
+)
 from knative_rollout.hooks import utc_now
 from knative_rollout.links import KnativeServiceLink, KnativeTagLink
-from knative_rollout.operators.base import KnativeBaseOperator
+from knative_rollout.operators.base import KnativeBaseOperator, writer_of
 from knative_rollout.policy import RolloutPhase, RolloutState
 from knative_rollout.resources import (
     DEFAULT_CANDIDATE_TAG,
     STABLE_TAG,
+    DeployKind,
+    DeployPlan,
     RevisionInfo,
     RevisionSpec,
+    adopted_stable,
     apply_state,
-    check_keep,
     check_percent,
     check_revision_name,
     check_tag,
-    deletable_revisions,
     describe_split,
+    parse_bool,
     pinned_traffic,
+    plan_deploy,
     render_service,
     render_template,
     render_traffic,
@@ -41,6 +53,9 @@ from knative_rollout.triggers import KnativeRevisionReadyTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+DEPLOY_XCOM_KEY = "deploy"
+"""Where a deploy that found nothing to roll out (and skipped) leaves its summary."""
 
 
 def _url_of_tag(event: Mapping[str, Any], tag: str | None) -> str | None:
@@ -65,6 +80,12 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
     The new revision must become Ready before any traffic moves to it; if it fails (bad image, crash,
     probe), the task fails with Knative's reason and traffic stays as it was.
 
+    What a deploy does is decided before anything is written (:mod:`knative_rollout.resources.deploys`):
+    the spec of the stable revision changes nothing ("nothing to roll out"); the spec of the previous
+    stable or of an older revision is refused unless ``allow_older``; a revision that failed before is
+    refused until ``attempt`` gives it a new name. A managed Service that serves traffic but records no
+    stable revision first records the revision serving it as stable.
+
     :param image: container image. (templated)
     :param env: environment variables (a dict). (templated)
     :param resources: container ``requests``/``limits``; kept as ``container_resources``. (templated)
@@ -72,8 +93,17 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
     :param autoscaling: Knative autoscaling settings, e.g. ``{"min-scale": 1}``. (templated)
     :param container_port: port the container listens on (Knative passes it as ``PORT``).
     :param tag: tag of the candidate, giving it ``http://{tag}-{service}.{namespace}.{domain}``. (templated)
-    :param traffic_percent: traffic the candidate gets once Ready; the stable keeps the rest.
-    :return: ``{"revision", "url", "tag_url", "stable_revision"}``.
+    :param traffic_percent: traffic the candidate gets once Ready; the stable keeps the rest. (templated)
+    :param allow_older: roll out the previous stable or an older revision on purpose. (templated)
+    :param attempt: 0, or a number mixed into the revision's name so that a spec whose revision failed
+        can be deployed again once the cause is fixed (same attempt, same name). (templated)
+    :param only_if_missing: only create the Service when it does not exist; an existing one is left as it
+        is (a bootstrap step that is safe to run every time). (templated)
+    :param skip_if_unchanged: when there is nothing to roll out, push the summary to the ``deploy`` XCom
+        and skip, so the rollout's later steps are skipped too (``progressive_rollout`` sets it).
+    :param create_service: create the Service when it does not exist (its first revision then serves
+        100% at once); ``progressive_rollout`` turns it off, since a rollout needs a stable revision.
+    :return: ``{"revision", "url", "tag_url", "stable_revision", "unchanged"}``.
     """
 
     template_fields = (
@@ -85,6 +115,9 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         "autoscaling",
         "tag",
         "traffic_percent",
+        "allow_older",
+        "attempt",
+        "only_if_missing",
     )
     template_fields_renderers = {
         "env": "json",
@@ -104,7 +137,12 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         autoscaling: dict[str, Any] | None = None,
         container_port: int | None = None,
         tag: str = DEFAULT_CANDIDATE_TAG,
-        traffic_percent: int = 0,
+        traffic_percent: int | str = 0,
+        allow_older: bool | str = False,
+        attempt: int | str = 0,
+        only_if_missing: bool | str = False,
+        skip_if_unchanged: bool = False,
+        create_service: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,9 +155,14 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         self.container_port = container_port
         self.tag = tag
         self.traffic_percent = traffic_percent
+        self.allow_older = allow_older
+        self.attempt = attempt
+        self.only_if_missing = only_if_missing
+        self.skip_if_unchanged = skip_if_unchanged
+        self.create_service = create_service
 
     def execute(self, context: Context) -> Any:
-        """Validate, write the revision's template (traffic pinned), and wait for it to be Ready."""
+        """Validate, decide what the deploy means, write the template (traffic pinned), wait for Ready."""
         with permanent_input_errors():
             spec = RevisionSpec.build(
                 image=self.image,
@@ -128,9 +171,12 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
                 annotations=self.annotations,
                 autoscaling=self.autoscaling,
                 container_port=self.container_port,
+                attempt=self.attempt,
             )
             check_tag(self.tag)
-            check_percent(self.traffic_percent, "traffic_percent")
+            self.traffic_percent = check_percent(self.traffic_percent, "traffic_percent")
+            self.allow_older = parse_bool(self.allow_older, "allow_older")
+            self.only_if_missing = parse_bool(self.only_if_missing, "only_if_missing")
         self.validate_target()
         with permanent_input_errors():
             self.guardrails.check_image(spec.image)
@@ -139,53 +185,139 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         revision = template["metadata"]["name"]
 
         service = self.hook.find_service(self.service_name, self.namespace)
-        if service is None:
-            state = (
-                RolloutState().deploying().recorded(utc_now(), "Deploying", f"creating revision {revision}")
-            )
-            created = self.hook.create_service(
-                render_service(self.service_name, self.namespace, spec, apply_state({}, state))
-            )
-            if created is not None:
-                self.log.info(
-                    "Created Service %s/%s with revision %s", self.namespace, self.service_name, revision
-                )
-                self.hook.record_event(created, "Deploying", f"creating revision {revision}")
-            service = created
-        if service is None or self.hook.find_revision(revision, self.namespace) is None:
-            self.ensure_managed(service or self.hook.get_service(self.service_name, self.namespace))
-            self.rewrite(lambda current, state: self._with_template(current, state, template))
-        else:
+        if service is not None and self.only_if_missing:
             self.ensure_managed(service)
+            return self._unchanged(context, service, f"service {self.service_path} exists; left as it is")
+        if service is None and not self.create_service:
+            raise KnativeNotFoundError(
+                f"Knative Service {self.service_path} does not exist, and a rollout needs a stable revision "
+                "to compare with and fall back to; deploy the first one with KnativeDeployRevisionOperator "
+                "(only_if_missing=True makes that step safe to run every time)"
+            )
+        self.hold_lock()
+        if service is None:
+            service = self._create(context, spec, revision)
+        if service is not None:
+            self.ensure_managed(service)
+            self._adopt_stable(context, service)
+            revisions = self.revision_infos()
+            plans: list[DeployPlan] = []
+            service, _ = self.rewrite(
+                context,
+                lambda current, state: self._start(current, state, template, revisions, plans),
+                starts_rollout=True,
+            )
+            if plans and plans[-1].kind is DeployKind.UNCHANGED:
+                return self._unchanged(context, service, plans[-1].reason)
         trigger = KnativeRevisionReadyTrigger(
             name=revision,
             namespace=self.namespace,
             timeout_seconds=self.wait_timeout,
             hook_params=self.trigger_hook_params(),
+            renew_lock=self.lock_renewal(),
         )
         return self.wait(context, trigger, "execute_complete")
 
-    def _with_template(
-        self, service: dict[str, Any], state: RolloutState, template: dict[str, Any]
+    def _create(self, context: Context, spec: RevisionSpec, revision: str) -> dict[str, Any] | None:
+        """Create the Service with its first revision; return ``None`` when this deploy created it."""
+        state = RolloutState()
+        if self.rollout_id:
+            state = state.started_by(self.rollout_id, revision, utc_now())
+        state = state.deploying().recorded(
+            utc_now(), "Deploying", f"creating revision {revision}", writer_of(context)
+        )
+        created = self.hook.create_service(
+            render_service(self.service_name, self.namespace, spec, apply_state({}, state))
+        )
+        if created is None:
+            # Someone created it first: deploy into theirs like into any existing Service.
+            return self.hook.get_service(self.service_name, self.namespace)
+        self.log.info("Created Service %s with revision %s", self.service_path, revision)
+        self.hook.record_event(created, "Deploying", f"creating revision {revision}")
+        return None
+
+    def _adopt_stable(self, context: Context, service: Mapping[str, Any]) -> None:
+        """Record as stable the revision serving a Service that records none, before anything else."""
+        if state_from_annotations(service["metadata"].get("annotations")).stable:
+            return
+
+        def adopt(
+            current: dict[str, Any], state: RolloutState
+        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+            if state.stable:
+                return None
+            adopted = adopted_stable(split_of(pinned_traffic(current)), self.service_name)
+            if adopted is None:
+                return None
+            spec = dict(current["spec"])
+            spec["traffic"] = render_traffic({adopted: 100}, {adopted: STABLE_TAG})
+            detail = f"{adopted} serves all traffic and no stable revision was recorded: adopted as stable"
+            return spec, replace(state, stable=adopted, phase=RolloutPhase.STABLE), "Adopted", detail
+
+        self.rewrite(context, adopt, starts_rollout=True)
+
+    def _start(
+        self,
+        service: dict[str, Any],
+        state: RolloutState,
+        template: dict[str, Any],
+        revisions: Mapping[str, RevisionInfo],
+        plans: list[DeployPlan],
     ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
         revision = template["metadata"]["name"]
-        if revision in (state.stable, state.candidate):
+        if state.is_active() and state.rollout_id != self.rollout_id:
+            other = state.rollout_id or "a change made outside any rollout"
+            raise KnativeRolloutConflictError(
+                f"Knative Service {self.service_path} is in the middle of another rollout ({other}, "
+                f"since {state.rollout_since or 'unknown'}: candidate {state.candidate}, phase "
+                f"{state.phase.value}); nothing was changed. Finish it first: promote it, or roll it "
+                "back with KnativeRollbackOperator"
+            )
+        plan = plan_deploy(
+            revision, state, revisions, allow_older=bool(self.allow_older), attempt=int(self.attempt)
+        )
+        plans.append(plan)
+        if plan.kind is DeployKind.UNCHANGED:
             return None
         spec = dict(service["spec"])
-        spec["template"] = template
-        if state.stable is None:
-            spec["traffic"] = render_traffic({revision: 100}, {revision: STABLE_TAG})
-        else:
-            spec["traffic"] = pinned_traffic(service)
-        return spec, state.deploying(), "Deploying", f"creating revision {revision}"
+        if plan.kind is DeployKind.CREATE:
+            spec["template"] = template
+        spec["traffic"] = (
+            render_traffic({revision: 100}, {revision: STABLE_TAG})
+            if state.stable is None
+            else pinned_traffic(service)
+        )
+        started = state.started_by(self.rollout_id, revision, utc_now()) if self.rollout_id else state
+        return spec, started.deploying(), "Deploying", plan.reason
+
+    def _unchanged(self, context: Context, service: Mapping[str, Any], reason: str) -> dict[str, Any]:
+        """Return (or, in a rollout, push and skip with) the summary of a deploy that changed nothing."""
+        state = state_from_annotations(service["metadata"].get("annotations"))
+        url = service.get("status", {}).get("url")
+        result = {
+            "revision": state.stable,
+            "url": url,
+            "tag_url": None,
+            "stable_revision": state.stable,
+            "unchanged": True,
+            "reason": reason,
+        }
+        self.log.info("Nothing to roll out: %s", reason)
+        self.push_urls(context, url)
+        if self.skip_if_unchanged:
+            context["ti"].xcom_push(key=DEPLOY_XCOM_KEY, value=result)
+            raise AirflowSkipException(f"nothing to roll out: {reason}")
+        return result
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the revision is Ready, route traffic to it; if it failed, record that and fail."""
         revision = str(event.get("name"))
         if event.get("status") == "failed":
-            self._record_failure(revision, str(event.get("message")))
+            self._record_failure(context, revision, str(event.get("message")))
         self.check_event(event, f"waiting for revision {revision}")
-        service, _ = self.rewrite(lambda current, state: self._with_traffic(current, state, revision))
+        service, _ = self.rewrite(
+            context, lambda current, state: self._with_traffic(current, state, revision)
+        )
         return self.wait_for_traffic(context, service, "traffic_complete", revision=revision)
 
     def _with_traffic(
@@ -197,12 +329,13 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
         if state.stable is None:
             spec["traffic"] = render_traffic({revision: 100}, {revision: STABLE_TAG})
             return spec, state.first_deployed(revision), "Deployed", f"revision {revision} is stable at 100%"
-        split = {state.stable: 100 - self.traffic_percent, revision: self.traffic_percent}
+        percent = int(self.traffic_percent)
+        split = {state.stable: 100 - percent, revision: percent}
         spec["traffic"] = render_traffic(split, {state.stable: STABLE_TAG, revision: self.tag})
         detail = f"candidate {revision} is Ready; traffic {describe_split(split)}"
-        return spec, state.candidate_deployed(revision, self.traffic_percent), "CandidateDeployed", detail
+        return spec, state.candidate_deployed(revision, percent), "CandidateDeployed", detail
 
-    def _record_failure(self, revision: str, message: str) -> None:
+    def _record_failure(self, context: Context, revision: str, message: str) -> None:
         def failed(
             service: dict[str, Any], state: RolloutState
         ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
@@ -211,9 +344,10 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
             return service["spec"], state.failed(), "RevisionFailed", message
 
         # Recorded even when the phase already says Failed: the history tells which revision and why.
-        self.rewrite(failed, record_always=True)
+        self.rewrite(context, failed, record_always=True)
         raise KnativeRevisionFailedError(
-            f"{message}. Traffic was not changed. Fix the image or its configuration and deploy again"
+            f"{message}. Traffic was not changed. Fix the image or its configuration and deploy again with "
+            f"attempt={int(self.attempt) + 1} (Knative never starts a failed revision again)"
         )
 
     def traffic_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -227,6 +361,7 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
             "url": event.get("url"),
             "tag_url": _url_of_tag(event, tag),
             "stable_revision": state.stable,
+            "unchanged": False,
         }
         self.push_urls(context, result["url"], result["tag_url"])
         return result
@@ -236,13 +371,24 @@ class _KnativeTrafficChangeOperator(KnativeBaseOperator):
     """Compute a new traffic split from the Service and its rollout state, write it, wait until it is served.
 
     Subclasses say what the split is (:meth:`compute`) and what the task returns (:meth:`summary`).
+
+    :param revision: the revision this step acts on; inside a rollout, the one its deploy returned, so
+        that nothing another writer deployed can be shifted or promoted by it. (templated)
     """
 
+    template_fields = (*KnativeBaseOperator.template_fields, "revision")
     serving: str
     """What the Service serves once done, for messages: "to serve {serving}"."""
 
+    def __init__(self, *, revision: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.revision = revision
+
     def check_input(self) -> None:
         """Check the operator's own arguments before any API call."""
+        if self.revision is not None:
+            with permanent_input_errors():
+                self.revision = check_revision_name(str(self.revision).strip())
 
     def compute(
         self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
@@ -259,8 +405,9 @@ class _KnativeTrafficChangeOperator(KnativeBaseOperator):
         self.check_input()
         self.validate_target()
         self.managed_service()
+        self.hold_lock()
         revisions = self.revision_infos()
-        service, _ = self.rewrite(lambda current, state: self.compute(current, state, revisions))
+        service, _ = self.rewrite(context, lambda current, state: self.compute(current, state, revisions))
         return self.wait_for_traffic(context, service, "execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -269,22 +416,37 @@ class _KnativeTrafficChangeOperator(KnativeBaseOperator):
         self.push_urls(context, event.get("url"))
         return self.summary(event)
 
+    def candidate_of(self, state: RolloutState) -> RolloutState:
+        """Return ``state`` with its candidate checked against (or set from) this step's ``revision``.
+
+        :raises KnativeRolloutConflictError: when the Service's candidate is another revision.
+        """
+        if self.revision is None or state.candidate == self.revision:
+            return state
+        raise KnativeRolloutConflictError(
+            f"the candidate of Knative Service {self.service_path} is {state.candidate}, not {self.revision} "
+            "(the revision this step was given); nothing was changed. Another writer changed the rollout: "
+            "see the Service's rollout history"
+        )
+
 
 class KnativeSetTrafficOperator(_KnativeTrafficChangeOperator):
     """Set the traffic split; revisions by name or as ``@stable``, ``@candidate``, ``@latest``.
 
     Percents must sum to 100 and every revision with traffic must exist and be Ready; this is checked
-    before anything is written. The task ends when ``status.traffic`` shows the split.
+    before anything is written. The task ends when ``status.traffic`` shows the split. The aliases
+    resolve against the Service's rollout record; with ``revision``, ``@candidate`` is that revision and
+    the step fails unless the record's candidate is it.
 
-    :param traffic: e.g. ``{"@stable": 90, "@candidate": 10}``. (templated)
+    :param traffic: e.g. ``{"@stable": 90, "@candidate": 10}``; percents may be templated text. (templated)
     :return: ``{"traffic": {revision: percent}, "url"}``.
     """
 
-    template_fields = (*KnativeBaseOperator.template_fields, "traffic")
+    template_fields = (*_KnativeTrafficChangeOperator.template_fields, "traffic")
     template_fields_renderers = {"traffic": "json"}
     serving = "the new traffic"
 
-    def __init__(self, *, traffic: Mapping[str, int], **kwargs: Any) -> None:
+    def __init__(self, *, traffic: Mapping[str, int | str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.traffic = traffic
 
@@ -292,6 +454,7 @@ class KnativeSetTrafficOperator(_KnativeTrafficChangeOperator):
         self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
     ) -> tuple[dict[str, Any], RolloutState, str, str]:
         """Resolve the requested split and tag its revisions."""
+        state = self.candidate_of(state)
         latest = service.get("status", {}).get("latestCreatedRevisionName")
         split = resolve_traffic(self.traffic, state=state, revisions=revisions, latest=latest)
         tags = traffic_tags(split, state, _candidate_tag(service, state))
@@ -306,9 +469,10 @@ class KnativeSetTrafficOperator(_KnativeTrafficChangeOperator):
 
 
 class KnativePromoteOperator(_KnativeTrafficChangeOperator):
-    """Promote the candidate: 100% of traffic, recorded as stable; the old stable is kept as rollback target.
+    """Promote the candidate (or ``revision``): 100% of traffic, recorded as stable; the old stable is kept.
 
-    Promoting again after a promotion changes nothing.
+    Promoting again after a promotion changes nothing. Inside a rollout, the promotion ends it: the
+    rollout lock is released once the Service serves the promoted revision.
 
     :return: ``{"stable_revision", "previous_stable_revision", "url"}``.
     """
@@ -319,9 +483,10 @@ class KnativePromoteOperator(_KnativeTrafficChangeOperator):
         self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
     ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
         """Move all traffic to the Ready candidate and record it as stable."""
+        if state.phase is RolloutPhase.PROMOTED and self.revision in (None, state.stable):
+            return None
+        state = self.candidate_of(state)
         if state.candidate is None:
-            if state.phase is RolloutPhase.PROMOTED:
-                return None
             raise KnativeInputError(
                 f"service {self.service_name} has no candidate revision to promote (phase "
                 f"{state.phase.value}); deploy one with KnativeDeployRevisionOperator first"
@@ -333,8 +498,10 @@ class KnativePromoteOperator(_KnativeTrafficChangeOperator):
         return spec, state.promoted(), "Promoted", detail
 
     def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the new stable revision and the one kept for rollback."""
+        """Return the new stable revision and the one kept for rollback; end the rollout's lock."""
         state = self.recorded_state()
+        if self.rollout_id:
+            self.lock.release(self.rollout_id)
         return {
             "stable_revision": state.stable,
             "previous_stable_revision": state.previous_stable,
@@ -345,31 +512,69 @@ class KnativePromoteOperator(_KnativeTrafficChangeOperator):
 class KnativeRollbackOperator(_KnativeTrafficChangeOperator):
     """Send all traffic back to the stable revision (or ``revision``); works from any phase.
 
-    During a canary the target is the stable revision; right after a promotion it is the previous stable
-    (an "undo"). The candidate loses its tag. Rolling back again changes nothing.
+    The target is the recorded stable revision, whatever phase the Service is in; undoing a promotion
+    (back to the stable revision before it) is asked for with ``undo_promotion=True`` or by naming the
+    revision. The candidate loses its tag. Rolling back again changes nothing.
 
-    :param revision: revision to roll back to, instead of the recorded one. (templated)
-    :return: ``{"stable_revision", "url"}``.
+    Inside a rollout (``rollout_id``) it undoes only that rollout: when the Service's record names another
+    rollout, or this rollout never changed it, or it promoted, nothing is changed. It then releases the
+    rollout's lock.
+
+    :param revision: revision to roll back to, instead of the recorded stable one. (templated)
+    :param undo_promotion: right after a promotion, go back to the previous stable revision. (templated)
+    :return: ``{"stable_revision", "url", "rolled_back"}``.
     """
 
-    template_fields = (*KnativeBaseOperator.template_fields, "revision")
+    template_fields = (*_KnativeTrafficChangeOperator.template_fields, "undo_promotion")
     serving = "the rollback"
 
-    def __init__(self, *, revision: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, undo_promotion: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.revision = revision
+        self.undo_promotion = undo_promotion
 
     def check_input(self) -> None:
-        """Check the revision name, when one is given."""
-        if self.revision is not None:
-            with permanent_input_errors():
-                check_revision_name(self.revision)
+        """Check the revision name and the flag."""
+        super().check_input()
+        with permanent_input_errors():
+            self.undo_promotion = parse_bool(self.undo_promotion, "undo_promotion")
+
+    def execute(self, context: Context) -> Any:
+        """Roll back, unless this rollout has nothing of its own to undo."""
+        self.check_input()
+        self.validate_target()
+        if self.rollout_id:
+            service = self.hook.find_service(self.service_name, self.namespace)
+            state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
+            reason = self._nothing_to_undo(service, state)
+            if reason:
+                self.log.info("Nothing to roll back: %s", reason)
+                self.lock.release(self.rollout_id)
+                url = (service or {}).get("status", {}).get("url")
+                self.push_urls(context, url)
+                return {"stable_revision": state.stable, "url": url, "rolled_back": False, "reason": reason}
+        return super().execute(context)
+
+    def _nothing_to_undo(self, service: Mapping[str, Any] | None, state: RolloutState) -> str | None:
+        """Return why this rollout has nothing to roll back, or ``None`` when it has."""
+        if service is None:
+            return f"service {self.service_path} does not exist"
+        if state.rollout_id != self.rollout_id:
+            other = state.rollout_id or "no rollout"
+            return (
+                f"this rollout ({self.rollout_id}) did not change {self.service_path}; its record names "
+                f"{other}"
+            )
+        if state.phase is RolloutPhase.PROMOTED and not self.undo_promotion and self.revision is None:
+            return f"this rollout promoted {state.stable}; undoing a promotion needs undo_promotion=True"
+        if state.stable is None:
+            return f"service {self.service_path} has no stable revision yet; there is nothing to go back to"
+        return None
 
     def compute(
         self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
     ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
         """Move all traffic to the rollback target and record it as stable."""
-        target = self.revision or state.rollback_target()
+        target = self.revision or state.rollback_target(undo_promotion=bool(self.undo_promotion))
         if target is None:
             raise KnativeInputError(
                 f"service {self.service_name} has no recorded stable revision to roll back to; pass "
@@ -386,76 +591,7 @@ class KnativeRollbackOperator(_KnativeTrafficChangeOperator):
         return spec, state.rolled_back(target), "RolledBack", detail
 
     def summary(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the revision that now serves all traffic."""
-        return {"stable_revision": self.recorded_state().stable, "url": event.get("url")}
-
-
-class KnativeTeardownOperator(KnativeBaseOperator):
-    """Delete what is no longer needed: old revisions, or the whole Service.
-
-    Revisions that are in traffic (even at 0% with a tag), recorded as stable, candidate or rollback
-    target, or that the template names, are never deleted; of the others the newest ``keep`` stay.
-
-    :param keep: how many unprotected revisions to keep, newest first.
-    :param delete_service: delete the Service itself (and so all its revisions) instead.
-    :return: ``{"deleted_revisions": [...], "deleted_service": bool}``.
-    """
-
-    template_fields = (*KnativeBaseOperator.template_fields, "keep", "delete_service")
-
-    def __init__(self, *, keep: int = 2, delete_service: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.keep = keep
-        self.delete_service = delete_service
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        """Delete the unprotected revisions beyond ``keep``, or the Service."""
-        with permanent_input_errors():
-            check_keep(self.keep)
-        self.validate_target()
-        service = self.hook.find_service(self.service_name, self.namespace)
-        self.push_urls(context, None if service is None else service.get("status", {}).get("url"))
-        if service is None:
-            self.log.info(
-                "Service %s/%s does not exist; nothing to tear down", self.namespace, self.service_name
-            )
-            return {"deleted_revisions": [], "deleted_service": False}
-        self.ensure_managed(service)
-        if self.delete_service:
-            self.hook.record_event(service, "Deleting", f"deleting service {self.service_name}")
-            existed = self.hook.delete_service(self.service_name, self.namespace)
-            return {"deleted_revisions": [], "deleted_service": existed}
-
-        deleted: list[str] = []
-        for name in deletable_revisions(
-            self.revision_infos().values(), protected=_protected(service), keep=self.keep
-        ):
-            # Someone may have routed traffic to it since the list was made: check again right before.
-            fresh = self.hook.get_service(self.service_name, self.namespace)
-            if name in _protected(fresh):
-                continue
-            if self.hook.delete_revision(name, self.namespace):
-                deleted.append(name)
-        if deleted:
-            detail = f"deleted revisions {', '.join(deleted)}"
-
-            def record(
-                service: dict[str, Any], state: RolloutState
-            ) -> tuple[dict[str, Any], RolloutState, str, str]:
-                return service["spec"], state, "TornDown", detail
-
-            self.rewrite(record, record_always=True)
-        return {"deleted_revisions": deleted, "deleted_service": False}
-
-
-def _protected(service: Mapping[str, Any]) -> set[str]:
-    """Return the revisions of a Service that a teardown must keep."""
-    state = state_from_annotations(service.get("metadata", {}).get("annotations"))
-    spec = service.get("spec") or {}
-    status = service.get("status") or {}
-    names = set(state.protected_revisions())
-    names.update(str(target.get("revisionName")) for target in spec.get("traffic") or [])
-    names.update(str(target.get("revisionName")) for target in status.get("traffic") or [])
-    names.add(str((spec.get("template") or {}).get("metadata", {}).get("name")))
-    names.update(str(status.get(key)) for key in ("latestCreatedRevisionName", "latestReadyRevisionName"))
-    return names
+        """Return the revision that now serves all traffic; end the rollout's lock."""
+        if self.rollout_id:
+            self.lock.release(self.rollout_id)
+        return {"stable_revision": self.recorded_state().stable, "url": event.get("url"), "rolled_back": True}

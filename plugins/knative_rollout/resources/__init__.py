@@ -13,12 +13,25 @@ The rest of the provider imports from this package; the submodules are its seams
 - :mod:`~knative_rollout.resources.traffic`: traffic splits, tags and aliases.
 - :mod:`~knative_rollout.resources.revisions`: revision readiness and teardown selection.
 - :mod:`~knative_rollout.resources.state_annotations`: the rollout state kept in the Service's annotations.
+- :mod:`~knative_rollout.resources.deploys`: what a deploy does (nothing, create, reuse) or why it is refused.
+- :mod:`~knative_rollout.resources.leases`: the per-Service rollout lock (a Lease) and who holds it.
 """
 
 from __future__ import annotations
 
+from knative_rollout.resources.deploys import DeployKind, DeployPlan, adopted_stable, plan_deploy
 from knative_rollout.resources.guardrails import GPU_RESOURCE, Guardrails, GuardrailViolation
+from knative_rollout.resources.leases import (
+    DEFAULT_LEASE_SECONDS,
+    LEASE,
+    LeaseHolding,
+    held_lease,
+    holding_of,
+    lease_name,
+    released_lease,
+)
 from knative_rollout.resources.manifests import (
+    ATTEMPT_ANNOTATION,
     AUTOSCALING_KEYS,
     AUTOSCALING_PREFIX,
     KSVC,
@@ -49,6 +62,9 @@ from knative_rollout.resources.state_annotations import (
     HISTORY_ANNOTATION,
     PHASE_ANNOTATION,
     PREVIOUS_STABLE_ANNOTATION,
+    ROLLOUT_ID_ANNOTATION,
+    ROLLOUT_REVISION_ANNOTATION,
+    ROLLOUT_SINCE_ANNOTATION,
     STABLE_ANNOTATION,
     STEP_ANNOTATION,
     apply_state,
@@ -86,20 +102,25 @@ from knative_rollout.resources.validation import (
     check_revision_name,
     check_service_name,
     image_registry,
+    parse_bool,
+    parse_int,
 )
 
 __all__ = [
     "ALIASES",
     "ANNOTATION_PREFIX",
+    "ATTEMPT_ANNOTATION",
     "AUTOSCALING_KEYS",
     "AUTOSCALING_PREFIX",
     "CANDIDATE_ALIAS",
     "CANDIDATE_ANNOTATION",
     "DEFAULT_CANDIDATE_TAG",
+    "DEFAULT_LEASE_SECONDS",
     "GPU_RESOURCE",
     "HISTORY_ANNOTATION",
     "KSVC",
     "LATEST_ALIAS",
+    "LEASE",
     "MANAGED_BY_LABEL",
     "MANAGED_BY_VALUE",
     "MAX_NAME_LENGTH",
@@ -110,18 +131,25 @@ __all__ = [
     "RESERVED_PORTS",
     "REVISION",
     "REVISION_HASH_LENGTH",
+    "ROLLOUT_ID_ANNOTATION",
+    "ROLLOUT_REVISION_ANNOTATION",
+    "ROLLOUT_SINCE_ANNOTATION",
     "SERVICE_LABEL",
     "STABLE_ALIAS",
     "STABLE_ANNOTATION",
     "STABLE_TAG",
     "STEP_ANNOTATION",
+    "DeployKind",
+    "DeployPlan",
     "GuardrailViolation",
     "Guardrails",
+    "LeaseHolding",
     "Resource",
     "RevisionInfo",
     "RevisionSpec",
     "RolloutInputError",
     "TrafficKey",
+    "adopted_stable",
     "apply_state",
     "check_dns1035",
     "check_image",
@@ -135,10 +163,17 @@ __all__ = [
     "condition",
     "deletable_revisions",
     "describe_split",
+    "held_lease",
+    "holding_of",
     "image_registry",
     "is_managed",
+    "lease_name",
+    "parse_bool",
+    "parse_int",
     "parse_quantity",
     "pinned_traffic",
+    "plan_deploy",
+    "released_lease",
     "render_service",
     "render_template",
     "render_traffic",

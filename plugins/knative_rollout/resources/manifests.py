@@ -16,7 +16,12 @@ from typing import Any
 from knative_rollout.resources.quantities import check_resources
 from knative_rollout.resources.state_annotations import ANNOTATION_PREFIX
 from knative_rollout.resources.traffic import STABLE_TAG, render_traffic
-from knative_rollout.resources.validation import REVISION_HASH_LENGTH, RolloutInputError, check_image
+from knative_rollout.resources.validation import (
+    REVISION_HASH_LENGTH,
+    RolloutInputError,
+    check_image,
+    parse_int,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 # Knative sets these in every container; a user value would be silently overwritten.
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
 AUTOSCALING_PREFIX = "autoscaling.knative.dev/"
+ATTEMPT_ANNOTATION = ANNOTATION_PREFIX + "attempt"
 AUTOSCALING_KEYS = frozenset(
     {
         "class",
@@ -76,6 +82,8 @@ class RevisionSpec:
     annotations: tuple[tuple[str, str], ...] = ()
     autoscaling: tuple[tuple[str, str], ...] = ()
     container_port: int | None = None
+    attempt: int = 0
+    """Mixed into the name when above 0, so a revision that failed can be deployed again once fixed."""
 
     @classmethod
     def build(
@@ -87,6 +95,7 @@ class RevisionSpec:
         annotations: object = None,
         autoscaling: object = None,
         container_port: object = None,
+        attempt: object = 0,
     ) -> RevisionSpec:
         """Return a validated spec.
 
@@ -99,6 +108,7 @@ class RevisionSpec:
             annotations=_check_annotations(annotations),
             autoscaling=_check_autoscaling(autoscaling),
             container_port=_check_port(container_port),
+            attempt=parse_int(attempt, "attempt", minimum=0),
         )
 
     def template_spec(self) -> dict[str, Any]:
@@ -112,6 +122,8 @@ class RevisionSpec:
             container["ports"] = [{"containerPort": self.container_port}]
         annotations = dict(self.annotations)
         annotations.update({AUTOSCALING_PREFIX + key: value for key, value in self.autoscaling})
+        if self.attempt:
+            annotations[ATTEMPT_ANNOTATION] = str(self.attempt)
         template: dict[str, Any] = {"metadata": {}, "spec": {"containers": [container]}}
         if annotations:
             template["metadata"]["annotations"] = dict(sorted(annotations.items()))

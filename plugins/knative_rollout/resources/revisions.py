@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from knative_rollout.resources.validation import RolloutInputError
+from knative_rollout.resources.validation import parse_int
+
+CONFIGURATION_GENERATION_LABEL = "serving.knative.dev/configurationGeneration"
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,14 @@ class RevisionInfo:
     ready: bool
     created: str = ""
     reason: str = ""
+    generation: int | None = None
+    """The Configuration generation that created it (Knative's label): the order revisions were made in."""
+    failed: bool = False
+    """Knative gave up on it (Ready=False): it will never serve, whatever happens next."""
+
+    def order(self) -> tuple[int, str, str]:
+        """Return a key that sorts revisions oldest first."""
+        return (self.generation if self.generation is not None else -1, self.created, self.name)
 
 
 def condition(obj: Mapping[str, Any], condition_type: str) -> Mapping[str, Any] | None:
@@ -31,19 +41,20 @@ def revision_info(revision: Mapping[str, Any]) -> RevisionInfo:
     """Return name, readiness and creation time of a Revision object."""
     ready = condition(revision, "Ready") or {}
     reason = ": ".join(part for part in (ready.get("reason"), ready.get("message")) if part)
+    generation = (revision["metadata"].get("labels") or {}).get(CONFIGURATION_GENERATION_LABEL, "")
     return RevisionInfo(
         name=str(revision["metadata"]["name"]),
         ready=ready.get("status") == "True",
         created=str(revision["metadata"].get("creationTimestamp", "")),
         reason=reason,
+        generation=int(generation) if str(generation).isdigit() else None,
+        failed=ready.get("status") == "False",
     )
 
 
 def check_keep(keep: object) -> int:
-    """Return ``keep`` when it is a count of revisions to keep (an integer of 0 or more)."""
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-        raise RolloutInputError(f"keep must be an integer of 0 or more, got {keep!r}")
-    return keep
+    """Return ``keep`` when it is a count of revisions to keep (an integer of 0 or more, or such text)."""
+    return parse_int(keep, "keep", minimum=0)
 
 
 def deletable_revisions(

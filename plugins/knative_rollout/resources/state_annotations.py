@@ -17,6 +17,9 @@ PREVIOUS_STABLE_ANNOTATION = ANNOTATION_PREFIX + "previous-stable-revision"
 PHASE_ANNOTATION = ANNOTATION_PREFIX + "phase"
 STEP_ANNOTATION = ANNOTATION_PREFIX + "step"
 HISTORY_ANNOTATION = ANNOTATION_PREFIX + "history"
+ROLLOUT_ID_ANNOTATION = ANNOTATION_PREFIX + "rollout-id"
+ROLLOUT_REVISION_ANNOTATION = ANNOTATION_PREFIX + "rollout-revision"
+ROLLOUT_SINCE_ANNOTATION = ANNOTATION_PREFIX + "rollout-since"
 
 
 def state_to_annotations(state: RolloutState) -> dict[str, str | None]:
@@ -27,8 +30,14 @@ def state_to_annotations(state: RolloutState) -> dict[str, str | None]:
         PREVIOUS_STABLE_ANNOTATION: state.previous_stable,
         PHASE_ANNOTATION: state.phase.value,
         STEP_ANNOTATION: str(state.step),
+        ROLLOUT_ID_ANNOTATION: state.rollout_id,
+        ROLLOUT_REVISION_ANNOTATION: state.rollout_revision,
+        ROLLOUT_SINCE_ANNOTATION: state.rollout_since,
         HISTORY_ANNOTATION: json.dumps(
-            [{"time": entry.time, "action": entry.action, "detail": entry.detail} for entry in state.history],
+            [
+                {"time": entry.time, "action": entry.action, "detail": entry.detail, "by": entry.by}
+                for entry in state.history
+            ],
             separators=(",", ":"),
         ),
     }
@@ -64,6 +73,7 @@ def state_from_annotations(annotations: Mapping[str, str] | None) -> RolloutStat
                 time=str(item.get("time", "")),
                 action=str(item.get("action", "")),
                 detail=str(item.get("detail", "")),
+                by=str(item.get("by", "")),
             )
             for item in raw_history
             if isinstance(item, dict)
@@ -77,5 +87,8 @@ def state_from_annotations(annotations: Mapping[str, str] | None) -> RolloutStat
         previous_stable=annotations.get(PREVIOUS_STABLE_ANNOTATION) or None,
         phase=phase,
         step=step,
+        rollout_id=annotations.get(ROLLOUT_ID_ANNOTATION) or None,
+        rollout_revision=annotations.get(ROLLOUT_REVISION_ANNOTATION) or None,
+        rollout_since=annotations.get(ROLLOUT_SINCE_ANNOTATION) or None,
         history=history,
     )

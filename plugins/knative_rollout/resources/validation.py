@@ -65,13 +65,55 @@ def check_revision_name(value: object) -> str:
     return check_dns1035(value, "revision name")
 
 
-def check_percent(value: object, what: str) -> int:
-    """Return ``value`` when it is an integer percent in 0..100."""
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0", ""})
+
+
+def parse_int(value: object, what: str, *, minimum: int | None = None) -> int:
+    """Return an integer argument, also when a template rendered it as text (``"3"``).
+
+    Strict: ``True``, ``2.5``, ``"2.5"`` and ``"abc"`` are errors, not numbers.
+    """
+    if isinstance(value, str) and _INTEGER.match(value.strip()):
+        value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RolloutInputError(f"{what} must be an integer percent between 0 and 100, got {value!r}")
-    if not 0 <= value <= 100:
-        raise RolloutInputError(f"{what} is {value}; use a percent between 0 and 100")
+        wanted = "an integer" if minimum is None else f"an integer of {minimum} or more"
+        raise RolloutInputError(f"{what} must be {wanted}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise RolloutInputError(f"{what} must be an integer of {minimum} or more, got {value}")
     return value
+
+
+def parse_bool(value: object, what: str) -> bool:
+    """Return a boolean argument, also when a template rendered it as text: ``"False"`` is false.
+
+    Strict: only booleans, 0/1 and the words true/false, yes/no, on/off (any case) are accepted.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS and word:
+            return False
+    raise RolloutInputError(f"{what} must be true or false, got {value!r}")
+
+
+def check_percent(value: object, what: str) -> int:
+    """Return ``value`` when it is an integer percent in 0..100 (text such as ``"10"`` is parsed)."""
+    try:
+        percent = parse_int(value, what)
+    except RolloutInputError:
+        raise RolloutInputError(
+            f"{what} must be an integer percent between 0 and 100, got {value!r}"
+        ) from None
+    if not 0 <= percent <= 100:
+        raise RolloutInputError(f"{what} is {percent}; use a percent between 0 and 100")
+    return percent
 
 
 def check_image(value: object) -> str:

@@ -24,11 +24,13 @@ def test_a_full_rollout_then_undo() -> None:
     assert state.step == 50
     state = state.promoted()
     assert (state.stable, state.previous_stable, state.candidate) == ("v2", "v1", None)
-    assert state.rollback_target() == "v1"
+    # A promotion is undone only when asked: a phase left by a rollout is no evidence against the next.
+    assert state.rollback_target() == "v2"
+    assert state.rollback_target(undo_promotion=True) == "v1"
     state = state.rolled_back("v1")
     assert (state.stable, state.previous_stable, state.phase) == ("v1", None, RolloutPhase.ROLLED_BACK)
     # A retried rollback now targets the stable revision: it does not flip back to v2.
-    assert state.rollback_target() == "v1"
+    assert state.rollback_target(undo_promotion=True) == "v1"
 
 
 def test_rollback_during_a_canary_returns_to_stable_and_keeps_the_undo_target() -> None:
@@ -110,3 +112,22 @@ def test_bad_plans_are_refused(steps: list[int], message: str) -> None:
 def test_plan_always_ends_at_100() -> None:
     assert RolloutPlan.of([25]).steps == (25, 100)
     assert RolloutPlan.of([25, 100]).steps == (25, 100)
+
+
+def test_a_rollout_owns_the_state_it_started() -> None:
+    state = RolloutState(stable="v1").started_by("dag/run-1/rollout", "v2", "t1").deploying()
+    assert (state.rollout_id, state.rollout_revision, state.rollout_since) == (
+        "dag/run-1/rollout",
+        "v2",
+        "t1",
+    )
+    assert state.is_active()
+    # The same rollout resuming keeps its start; the next one starts anew.
+    assert state.started_by("dag/run-1/rollout", "v2", "t9").rollout_since == "t1"
+    assert state.started_by("dag/run-2/rollout", "v3", "t9").rollout_since == "t9"
+    assert not state.candidate_deployed("v2", 0).promoted().is_active()
+
+
+def test_history_entries_name_their_writer() -> None:
+    entry = RolloutState().recorded("t", "Deploying", "creating v1", "dag/run/task/1").history[-1]
+    assert entry.by == "dag/run/task/1"

@@ -8,7 +8,7 @@ import pendulum
 import pytest
 from airflow.sdk import DAG
 
-from knative_rollout.task_groups import progressive_rollout
+from knative_rollout.task_groups import default_rollout_id, progressive_rollout
 
 GATE = {"rate": 20, "duration": "10s", "slo": "p99<=300ms", "path": "/v1/models/iris:predict"}
 
@@ -28,6 +28,7 @@ def _upstream(dag: DAG, task_id: str) -> set[str]:
 def test_group_chains_deploy_shifts_and_promote_then_rollback_and_outcome() -> None:
     dag = _dag(steps=[5, 25], kubernetes_conn_id="prod", cluster_name="ml", location="europe-west1")
     steps = [
+        "rollout.lock",
         "rollout.deploy_candidate",
         "rollout.traffic_5",
         "rollout.traffic_25",
@@ -41,8 +42,17 @@ def test_group_chains_deploy_shifts_and_promote_then_rollback_and_outcome() -> N
     ]
     shift = dag.task_dict["rollout.traffic_25"]
     assert shift.traffic == {"@stable": 75, "@candidate": 25}
+    # Every step names the revision this rollout deployed and carries the rollout's identity.
+    deployed = "{{ ti.xcom_pull(task_ids='rollout.deploy_candidate')['revision'] }}"
+    assert shift.revision == deployed and dag.task_dict["rollout.promote"].revision == deployed
+    rollout_ids = {
+        dag.task_dict[task_id].rollout_id for task_id in [*steps[:2], *steps[2:], "rollout.rollback"]
+    }
+    assert rollout_ids == {default_rollout_id("rollout")}
+    assert default_rollout_id("rollout").startswith("{{ dag.dag_id }}/{{ run_id }}/rollout")
     assert (shift.kubernetes_conn_id, shift.cluster_name, shift.location) == ("prod", "ml", "europe-west1")
-    assert dag.task_dict["rollout.deploy_candidate"].traffic_percent == 0
+    deploy = dag.task_dict["rollout.deploy_candidate"]
+    assert (deploy.traffic_percent, deploy.skip_if_unchanged, deploy.create_service) == (0, True, False)
     # A failure in any step triggers the rollback; the outcome runs either way and is the only leaf.
     rollback, outcome = dag.task_dict["rollout.rollback"], dag.task_dict["rollout.outcome"]
     assert _upstream(dag, "rollout.rollback") == set(steps)

@@ -6,7 +6,11 @@ import importlib
 
 import pytest
 
-from knative_rollout.triggers import KnativeRevisionReadyTrigger, KnativeServiceReadyTrigger
+from knative_rollout.triggers import (
+    KnativeLockFreeTrigger,
+    KnativeRevisionReadyTrigger,
+    KnativeServiceReadyTrigger,
+)
 
 HOOK_PARAMS = {"kubernetes_conn_id": "my_k8s"}
 
@@ -17,9 +21,17 @@ def _roundtrip(trigger):
     return getattr(importlib.import_module(module), name)(**kwargs), classpath, kwargs
 
 
+LOCK = {"service": "iris", "namespace": "models", "rollout_id": "dag/run/rollout", "duration_seconds": 60}
+
+
 def test_serialize_revision_trigger() -> None:
     trigger = KnativeRevisionReadyTrigger(
-        name="iris-abc", namespace="models", timeout_seconds=30, hook_params=HOOK_PARAMS, carry={"x": 1}
+        name="iris-abc",
+        namespace="models",
+        timeout_seconds=30,
+        hook_params=HOOK_PARAMS,
+        carry={"x": 1},
+        renew_lock=LOCK,
     )
     again, classpath, kwargs = _roundtrip(trigger)
     assert classpath == "knative_rollout.triggers.KnativeRevisionReadyTrigger"
@@ -29,8 +41,43 @@ def test_serialize_revision_trigger() -> None:
         "timeout_seconds": 30,
         "hook_params": HOOK_PARAMS,
         "carry": {"x": 1},
+        "renew_lock": LOCK,
     }
     assert again.serialize() == trigger.serialize()
+
+
+def test_serialize_lock_trigger() -> None:
+    trigger = KnativeLockFreeTrigger(
+        name="iris-rollout-lock",
+        namespace="models",
+        rollout_id="d/r/g",
+        timeout_seconds=9,
+        hook_params=HOOK_PARAMS,
+    )
+    again, classpath, kwargs = _roundtrip(trigger)
+    assert classpath == "knative_rollout.triggers.KnativeLockFreeTrigger"
+    assert kwargs["rollout_id"] == "d/r/g"
+    assert again.serialize() == trigger.serialize()
+
+
+@pytest.mark.parametrize(
+    ("holder", "renewed", "free"),
+    [
+        (None, "2026-12-01T08:00:00.000000Z", True),
+        ("d/r/g", "2999-01-01T00:00:00.000000Z", True),
+        ("other", "2999-01-01T00:00:00.000000Z", False),
+        ("other", "2020-01-01T00:00:00.000000Z", True),
+    ],
+)
+def test_lock_trigger_decides_on_the_holder_and_expiry(holder: str | None, renewed: str, free: bool) -> None:
+    trigger = KnativeLockFreeTrigger(
+        name="iris-rollout-lock", namespace="ns", rollout_id="d/r/g", timeout_seconds=1
+    )
+    lease = {"spec": {"holderIdentity": holder, "renewTime": renewed, "leaseDurationSeconds": 60}}
+    event = trigger.decide(lease)
+    assert (event is not None) == free
+    if event:
+        assert event.payload["status"] == "success" and event.payload["previous_holder"] == holder
 
 
 def test_serialize_service_trigger() -> None:

@@ -14,7 +14,9 @@ def test_revision_info_reads_readiness_and_reason() -> None:
             "conditions": [{"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "boom"}]
         },
     }
-    assert revision_info(revision) == RevisionInfo("iris-x", False, "2026-01-01T00:00:00Z", "ExitCode1: boom")
+    assert revision_info(revision) == RevisionInfo(
+        "iris-x", False, "2026-01-01T00:00:00Z", "ExitCode1: boom", generation=None, failed=True
+    )
 
 
 def test_teardown_keeps_protected_and_the_newest() -> None:

@@ -1,4 +1,4 @@
-"""Table tests of resources.validation: Kubernetes names, namespaces and image registries."""
+"""Table tests of resources.validation: Kubernetes names, namespaces, image registries, templated values."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from knative_rollout.resources import (
     RolloutInputError,
     check_dns1035,
     check_namespace,
+    check_percent,
     check_service_name,
     image_registry,
+    parse_bool,
+    parse_int,
 )
 
 
@@ -55,3 +58,53 @@ def test_namespace_rejects(namespace: str) -> None:
 )
 def test_image_registry(image: str, registry: str) -> None:
     assert image_registry(image) == registry
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        ("False", False),
+        ("false", False),
+        ("True", True),
+        (" yes ", True),
+        ("off", False),
+        (0, False),
+        (1, True),
+    ],
+)
+def test_templated_booleans_are_parsed(value: object, expected: bool) -> None:
+    assert parse_bool(value, "delete_service") is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "", None, 2, 1.0, "Falsey", [True]])
+def test_anything_else_is_not_a_boolean(value: object) -> None:
+    with pytest.raises(RolloutInputError, match="delete_service must be true or false"):
+        parse_bool(value, "delete_service")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(3, 3), ("3", 3), (" 12 ", 12), ("0", 0), (0, 0)])
+def test_templated_integers_are_parsed(value: object, expected: int) -> None:
+    assert parse_int(value, "keep", minimum=0) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("abc", "keep must be an integer of 0 or more, got 'abc'"),
+        ("2.5", "got '2.5'"),
+        (2.5, "got 2.5"),
+        (True, "got True"),
+        ("-1", "got -1"),
+        (None, "got None"),
+    ],
+)
+def test_anything_else_is_not_a_count(value: object, match: str) -> None:
+    with pytest.raises(RolloutInputError, match=match):
+        parse_int(value, "keep", minimum=0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("10", 10), (50, 50), ("100", 100)])
+def test_percents_may_be_templated_text(value: object, expected: int) -> None:
+    assert check_percent(value, "traffic_percent") == expected
