@@ -33,12 +33,14 @@ from knative_rollout.analysis import (
     SLO,
     AnalysisResult,
     MetricsSchema,
+    MetricsUnavailable,
     PrometheusProvider,
     RevisionWindow,
     ScrapeProvider,
     analyse,
     evaluate,
 )
+from knative_rollout.analysis.series import MetricsParseError
 from knative_rollout.policy import Verdict
 from local_knative.runtime import FAST_SCALING_ARGS
 from local_knative.testing import LocalKnative
@@ -418,3 +420,16 @@ def test_direct_scrape_analyse_runs_during_the_load(scenario: Scenario) -> None:
     assert result is not None and result.verdict is Verdict.FAIL, result
     assert result.canary == SLOW and metric(result, "latency_p99") == "High"
     assert result.end - result.start == pytest.approx(LOAD_SECONDS + 2 * STEP, abs=1.5)
+
+
+def test_prometheus_refusing_a_query_is_a_permanent_error(scenario: Scenario, prometheus_url: str) -> None:
+    with pytest.raises(MetricsParseError, match="bad_data"):
+        asyncio.run(PrometheusProvider(prometheus_url).query("sum(("))
+
+
+def test_an_unreachable_source_is_a_temporary_error() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(MetricsUnavailable, match="is it running"):
+        asyncio.run(PrometheusProvider(closed, timeout=5).detect_schema())
+    with pytest.raises(MetricsUnavailable, match="is it running"):
+        asyncio.run(ScrapeProvider([f"{closed}/metrics"], timeout=5).scrape())
