@@ -2,7 +2,8 @@
 
 ``build_api_app(store, admission=...)`` returns an aiohttp application that real kubectl and the
 ``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted: the server is meant
-for one machine, bound to loopback.
+for one machine, bound to loopback. With a fault injector, ``/admin/faults`` scripts failures
+(:mod:`local_knative.faults`).
 
 Deliberate simplifications, each invisible to the clients this project uses:
 
@@ -12,16 +13,19 @@ Deliberate simplifications, each invisible to the clients this project uses:
 * Protobuf is decoded only for request bodies of Namespace, ConfigMap and Secret (what ``kubectl create``
   sends); answers are always JSON, which every client accepts.
 * Deletion is immediate (no finalizers, no grace period); owned objects are collected right away.
-* Field selectors accept any dotted path; ``fieldValidation=Strict`` checks top-level fields only.
+* Field selectors accept any dotted path; field validation checks field names at every depth against
+  :mod:`.schemas`, not their types.
 * Watch history is the last 5,000 writes, in memory: older resourceVersions (and any from before a
   restart) get 410 Expired, as after an etcd compaction.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -38,8 +42,11 @@ log = logging.getLogger(__name__)
 _NOT_FOUND = ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
-def _json(data: object, content_type: str = "application/json") -> web.Response:
-    return web.json_response(data, content_type=content_type)
+def _json(data: object, content_type: str = "application/json", **kwargs: Any) -> web.Response:
+    # The exact Content-Type the API server sends: no charset parameter (aiohttp's default adds one).
+    response = web.Response(body=json.dumps(data).encode(), **kwargs)
+    response.headers["Content-Type"] = content_type
+    return response
 
 
 @web.middleware
@@ -49,22 +56,22 @@ async def _errors_as_status(
     try:
         return await handler(request)
     except ApiError as error:
-        return web.json_response(error.to_status(), status=error.code, headers=error.headers)
+        return _json(error.to_status(), status=error.code, headers=error.headers)
     except ConnectionDropped:
         return web.Response()  # never sent: the fault closed the connection
     except web.HTTPException as error:
         if error.status_code == 404:
-            return web.json_response(_NOT_FOUND.to_status(), status=404)
+            return _json(_NOT_FOUND.to_status(), status=404)
         if error.status_code < 400:
             raise
         reason = error.reason.replace(" ", "")
         message = f"{request.method} {request.path}: {error.reason.lower()}"
         status = ApiError(error.status_code, reason, message).to_status()
-        return web.json_response(status, status=error.status_code)
+        return _json(status, status=error.status_code)
     except Exception as error:
         log.exception("internal error serving %s %s", request.method, request.path_qs)
         status = ApiError(500, "InternalError", f"Internal error occurred: {error}").to_status()
-        return web.json_response(status, status=500)
+        return _json(status, status=500)
 
 
 def build_api_app(
@@ -111,6 +118,12 @@ def build_api_app(
     async def core_resources(_request: web.Request) -> web.Response:
         return _json(discovery.api_resource_list("", "v1"))
 
+    async def group(request: web.Request) -> web.Response:
+        answer = discovery.api_group(request.match_info["group"])
+        if answer is None:
+            raise _NOT_FOUND
+        return _json(answer)
+
     async def group_resources(request: web.Request) -> web.Response:
         resources = discovery.api_resource_list(request.match_info["group"], request.match_info["version"])
         if resources is None:
@@ -151,6 +164,7 @@ def build_api_app(
     app.on_shutdown.append(end_streams)
     router = app.router
     router.add_get("/version", version)
+    router.add_get("/version/", version)  # the kubernetes client's VersionApi asks here
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", healthz)
     router.add_get("/livez", healthz)
@@ -159,10 +173,14 @@ def build_api_app(
     router.add_get("/apis", groups_discovery)
     router.add_get("/apis/", groups_discovery)
     router.add_get("/api/v1", core_resources)
+    router.add_get("/api/v1/", core_resources)
     router.add_get("/openapi/v3", openapi_index)
     router.add_get("/openapi/v3/{tail:.+}", openapi_document)
     router.add_route("*", "/api/v1/{tail:.+}", core_rest)
+    router.add_get("/apis/{group}", group)
+    router.add_get("/apis/{group}/", group)
     router.add_get("/apis/{group}/{version}", group_resources)
+    router.add_get("/apis/{group}/{version}/", group_resources)
     router.add_route("*", "/apis/{group}/{version}/{tail:.+}", group_rest)
     add_admin_routes(app, faults, admin_token, admin_hooks or AdminHooks())
     return app

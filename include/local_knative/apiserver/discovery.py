@@ -67,6 +67,14 @@ def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+def api_group(name: str) -> dict[str, Any] | None:
+    """Return the ``APIGroup`` answer of ``/apis/GROUP``, or None when the group is not served."""
+    for group in api_group_list()["groups"]:
+        if group["name"] == name:
+            return {"kind": "APIGroup", "apiVersion": "v1", **group}
+    return None
+
+
 def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     """Return the ``APIResourceList`` of one group/version, or None when it is not served."""
     served = _kinds_of(group, version)

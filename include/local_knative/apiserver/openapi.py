@@ -1,9 +1,10 @@
-"""OpenAPI v3 documents, detailed enough for kubectl's apply, create and server-side field validation.
+"""OpenAPI v3 documents for kubectl's apply, create, explain and server-side field validation.
 
-kubectl reads a group/version document to learn two things: whether the PATCH operation of a kind takes
-the ``fieldValidation`` query parameter (then it leaves validation to the server), and whether that PATCH
-accepts strategic merge (it never does here, so kubectl falls back to merge patches for custom resources).
-Schemas are therefore open objects: the server, not the schema, validates.
+kubectl reads a group/version document to learn whether the PATCH operation of a kind takes the
+``fieldValidation`` query parameter (then it leaves validation to the server), whether that PATCH accepts
+strategic merge (it never does here, so kubectl falls back to merge patches for custom resources), and, for
+``kubectl explain``, the schemas down to each field. The schemas come from :mod:`.schemas`; the server
+validates against the same ones.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from local_knative import kinds
+from local_knative.apiserver import schemas
 from local_knative.kinds import Kind
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -29,10 +31,7 @@ def _gv_path(group: str, version: str) -> str:
 
 
 def _schema_name(kind: Kind) -> str:
-    if not kind.group:
-        return f"io.k8s.api.core.{kind.version}.{kind.kind}"
-    reversed_group = ".".join(reversed(kind.group.split(".")))
-    return f"{reversed_group}.{kind.version}.{kind.kind}"
+    return schemas.kind_component(kind)
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -118,25 +117,6 @@ def _operations(kind: Kind) -> dict[str, dict[str, Any]]:
     return paths
 
 
-def _kind_schema(kind: Kind) -> dict[str, Any]:
-    open_object = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return {
-        "type": "object",
-        "description": f"{kind.kind} ({kind.api_version}) as served by local_knative.",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"allOf": [_ref(f"{_META}.ObjectMeta")], "default": {}},
-            "spec": open_object,
-            "status": open_object,
-        },
-        "x-kubernetes-preserve-unknown-fields": True,
-        "x-kubernetes-group-version-kind": [
-            {"group": kind.group, "version": kind.version, "kind": kind.kind}
-        ],
-    }
-
-
 def _list_schema(kind: Kind) -> dict[str, Any]:
     return {
         "type": "object",
@@ -160,20 +140,19 @@ def group_version_document(group: str, version: str) -> dict[str, Any] | None:
     if not served:
         return None
     paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {
-        f"{_META}.ObjectMeta": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-        f"{_META}.ListMeta": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    # Every component goes into every document: kubectl resolves references within one document only.
+    components: dict[str, Any] = {
+        **schemas.components(),
         f"{_META}.Patch": {"type": "object", "description": "A patch in one of the accepted patch formats."},
     }
     for kind in served:
         paths.update(_operations(kind))
-        schemas[_schema_name(kind)] = _kind_schema(kind)
-        schemas[_schema_name(kind) + "List"] = _list_schema(kind)
+        components[_schema_name(kind) + "List"] = _list_schema(kind)
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": components},
     }
 
 

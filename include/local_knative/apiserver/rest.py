@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 
 from local_knative import kinds
-from local_knative.apiserver import patches, protobuf, tables
+from local_knative.apiserver import patches, protobuf, schemas, tables
 from local_knative.errors import (
     ApiError,
     bad_request,
@@ -35,29 +35,6 @@ Admission = Callable[[Kind, str, dict[str, Any], dict[str, Any] | None], dict[st
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
 _TRUE = ("true", "True", "1")
-# Top-level fields a kind's objects may carry; fieldValidation=Strict rejects any other.
-_COMMON_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-_TOP_LEVEL_FIELDS: dict[Kind, frozenset[str]] = {
-    kinds.CONFIGMAP: _COMMON_FIELDS | {"data", "binaryData", "immutable"},
-    kinds.SECRET: _COMMON_FIELDS | {"data", "stringData", "type", "immutable"},
-    kinds.EVENT: _COMMON_FIELDS
-    | {
-        "involvedObject",
-        "reason",
-        "message",
-        "source",
-        "firstTimestamp",
-        "lastTimestamp",
-        "count",
-        "type",
-        "eventTime",
-        "series",
-        "action",
-        "related",
-        "reportingComponent",
-        "reportingInstance",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -139,6 +116,7 @@ def request_verb(method: str, target: Target, watch: bool) -> str:
     return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
 
 
+_WARNINGS = web.RequestKey("local_knative_warnings", list)
 _WATCH_LIMIT = web.RequestKey("local_knative_fault_watch_events", int)
 _WATCH_EXPIRED = web.RequestKey("local_knative_fault_watch_expired", FaultRule)
 
@@ -228,8 +206,13 @@ class RestHandler:
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "Metadata")
             rv = obj["metadata"].get("resourceVersion", self.store.resource_version)
-            return _json(tables.table(kind, [obj], rv, include_object=include), status)
-        return _json(obj, status)
+            response = _json(tables.table(kind, [obj], rv, include_object=include), status)
+        else:
+            response = _json(obj, status)
+        for warning in request.get(_WARNINGS, ()):
+            # RFC 7234 warning, as the API server sends it: code 299, agent "-", the text quoted.
+            response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
+        return response
 
     def list(self, request: web.Request, target: Target) -> web.Response:
         """Answer a LIST (``as=Table`` when asked)."""
@@ -303,15 +286,25 @@ class RestHandler:
 
     @staticmethod
     def _validate_fields(request: web.Request, kind: Kind, obj: dict[str, Any]) -> None:
-        """Refuse unknown top-level fields when the client asks for ``fieldValidation=Strict``."""
-        if request.query.get("fieldValidation") != "Strict":
+        """Check fields against the kind's schema, as ``fieldValidation`` asks.
+
+        ``Strict`` (kubectl's default) refuses an unknown field at any depth; ``Warn`` (the server's default)
+        drops it and says so in a ``Warning`` header; ``Ignore`` drops it silently.
+        """
+        mode = request.query.get("fieldValidation") or "Warn"
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(f'fieldValidation must be "Strict", "Warn" or "Ignore", got {mode!r}')
+        unknown = schemas.unknown_fields(kind, obj, prune=mode != "Strict")
+        if not unknown:
             return
-        unknown = sorted(set(obj) - _TOP_LEVEL_FIELDS.get(kind, _COMMON_FIELDS))
-        if unknown:
+        if mode == "Strict":
+            fields = ", ".join(f'unknown field "{path}"' for path in unknown)
             raise bad_request(
                 f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
-                f'strict decoding error: unknown field "{unknown[0]}"'
+                f"strict decoding error: {fields}"
             )
+        if mode == "Warn":
+            request.setdefault(_WARNINGS, []).extend(f'unknown field "{path}"' for path in unknown)
 
     @staticmethod
     def _dry_run(request: web.Request) -> bool:

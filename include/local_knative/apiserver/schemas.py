@@ -1,0 +1,279 @@
+"""Structural schemas of the served kinds, for ``/openapi/v3``, ``kubectl explain`` and field validation.
+
+Core kinds are derived from the typed models of the installed ``kubernetes`` client (its ``openapi_types``,
+``attribute_map`` and property docstrings are generated from the upstream OpenAPI definitions), so their
+schemas and descriptions follow the Kubernetes version that client was built for, with nothing copied.
+Knative kinds are written here from Knative Serving's v1 API types: a Revision's spec is a PodSpec plus
+``containerConcurrency``, ``timeoutSeconds``, ``responseStartTimeoutSeconds`` and ``idleTimeoutSeconds``;
+Services and Configurations carry a revision template, Services and Routes a traffic list. ``status`` of
+every Knative kind is left open (controllers write it; clients only read it).
+
+:func:`unknown_fields` walks an object against these schemas, which is how ``fieldValidation=Strict``
+refuses a typo such as ``imagePullPolcy`` and ``Warn`` / ``Ignore`` drop it, as a real server does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from functools import cache
+from typing import Any
+
+import kubernetes.client as models
+
+from local_knative import kinds
+from local_knative.kinds import Kind
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+_META_MODELS = {"V1ObjectMeta", "V1ListMeta", "V1OwnerReference", "V1ManagedFieldsEntry", "V1LabelSelector"}
+_META_MODELS |= {"V1LabelSelectorRequirement", "V1Status", "V1StatusDetails", "V1StatusCause", "V1Condition"}
+_GROUP_PREFIX = {"V1Lease": "io.k8s.api.coordination.v1", "V1LeaseSpec": "io.k8s.api.coordination.v1"}
+_INT_OR_STRING = {"port", "target_port", "max_surge", "max_unavailable", "min_available"}
+_KIND_MODELS = {
+    kinds.NAMESPACE: "V1Namespace",
+    kinds.EVENT: "CoreV1Event",
+    kinds.CONFIGMAP: "V1ConfigMap",
+    kinds.SECRET: "V1Secret",
+    kinds.POD: "V1Pod",
+    kinds.LEASE: "V1Lease",
+}
+_INT_OR_STRING_NAME = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+_OPEN = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_SERVING = "dev.knative.serving.v1"
+
+
+def component_name(model: str) -> str:
+    """Return the component name of a client model (``V1Container``: ``io.k8s.api.core.v1.Container``)."""
+    if model in _META_MODELS:
+        return f"{META}.{model[2:]}"
+    if model in _GROUP_PREFIX:
+        return f"{_GROUP_PREFIX[model]}.{model[2:]}"
+    if model.startswith("CoreV1"):
+        return f"io.k8s.api.core.v1.{model[6:]}"
+    match = re.match(r"V\d+(?:(?:alpha|beta)\d+)?", model)
+    version = match.group(0).lower() if match else "v1"
+    return f"io.k8s.api.core.{version}.{model[len(version) :]}"
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _description(model_class: type, attribute: str) -> str:
+    doc = inspect.getdoc(getattr(model_class, attribute, None)) or ""
+    paragraphs = [part.strip() for part in doc.split("\n\n")]
+    if len(paragraphs) < 3:
+        return ""
+    return paragraphs[1].replace("  # noqa: E501", "").strip()
+
+
+def _type_schema(type_text: str, attribute: str, found: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if type_text.startswith("list["):
+        return {"type": "array", "items": _type_schema(type_text[5:-1], attribute, found)}
+    if type_text.startswith("dict["):
+        value_type = type_text[5:-1].split(",", 1)[1].strip()
+        return {"type": "object", "additionalProperties": _type_schema(value_type, attribute, found)}
+    simple = {
+        "str": {"type": "string"},
+        "int": {"type": "integer", "format": "int64"},
+        "bool": {"type": "boolean"},
+        "float": {"type": "number", "format": "double"},
+        "datetime": {"type": "string", "format": "date-time"},
+        "date": {"type": "string", "format": "date"},
+    }
+    if type_text in simple:
+        return dict(simple[type_text])
+    if type_text == "object":
+        if attribute in _INT_OR_STRING:
+            found[_INT_OR_STRING_NAME] = {"type": "string", "format": "int-or-string"}
+            return _ref(_INT_OR_STRING_NAME)
+        return dict(_OPEN)
+    _collect(type_text, found)
+    return _ref(component_name(type_text))
+
+
+def _collect(model: str, found: dict[str, dict[str, Any]]) -> None:
+    """Add the schema of ``model`` and of every model it refers to into ``found``."""
+    name = component_name(model)
+    if name in found:
+        return
+    model_class = getattr(models, model)
+    found[name] = {}  # claimed first: models refer to themselves (JSONSchemaProps, not served, and others)
+    properties = {}
+    for attribute, type_text in model_class.openapi_types.items():
+        schema = _type_schema(type_text, attribute, found)
+        text = _description(model_class, attribute)
+        properties[model_class.attribute_map[attribute]] = _field(schema, text) if text else schema
+        referred = _referred(schema)
+        if text and referred in found and not found[referred].get("description"):
+            # kubectl explain shows a field's type's description: the first field using a model names it.
+            found[referred]["description"] = text
+    # The models' own docstrings are the generator's boilerplate; a field's description says what it is.
+    found[name] = _object("", properties)
+
+
+def _referred(schema: dict[str, Any]) -> str | None:
+    for inner in (schema, schema.get("items") or {}, schema.get("additionalProperties") or {}):
+        if "$ref" in inner:
+            return str(inner["$ref"]).rsplit("/", 1)[1]
+    return None
+
+
+def _field(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"allOf": [schema], "description": description}
+    return {**schema, "description": description}
+
+
+def _object(description: str, properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "description": description, "properties": properties}
+
+
+_INT = {"type": "integer", "format": "int64"}
+_STR = {"type": "string"}
+
+
+def _knative_components(found: dict[str, dict[str, Any]]) -> None:
+    _collect("V1PodSpec", found)
+    _collect("V1ObjectMeta", found)
+    request_settings = {
+        "containerConcurrency": "The most requests one container serves at once (0: no limit).",
+        "timeoutSeconds": "The most seconds a request may take to answer.",
+        "responseStartTimeoutSeconds": "The most seconds to wait for the first byte of an answer.",
+        "idleTimeoutSeconds": "The most seconds a request may stay open with no bytes flowing.",
+    }
+    found[f"{_SERVING}.RevisionSpec"] = _object(
+        "RevisionSpec holds the desired state of the Revision: a PodSpec plus Knative's request settings.",
+        {
+            **found[component_name("V1PodSpec")]["properties"],
+            **{name: _field(_INT, text) for name, text in request_settings.items()},
+        },
+    )
+    found[f"{_SERVING}.TrafficTarget"] = _object(
+        "TrafficTarget holds a single entry of the routing table for a Route.",
+        {
+            "tag": _field(_STR, "Tag exposes a dedicated URL for this target alone."),
+            "revisionName": _field(_STR, "RevisionName of the revision this portion of traffic goes to."),
+            "configurationName": _field(_STR, "ConfigurationName whose latest revision this target follows."),
+            "latestRevision": _field(
+                {"type": "boolean"}, "LatestRevision pins the target to the latest ready revision."
+            ),
+            "percent": _field(_INT, "Percent of the traffic that goes to this target."),
+            "url": _field(_STR, "URL of a tagged target; set in status only."),
+        },
+    )
+    found[f"{_SERVING}.RevisionTemplateSpec"] = _object(
+        "RevisionTemplateSpec describes the revisions a Configuration stamps out.",
+        {
+            "metadata": _field(
+                _ref(f"{META}.ObjectMeta"), "Metadata of the revisions made from this template."
+            ),
+            "spec": _field(_ref(f"{_SERVING}.RevisionSpec"), "The RevisionSpec of those revisions."),
+        },
+    )
+    template = _field(_ref(f"{_SERVING}.RevisionTemplateSpec"), "Template of the revisions to stamp out.")
+    traffic = _field(
+        {"type": "array", "items": _ref(f"{_SERVING}.TrafficTarget")},
+        "Traffic says how requests are split over revisions and configurations.",
+    )
+    found[f"{_SERVING}.ServiceSpec"] = _object(
+        "ServiceSpec is a Configuration and a Route in one.", {"template": template, "traffic": traffic}
+    )
+    found[f"{_SERVING}.ConfigurationSpec"] = _object(
+        "ConfigurationSpec holds the desired state of the Configuration.", {"template": template}
+    )
+    found[f"{_SERVING}.RouteSpec"] = _object(
+        "RouteSpec holds the desired state of the Route.", {"traffic": traffic}
+    )
+
+
+_KNATIVE_SPECS = {
+    kinds.KSVC: "ServiceSpec",
+    kinds.CONFIGURATION: "ConfigurationSpec",
+    kinds.ROUTE: "RouteSpec",
+    kinds.REVISION: "RevisionSpec",
+}
+
+
+def kind_component(kind: Kind) -> str:
+    """Return the component name of a served kind's schema."""
+    if kind in _KIND_MODELS:
+        return component_name(_KIND_MODELS[kind])
+    reversed_group = ".".join(reversed(kind.group.split(".")))
+    return f"{reversed_group}.{kind.version}.{kind.kind}"
+
+
+@cache
+def components() -> dict[str, dict[str, Any]]:
+    """Return every component schema the served kinds need, keyed by component name."""
+    found: dict[str, dict[str, Any]] = {}
+    for model in _KIND_MODELS.values():
+        _collect(model, found)
+    _collect("V1ListMeta", found)
+    _knative_components(found)
+    for kind, spec in _KNATIVE_SPECS.items():
+        found[kind_component(kind)] = _object(
+            f"{kind.kind} is a Knative Serving {kind.kind} (serving.knative.dev/v1).",
+            {
+                "apiVersion": _field(_STR, "APIVersion of this representation of the object."),
+                "kind": _field(_STR, "Kind of the REST resource this object represents."),
+                "metadata": {
+                    **_field(_ref(f"{META}.ObjectMeta"), "Standard object metadata."),
+                    "default": {},
+                },
+                "spec": _field(_ref(f"{_SERVING}.{spec}"), f"The desired state of the {kind.kind}."),
+                "status": _field(_OPEN, f"The observed state of the {kind.kind}, written by the controller."),
+            },
+        )
+    for kind in kinds.ALL_KINDS:
+        found[kind_component(kind)]["x-kubernetes-group-version-kind"] = [
+            {"group": kind.group, "version": kind.version, "kind": kind.kind}
+        ]
+    return found
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while True:
+        if "$ref" in schema:
+            schema = components()[schema["$ref"].rsplit("/", 1)[1]]
+        elif "allOf" in schema and len(schema["allOf"]) == 1:
+            schema = schema["allOf"][0]
+        else:
+            return schema
+
+
+def unknown_fields(kind: Kind, obj: dict[str, Any], *, prune: bool = False) -> list[str]:
+    """Return the paths of fields ``obj`` has that the kind's schema does not declare (``spec.x[0].y``).
+
+    :param prune: also remove those fields from ``obj`` (what a real server does unless asked for Strict).
+    """
+    found: list[str] = []
+    _walk(_resolve(components()[kind_component(kind)]), obj, "", found, prune)
+    return found
+
+
+def _walk(schema: dict[str, Any], value: Any, path: str, found: list[str], prune: bool) -> None:
+    schema = _resolve(schema)
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            _walk(schema["items"], item, f"{path}[{index}]", found, prune)
+        return
+    if not isinstance(value, dict):
+        return
+    if "additionalProperties" in schema:
+        for key, item in value.items():
+            _walk(schema["additionalProperties"], item, f"{path}[{key}]", found, prune)
+        return
+    properties = schema.get("properties")
+    if properties is None:
+        return
+    for key in list(value):
+        field_path = f"{path}.{key}" if path else key
+        if key not in properties:
+            found.append(field_path)
+            if prune:
+                del value[key]
+            continue
+        _walk(properties[key], value[key], field_path, found, prune)
