@@ -277,7 +277,10 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
             revision, state, revisions, allow_older=bool(self.allow_older), attempt=int(self.attempt)
         )
         plans.append(plan)
-        if plan.kind is DeployKind.UNCHANGED:
+        if plan.kind is DeployKind.UNCHANGED or (
+            state.candidate == revision and state.rollout_id == self.rollout_id
+        ):
+            # Nothing to roll out, or this revision is the candidate already (a retry): write nothing.
             return None
         spec = dict(service["spec"])
         if plan.kind is DeployKind.CREATE:
@@ -293,17 +296,17 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
     def _unchanged(self, context: Context, service: Mapping[str, Any], reason: str) -> dict[str, Any]:
         """Return (or, in a rollout, push and skip with) the summary of a deploy that changed nothing."""
         state = state_from_annotations(service["metadata"].get("annotations"))
-        url = service.get("status", {}).get("url")
-        result = {
+        status = service.get("status") or {}
+        result: dict[str, Any] = {
             "revision": state.stable,
-            "url": url,
-            "tag_url": None,
+            "url": status.get("url"),
+            "tag_url": _url_of_tag(status, STABLE_TAG),
             "stable_revision": state.stable,
             "unchanged": True,
             "reason": reason,
         }
+        self.push_urls(context, result["url"], result["tag_url"])
         self.log.info("Nothing to roll out: %s", reason)
-        self.push_urls(context, url)
         if self.skip_if_unchanged:
             context["ti"].xcom_push(key=DEPLOY_XCOM_KEY, value=result)
             raise AirflowSkipException(f"nothing to roll out: {reason}")

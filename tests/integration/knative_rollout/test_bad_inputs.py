@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from task_context import task_context
 
 from knative_rollout.exceptions import KnativeGuardrailError, KnativeInputError, KnativeNotFoundError
 from knative_rollout.hooks import KnativeServingHook
@@ -27,11 +28,6 @@ pytestmark = pytest.mark.integration
 
 ECHO = "registry.example.com/knative-rollout/echo"
 MISSING_IMAGE = "registry.example.com/knative-rollout/missing:v1"
-
-
-class _TaskInstance:
-    def xcom_push(self, key: str, value: Any) -> None:
-        """Accept the URLs the operators push for their extra links."""
 
 
 def _connect(patch: pytest.MonkeyPatch, kubeconfig: str, namespace: str) -> None:
@@ -83,7 +79,7 @@ def prepared(local_knative: Any) -> Iterator[str]:
                 namespace=namespace,
                 image=image,
                 deferrable=False,
-            ).execute({"ti": _TaskInstance()})
+            ).execute(task_context())
         with pytest.raises(AirflowFailException, match="ContainerMissing"):
             KnativeDeployRevisionOperator(
                 task_id="setup-failed",
@@ -91,7 +87,7 @@ def prepared(local_knative: Any) -> Iterator[str]:
                 namespace=namespace,
                 image=MISSING_IMAGE,
                 deferrable=False,
-            ).execute({"ti": _TaskInstance()})
+            ).execute(task_context())
         yield namespace
 
 
@@ -373,9 +369,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(
     with pytest.MonkeyPatch.context() as patch:
         _connect(patch, kubeconfig, prepared)
         with pytest.raises(error, match=message) as raised:
-            operator(task_id="bad", deferrable=False, wait_timeout=30, **arguments).execute(
-                {"ti": _TaskInstance()}
-            )
+            operator(task_id="bad", deferrable=False, wait_timeout=30, **arguments).execute(task_context())
     # Permanent: Airflow does not retry input that can never work.
     assert isinstance(raised.value, AirflowFailException)
     assert _snapshot(kubeconfig, prepared) == before

@@ -61,6 +61,7 @@ def test_good_candidate_passes_the_gate_and_is_promoted(
     assert outcome["state"] == "success", (states, outcome["log"][-4000:])
     assert states == {
         "deploy_stable": "success",
+        "rollout.lock": "success",
         "rollout.deploy_candidate": "success",
         "rollout.load_test": "success",
         "rollout.traffic_10": "success",
@@ -96,6 +97,7 @@ def test_slow_candidate_fails_the_gate_and_is_rolled_back(
     assert outcome["state"] == "failed", (states, outcome["log"][-4000:])
     assert states == {
         "deploy_stable": "success",
+        "rollout.lock": "success",
         "rollout.deploy_candidate": "success",
         "rollout.load_test": "failed",
         "rollout.traffic_10": "upstream_failed",

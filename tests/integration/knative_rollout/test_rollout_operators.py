@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from task_context import task_context
 
 from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.resources import state_from_annotations, traffic_keys
@@ -55,6 +56,7 @@ def test_deploy_canary_on_its_tag_url_then_shift_and_promote(run_dag, kube_names
         "url": f"http://echo.{kube_namespace}.example.com",
         "tag_url": f"http://candidate-echo.{kube_namespace}.example.com",
         "stable_revision": v1,
+        "unchanged": False,
     }
     assert _served(_service(kube_namespace)) == {(v1, 100, "stable"), (v2, 0, "candidate")}
     # The candidate answers on its tag URL while all regular traffic still goes to v1.
@@ -95,7 +97,7 @@ def test_every_operator_retried_changes_nothing_twice(run_dag, kube_namespace, c
         ("v2", DEPLOY, {**target, **echo("v2", tag="canary", traffic_percent=10)}),
         ("fifty", TRAFFIC, {**target, "traffic": {"@stable": 50, "@candidate": 50}}),
         ("promote", PROMOTE, target),
-        ("rollback", ROLLBACK, target),
+        ("rollback", ROLLBACK, {**target, "undo_promotion": True}),
         ("teardown", TEARDOWN, {**target, "keep": 0}),
     ]
     # Each task runs twice in a row: the second run is what a retry does.
@@ -107,7 +109,13 @@ def test_every_operator_retried_changes_nothing_twice(run_dag, kube_namespace, c
     result = run_dag(f"retry_{kube_namespace}".replace("-", "_"), tasks)
     assert result.state == "success", result.task_states
     for task_id, _, _ in steps:
-        assert result.results[f"{task_id}_retry"] == result.results[task_id], task_id
+        retried, first = result.results[f"{task_id}_retry"], result.results[task_id]
+        if task_id == "v1":
+            # A deploy of the first revision retried finds it stable and says so (v2, a candidate, resumes).
+            assert retried.pop("unchanged") is True and first.pop("unchanged") is False
+            assert "nothing to roll out" in retried.pop("reason") and retried.pop("tag_url")
+            first.pop("tag_url")
+        assert retried == first, task_id
 
     service = _service(kube_namespace)
     actions = [entry.action for entry in state_from_annotations(service["metadata"]["annotations"]).history]
@@ -130,7 +138,7 @@ def test_every_operator_retried_changes_nothing_twice(run_dag, kube_namespace, c
     assert cluster.snapshot(kube_namespace) == before
 
 
-def test_rollback_after_promote_is_an_undo(run_dag, kube_namespace) -> None:
+def test_rollback_after_promote_is_an_undo_only_when_asked(run_dag, kube_namespace) -> None:
     target = _target(kube_namespace)
     result = run_dag(
         f"undo_{kube_namespace}".replace("-", "_"),
@@ -138,11 +146,14 @@ def test_rollback_after_promote_is_an_undo(run_dag, kube_namespace) -> None:
             ("v1", DEPLOY, {**target, **echo("v1")}),
             ("v2", DEPLOY, {**target, **echo("v2")}),
             ("promote", PROMOTE, target),
-            ("undo", ROLLBACK, target),
+            # A phase left by a promotion is no evidence against it: a plain rollback keeps v2.
+            ("keep", ROLLBACK, target),
+            ("undo", ROLLBACK, {**target, "undo_promotion": "{{ 'True' }}"}),
         ],
     )
     assert result.state == "success", result.task_states
     v1, v2 = result.results["v1"]["revision"], result.results["v2"]["revision"]
+    assert result.results["keep"]["stable_revision"] == v2
     assert result.results["undo"]["stable_revision"] == v1
     service = _service(kube_namespace)
     assert _served(service) == {(v1, 100, "stable")}
@@ -281,13 +292,9 @@ def test_operators_racing_with_threads_both_end_correctly(run_dag, kube_namespac
     ]
     errors: list[BaseException] = []
 
-    class _TaskInstance:
-        def xcom_push(self, key: str, value: Any) -> None:
-            """Accept the URL the operator pushes for its extra link."""
-
     def run(operator: KnativeSetTrafficOperator) -> None:
         try:
-            operator.execute({"ti": _TaskInstance()})
+            operator.execute(task_context())
         except BaseException as error:  # reported by the assertion below
             errors.append(error)
 

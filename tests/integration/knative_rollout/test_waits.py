@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
+from task_context import task_context
 
 from knative_rollout.exceptions import KnativeNotFoundError
 from knative_rollout.operators import (
@@ -22,20 +23,9 @@ pytestmark = pytest.mark.integration
 ECHO = "registry.example.com/knative-rollout/echo"
 
 
-class _TaskInstance:
-    """What the operators use of ``ti`` outside a DAG run: somewhere to push the extra links' URLs."""
-
-    def __init__(self) -> None:
-        self.xcoms: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        """Keep the value, like the real XCom table would."""
-        self.xcoms[key] = value
-
-
 def _run(operator: Any) -> Any:
     """Run ``execute`` as a worker would; a ``TaskDeferred`` escapes to the caller."""
-    return operator.execute({"ti": _TaskInstance()})
+    return operator.execute(task_context())
 
 
 def test_quick_waits_end_in_the_worker_without_deferring(run_dag, kube_namespace) -> None:
@@ -73,7 +63,7 @@ def test_a_slow_revision_still_defers_and_resumes(run_dag, kube_namespace) -> No
     # What the triggerer would do, then the resumed task: the traffic wait after it is quick.
     event = run_inline(deferred.value.trigger)
     assert event is not None and event["status"] == "success", event
-    result = operator.execute_complete({"ti": _TaskInstance()}, event)
+    result = operator.execute_complete(task_context(), event)
     assert result["revision"] == event["name"] and result["stable_revision"] == event["name"]
 
 
