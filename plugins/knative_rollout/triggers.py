@@ -96,6 +96,19 @@ class _KnativeWatchTrigger(BaseTrigger):
         """Return the final event for this state of the object, or ``None`` to keep watching."""
         raise NotImplementedError
 
+    def _watch_failed(self, error: Exception) -> TriggerEvent:
+        """Return the ``error`` event of a watch that ended with ``error``."""
+        # A refusal (403, 404, 400...) fails the same way on every retry: say so, so the task need not
+        # retry; anything else (the cluster stayed unreachable) may pass.
+        extra: dict[str, Any] = {"permanent": isinstance(error, KnativeRolloutError)}
+        if isinstance(error, KnativeWatchRefusedError):
+            extra["reason"] = error.reason
+        return self._event(
+            "error",
+            f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error_text(error)}",
+            **extra,
+        )
+
     def progress(self, obj: dict[str, Any] | None) -> str:
         """Return what the object looked like last, for the timeout message."""
         if obj is None:
@@ -130,16 +143,7 @@ class _KnativeWatchTrigger(BaseTrigger):
                     yield event
                     return
         except Exception as error:
-            # A refusal (403, 404, 400...) fails the same way on every retry: say so, so the task need not
-            # retry; anything else (the cluster stayed unreachable) may pass.
-            extra: dict[str, Any] = {"permanent": isinstance(error, KnativeRolloutError)}
-            if isinstance(error, KnativeWatchRefusedError):
-                extra["reason"] = error.reason
-            yield self._event(
-                "error",
-                f"watching {self.resource.kind} {self.namespace}/{self.name} failed: {error_text(error)}",
-                **extra,
-            )
+            yield self._watch_failed(error)
             return
         yield self._event(
             "timeout",
@@ -314,9 +318,7 @@ class KnativeLockFreeTrigger(_KnativeWatchTrigger):
                     yield event
                     return
         except Exception as error:
-            yield self._event(
-                "error", f"watching Lease {self.namespace}/{self.name} failed: {error_text(error)}"
-            )
+            yield self._watch_failed(error)
             return
         yield self._event(
             "timeout",
