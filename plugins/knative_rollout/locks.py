@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from knative_rollout.exceptions import KnativeTemporaryError
+from knative_rollout.exceptions import KnativeTemporaryError, KnativeWatchRefusedError
 from knative_rollout.resources import LEASE, LeaseHolding, held_lease, holding_of, lease_name, released_lease
 
 if TYPE_CHECKING:
@@ -109,6 +109,35 @@ class RolloutLock:
         if lease is None or holding_of(lease, datetime.now(UTC)).held_by_other(None):
             return False
         return self.hook.delete_object(LEASE, self.name, self.namespace)
+
+
+async def read_lease_async(hook: AsyncKnativeServingHook, name: str, namespace: str) -> dict[str, Any] | None:
+    """Return the Lease read from a trigger, or ``None`` when it does not exist (free).
+
+    :raises KnativeWatchRefusedError: when the API refuses for good (403: no permission; 404 on the
+        resource type itself is reported the same way by the watch that follows).
+    """
+    from kubernetes_asyncio import client as async_client
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    async with hook.get_conn() as api_client:
+        api = async_client.CustomObjectsApi(api_client)
+        try:
+            lease: dict[str, Any] = await api.get_namespaced_custom_object(
+                LEASE.group, LEASE.version, namespace, LEASE.plural, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status == 403:
+                raise KnativeWatchRefusedError(
+                    f"reading Lease {namespace}/{name} is forbidden (HTTP 403): grant get, list, watch, "
+                    "create, update on leases.coordination.k8s.io in that namespace "
+                    "(include/manifests/rbac.yaml)",
+                    reason="Forbidden",
+                ) from error
+            raise
+    return lease
 
 
 async def renew_async(

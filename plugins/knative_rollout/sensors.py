@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from knative_rollout.exceptions import (
+    KnativeApiRejectedError,
     KnativeRevisionFailedError,
     KnativeTemporaryError,
     permanent_input_errors,
@@ -115,6 +116,8 @@ class _KnativeReadySensor(KnativeConnectionOperator, BaseSensorOperator):
             return event
         if event.get("status") == "failed":
             raise KnativeRevisionFailedError(str(event.get("message")))
+        if event.get("permanent"):
+            raise KnativeApiRejectedError(str(event.get("message")))
         raise KnativeTemporaryError(f"{event.get('message')}; retry the task")
 
 

@@ -22,7 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from knative_rollout.exceptions import KnativeRolloutError, KnativeWatchRefusedError, error_text
 from knative_rollout.hooks import AsyncKnativeServingHook
-from knative_rollout.locks import renew_async
+from knative_rollout.locks import read_lease_async, renew_async
 from knative_rollout.resources import KSVC, LEASE, REVISION, condition, holding_of, traffic_keys
 
 
@@ -295,13 +295,23 @@ class KnativeLockFreeTrigger(_KnativeWatchTrigger):
         return f"held by {holding.holder} since {holding.since}" if holding.holder else "free"
 
     async def _watch(self, hook: AsyncKnativeServingHook) -> AsyncIterator[TriggerEvent]:
+        """Read the Lease, then watch it until its holder's time is up; again, until free or timed out.
+
+        Each round starts from a fresh read, so a slow or dropped watch never reads as "no Lease, free";
+        an API that refuses for good (403, 404 on the resource type) ends the wait at once.
+        """
         deadline = time.monotonic() + self.timeout_seconds
         last: dict[str, Any] | None = None
-        try:
-            while (remaining := deadline - time.monotonic()) > 0:
-                holding = holding_of(last, datetime.now(UTC))
-                # Watch until the current holder's Lease would expire (first round: read it at once).
-                window = min(remaining, max(0.5, holding.seconds_left(datetime.now(UTC)) + 0.5))
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                last = await read_lease_async(hook, self.name, self.namespace)
+                event = self.decide(last)
+                if event is not None:
+                    yield event
+                    return
+                window = min(
+                    remaining, holding_of(last, datetime.now(UTC)).seconds_left(datetime.now(UTC)) + 0.5
+                )
                 async for obj in hook.watch_object(
                     self.resource, self.name, self.namespace, timeout_seconds=window
                 ):
@@ -310,16 +320,12 @@ class KnativeLockFreeTrigger(_KnativeWatchTrigger):
                     if event is not None:
                         yield event
                         return
-                if last is None:  # no Lease at all: free
-                    yield self._event("success", f"rollout lock {self.name} is free", previous_holder=None)
-                    return
-                event = self.decide(last)
-                if event is not None:
-                    yield event
-                    return
-        except Exception as error:
-            yield self._watch_failed(error)
-            return
+            except KnativeRolloutError as error:
+                yield self._watch_failed(error)
+                return
+            except Exception as error:  # a blip: the next round reads the Lease again
+                self.log.warning("Waiting for %s: %s; reading it again", self.name, error_text(error))
+                await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         yield self._event(
             "timeout",
             f"rollout lock {self.namespace}/{self.name} was not free within {self.timeout_seconds:g}s; "

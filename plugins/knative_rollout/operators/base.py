@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from knative_rollout.exceptions import (
+    KnativeApiRejectedError,
     KnativeInputError,
     KnativeLockHeldError,
     KnativeRevisionFailedError,
@@ -373,6 +374,9 @@ class KnativeBaseOperator(KnativeConnectionOperator):
         message = f"{doing}: {event.get('message')}"
         if status == "failed":
             raise KnativeRevisionFailedError(message)
+        if event.get("permanent"):
+            # The API refused the wait for good (403, 404): a retry would fail the same way.
+            raise KnativeApiRejectedError(message)
         raise KnativeTemporaryError(f"{message}. The cluster may be slow or unreachable; retry the task")
 
     def push_urls(self, context: Context, url: str | None, tag_url: str | None = None) -> None:
