@@ -152,14 +152,16 @@ async def cli(server: RawServer, *args: str) -> tuple[int, str, str]:
 async def test_cli_against_a_server_that_never_answers(
     tmp_path: Path, extra: list[str], exit_code: int
 ) -> None:
-    report_path = tmp_path / "report.json"
+    report_path, plot_path = tmp_path / "report.json", tmp_path / "plot.png"
     async with RawServer(never) as server:
         code, stdout, stderr = await cli(
             server,
             *("--rate", "20", "--duration", "3s", "--timeout", "1s", "--slo", "p99<=200ms"),
-            *("--json", str(report_path), *extra),
+            *("--json", str(report_path), "--plot", str(plot_path), *extra),
         )
     assert code == exit_code, stderr
+    assert stderr == "", "the plot of a run without a single success is drawn without a warning"
+    assert plot_path.read_bytes().startswith(b"\x89PNG")
     headline = json.loads(stdout.splitlines()[0])
     assert headline["completed"] == 0 and headline["timeouts"] == 60 and headline["achieved_rate"] == 0
     assert headline["latency_ms"]["p99"] >= 1000 and "p99" in headline["above_timeout"]

@@ -115,3 +115,13 @@ def test_pod_runs_the_same_engine_with_arguments_the_cli_accepts() -> None:
 )
 def test_fail_on_inconclusive_is_parsed_strictly(value: object, parsed: bool) -> None:
     assert _strict_bool(value, "fail_on_inconclusive") is parsed
+
+
+def test_pod_passes_an_inconclusive_gate_only_when_asked() -> None:
+    strict = load_test_cli_arguments(url="http://model.team-a.svc.cluster.local/", rate=5)
+    lenient = load_test_cli_arguments(
+        url="http://model.team-a.svc.cluster.local/", rate=5, fail_on_inconclusive=False
+    )
+    assert "--allow-inconclusive" not in strict
+    assert lenient[-1] == "--allow-inconclusive"
+    assert build_parser().parse_args(lenient).allow_inconclusive is True
