@@ -12,8 +12,13 @@ Every step is a task that is safe to retry: rerun any of them and it finds its w
 from the worker: where that host has no DNS (local_knative's ``example.com``), set the connection's
 ``ingress_address`` extra to the Knative ingress.
 
+Run it again and it is safe: v1's deploy only creates the Service the first time; v2 already stable is
+"nothing to roll out" (green, production unchanged); the previous stable is refused unless ``allow_older``.
+Two runs at once take turns through the Service's rollout lock.
+
 Params: ``model_v1_uri`` / ``model_v2_uri`` (artifacts from ``python -m model.train``), ``service_name``,
-``namespace``, ``image``, ``slo`` (the gate's thresholds).
+``namespace``, ``image``, ``slo`` (the gate's thresholds), ``allow_older``, ``attempt`` (a new name for a
+spec whose revision failed).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ with DAG(
             type="string",
             description="the load-test gate's thresholds on v2's tag URL (20 predictions/s for 5 s)",
         ),
+        "allow_older": Param(
+            False, type="boolean", description="roll out v2 even if it is the previous or an older revision"
+        ),
+        "attempt": Param(
+            0, type="integer", minimum=0, description="raise to redeploy a spec whose revision failed"
+        ),
     },
     default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=10)},
 ) as dag:
@@ -70,6 +81,8 @@ with DAG(
         env={"MODEL_URI": "{{ params.model_v2_uri }}"},
         autoscaling={"min-scale": 1},
         steps=(10, 50, 100),
+        allow_older="{{ params.allow_older }}",
+        attempt="{{ params.attempt }}",
         load_test={
             "rate": 20,
             "duration": "5s",
