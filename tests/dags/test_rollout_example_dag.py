@@ -34,6 +34,7 @@ def test_rollout_example_imports_cleanly() -> None:
     dag = dagbag.dags["rollout_example"]
     assert [task.task_id for task in dag.topological_sort()] == [
         "deploy_v1",
+        "rollout.lock",
         "rollout.deploy_candidate",
         "rollout.load_test",
         "rollout.traffic_10",
