@@ -8,7 +8,7 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
           plugins/knative_rollout/analysis/judge.py plugins/knative_rollout/analysis/series.py \
           plugins/knative_rollout/analysis/checks.py
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: install
 
 test: lint
 	$(PYTHON) -m pytest -p no:cacheprovider
+
+# The rollout soak: SOAK_RUNS runs of the example DAG on one Service (make test runs a sample of 8).
+soak: install
+	SOAK_RUNS=$${SOAK_RUNS:-30} SOAK_SEED=$${SOAK_SEED:-1} $(PYTHON) -m pytest -p no:cacheprovider -s \
+		tests/integration/knative_rollout/test_rollout_soak.py
 
 bench: install
 	$(PYTHON) benchmarks/local_knative_api.py

@@ -1,0 +1,256 @@
+"""Seeded soak of the example rollout DAG on one Service, checking the cluster after every run.
+
+Usage: ``python rollout_soak.py --runs N --seed S --work DIR --namespace NS`` with the environment of a
+fresh Airflow home whose ``kubernetes_default`` connection points at a local_knative (see
+``test_rollout_soak.py``; ``make soak`` runs 30). Each run of ``dags/rollout_example.py`` (real Airflow,
+``dag.test()``, real model-server pods, a real load test) rolls out one of: a new good model, the model
+now stable (a rerun), the previous model (refused, or allowed on purpose), a model that never becomes
+Ready, a model that fails the gate, or the previous run cleared and run again. After every run the
+cluster must show:
+
+- production (status and spec) 100% on the revision the last successful promotion chose, or unchanged
+  after a failed or rolled-back run, and never an older revision unless the run asked for it;
+- the DAG run's state telling the truth: green only when it promoted or found nothing to roll out;
+- the revisions production and its rollback target need still there and Ready;
+- no two revisions with the same spec;
+- every history entry naming a run of this soak;
+- the Service's rollout lock free.
+
+Prints one JSON line per run and the counts per scenario last; exits 1 on any broken invariant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVICE = "iris"
+IMAGE = "registry.example.com/knative-rollout/model-server:v1"
+DEFAULT_SLO = "p99<=800ms,error_rate<=0.01"
+# 20 requests/s are sent: no revision can answer 1000/s of them.
+FAILING_SLO = "achieved_rate>=1000"
+SCENARIOS = ("new", "rerun", "previous", "previous_allowed", "never_ready", "fails_gate", "cleared")
+# What the run must end as, and whether the rollout's candidate becomes production.
+PROMOTES = {"new", "previous_allowed"}
+GREEN = {"new", "rerun", "previous_allowed"}
+
+
+def scenario_order(runs: int, seed: int) -> list[str]:
+    """Return the scenarios of ``runs`` runs: a new model first, then each scenario once, then at random."""
+    chooser = random.Random(seed)
+    covering = list(SCENARIOS)
+    chooser.shuffle(covering)
+    order = ["new", *covering]
+    while len(order) < runs:
+        order.append(chooser.choice(SCENARIOS))
+    return order[:runs]
+
+
+def kubectl_json(kubeconfig: str, *args: str) -> Any:
+    """Return kubectl's JSON output (the real kubectl, against the soak's cluster)."""
+    output = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, *args, "-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output)
+
+
+def revision_spec_key(revision: dict[str, Any]) -> str:
+    """Return what makes two revisions the same deployment: containers and rollout-relevant annotations."""
+    annotations = {
+        key: value
+        for key, value in (revision["metadata"].get("annotations") or {}).items()
+        if key.startswith(("autoscaling.knative.dev/", "rollout.knative-rollout.dev/"))
+    }
+    containers = [
+        {"image": container.get("image"), "env": container.get("env")}
+        for container in revision["spec"].get("containers") or []
+    ]
+    return json.dumps([containers, annotations], sort_keys=True)
+
+
+def check_cluster(
+    kubeconfig: str, namespace: str, expected: str, keep: set[str], run_ids: set[str]
+) -> list[str]:
+    """Return every invariant the cluster breaks now (empty when all hold)."""
+    from knative_rollout.resources import lease_name, state_from_annotations
+
+    problems: list[str] = []
+    service = kubectl_json(kubeconfig, "-n", namespace, "get", f"ksvc/{SERVICE}")
+    served = {
+        (target["revisionName"], target["percent"], target.get("tag"))
+        for target in service["status"].get("traffic") or []
+        if target["percent"]
+    }
+    routed = {
+        target["revisionName"] for target in service["spec"].get("traffic") or [] if target.get("percent")
+    }
+    if served != {(expected, 100, "stable")}:
+        problems.append(f"production serves {sorted(served)}, expected {expected} at 100% tagged stable")
+    if routed != {expected}:
+        problems.append(f"spec routes traffic to {sorted(routed)}, expected only {expected}")
+    state = state_from_annotations(service["metadata"].get("annotations"))
+    if state.stable != expected or state.is_active():
+        problems.append(f"record says stable {state.stable}, phase {state.phase.value}; expected {expected}")
+    revisions = kubectl_json(
+        kubeconfig, "-n", namespace, "get", "revisions", "-l", f"serving.knative.dev/service={SERVICE}"
+    )["items"]
+    by_name = {item["metadata"]["name"]: item for item in revisions}
+    for name in sorted(keep):
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (by_name.get(name, {}).get("status") or {}).get("conditions") or []
+        )
+        if not ready:
+            problems.append(f"revision {name}, which served production, is gone or not Ready")
+    specs = Counter(revision_spec_key(item) for item in revisions)
+    duplicated = [key for key, count in specs.items() if count > 1]
+    if duplicated:
+        problems.append(f"{len(duplicated)} specs are deployed as more than one revision")
+    for entry in state.history:
+        parts = entry.by.split("/")
+        if len(parts) < 4 or parts[0] != "rollout_example" or parts[1] not in run_ids:
+            problems.append(
+                f"history entry {entry.action} at {entry.time} names no run of this soak: {entry.by!r}"
+            )
+    lease = kubectl_json(
+        kubeconfig, "-n", namespace, "get", f"leases.coordination.k8s.io/{lease_name(SERVICE)}"
+    )
+    holder = (lease.get("spec") or {}).get("holderIdentity")
+    if holder:
+        problems.append(f"the rollout lock is still held by {holder}")
+    return problems
+
+
+def candidate_uri(
+    scenario: str, fresh: Path, good: Path, uris: dict[str, str], stable: str | None, previous: str | None
+) -> str:
+    """Return the model URI a scenario rolls out (``fresh`` is a new, unused path)."""
+    if scenario in ("new", "fails_gate"):
+        return str(shutil.copytree(good, fresh))
+    if scenario == "never_ready":
+        return str(fresh)  # nothing there: the model server exits, the revision fails
+    return uris[str(stable if scenario == "rerun" else previous)]
+
+
+def main() -> int:
+    """Run the soak; print one line per run and the counts per scenario."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--namespace", default="soak")
+    parser.add_argument("--kubeconfig", required=True)
+    args = parser.parse_args()
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils import db
+    from airflow.utils.session import create_session
+
+    from model.train import train
+
+    db.initdb()
+    dag = DagBag(str(REPO_ROOT / "dags")).get_dag("rollout_example")
+    assert dag is not None, "dags/rollout_example.py did not load"
+    models = args.work / "models"
+    v1 = str(train(models, "v1", seed=0))
+    good = train(models, "good", seed=1)
+
+    uris: dict[str, str] = {}  # revision -> the model URI it serves
+    stable: str | None = None
+    previous: str | None = None
+    run_ids: set[str] = set()
+    last: tuple[Any, dict[str, Any], str] | None = None
+    counts: Counter[str] = Counter()
+    broken = 0
+    for number, scenario in enumerate(scenario_order(args.runs, args.seed), start=1):
+        if scenario in ("previous", "previous_allowed") and previous is None:
+            scenario = "new"
+        if scenario == "cleared" and last is None:
+            scenario = "new"
+        if scenario == "rerun" and stable is None:
+            scenario = "new"
+        logical_date = None
+        if scenario == "cleared":
+            assert last is not None
+            logical_date, conf, cleared_of = last
+            expect_green = cleared_of in GREEN
+        else:
+            candidate = candidate_uri(scenario, models / f"{scenario}-{number}", good, uris, stable, previous)
+            conf = {
+                "service_name": SERVICE,
+                "namespace": args.namespace,
+                "image": IMAGE,
+                "model_v1_uri": v1,
+                "model_v2_uri": candidate,
+                "slo": FAILING_SLO if scenario == "fails_gate" else DEFAULT_SLO,
+                "allow_older": scenario == "previous_allowed",
+                "attempt": 0,
+            }
+            expect_green = scenario in GREEN
+        before = stable
+        run = dag.test(run_conf=conf, **({} if logical_date is None else {"logical_date": logical_date}))
+        run_ids.add(run.run_id)
+        with create_session() as session:
+            xcoms = {
+                (row.task_id, row.key): row.value
+                for row in session.query(XComModel).filter_by(dag_id=dag.dag_id, run_id=run.run_id)
+            }
+            states = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
+            logical = session.query(DagRun).filter_by(run_id=run.run_id).one().logical_date
+        deployed = (xcoms.get(("deploy_v1", "return_value")) or {}).get("revision")
+        if stable is None and deployed:
+            stable = deployed
+            uris[deployed] = v1
+            before = stable
+        promoted = xcoms.get(("rollout.promote", "return_value"))
+        if promoted and states.get("rollout.promote") == "success":
+            candidate_revision = promoted["stable_revision"]
+            if candidate_revision != stable:
+                previous, stable = stable, candidate_revision
+                uris.setdefault(candidate_revision, conf["model_v2_uri"])
+        deploy_result = xcoms.get(("rollout.deploy_candidate", "return_value")) or {}
+        if deploy_result.get("revision"):
+            uris.setdefault(deploy_result["revision"], conf["model_v2_uri"])
+        green = str(run.state) == "success"
+        problems = check_cluster(
+            args.kubeconfig, args.namespace, str(stable), {name for name in (stable, before) if name}, run_ids
+        )
+        if green != expect_green:
+            problems.append(f"the run ended {run.state}, expected {'success' if expect_green else 'failed'}")
+        if scenario not in PROMOTES and scenario != "cleared" and stable != before:
+            problems.append(f"{scenario} moved production from {before} to {stable}")
+        counts[scenario] += 1
+        broken += bool(problems)
+        print(
+            json.dumps(
+                {
+                    "run": number,
+                    "scenario": scenario,
+                    "state": str(run.state),
+                    "stable": stable,
+                    "problems": problems,
+                }
+            ),
+            flush=True,
+        )
+        if scenario != "cleared":
+            last = (logical, conf, scenario)
+    print(json.dumps({"counts": dict(sorted(counts.items())), "runs": args.runs, "broken_runs": broken}))
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
