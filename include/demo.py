@@ -1,9 +1,16 @@
 """``make demo``: the first five minutes of a new user, on one machine, with no Docker and no cloud account.
 
-Starts a local_knative in ``.demo/``, trains v1 and v2 of the example model, runs ``dags/rollout_example.py``
-with ``dag.test()`` (deploy v1, v2 as a 0% canary on its tag URL, a load test of v2 against the SLO,
-10% -> 50% -> 100%, promote, tear down), prints what each step did and the final traffic, and stops the
-cluster.
+Starts a local_knative in ``.demo/`` and runs ``dags/retrain_and_rollout.py`` with ``dag.test()`` four
+times, each on a new training batch:
+
+1. a first model, trained on noisy labels, becomes the Service (nothing serves yet);
+2. a better model whose server is slow (``serving_faults``): it passes the offline evaluation, then
+   fails the load-test gate on its tag URL and is rolled back, so that run fails;
+3. a better model: canary at 0%, load test, 10% -> 50% -> 100%, promoted, old revisions torn down;
+4. a worse model (more label noise): stopped by the offline evaluation, production untouched.
+
+For each run it prints one line per task (offline metrics, load-test percentiles, each step's traffic),
+then the final traffic and a prediction served through the ingress, and stops the cluster.
 
 Run it as ``.venv/bin/python include/demo.py`` from the repository root (``KNATIVE_ROLLOUT_DEMO_DIR``
 overrides where its files go).
@@ -15,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -56,19 +62,17 @@ def configure_airflow(kubeconfig: Path, ingress_url: str) -> None:
     )
 
 
-def train(version: str, seed: int) -> str:
-    """Train one model version with ``python -m model.train`` and return its artifact path."""
-    command = [sys.executable, "-m", "model.train", "--output", str(DEMO_DIR / "models")]
-    result = subprocess.run(
-        [*command, "--version", version, "--seed", str(seed)],
-        cwd=REPO_ROOT / "include",
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    lines = result.stdout.strip().splitlines()
-    print(f"  {version}: {lines[0]}")
-    return lines[-1]
+# (what the run shows, its conf, the DAG run state it must end in)
+RUNS: list[tuple[str, dict[str, Any], str]] = [
+    ("a first model, trained on noisy labels", {"batch": 2, "label_noise": 0.4}, "success"),
+    (
+        "a better model with a slow server (passes offline, fails online)",
+        {"batch": 1, "label_noise": 0.0, "serving_faults": {"FAULT_LATENCY_MS": "400"}},
+        "failed",
+    ),
+    ("a better model", {"batch": 3, "label_noise": 0.0}, "success"),
+    ("a worse model (half the labels broken)", {"batch": 2, "label_noise": 0.5}, "success"),
+]
 
 
 def predict(ingress_url: str, service_url: str) -> Any:
@@ -82,7 +86,7 @@ def predict(ingress_url: str, service_url: str) -> Any:
         return json.loads(response.read())
 
 
-def summarize(dagrun: Any) -> dict[str, Any]:
+def summarize(dagrun: Any, task_order: list[str]) -> dict[str, Any]:
     """Print one line per task: its state and what it returned (for a failed gate, its measurements)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -94,9 +98,9 @@ def summarize(dagrun: Any) -> dict[str, Any]:
             rows = session.scalars(XComModel.get_many(run_id=dagrun.run_id, dag_ids=dagrun.dag_id, key=key))
             for row in rows.all():
                 results.setdefault(row.task_id, XComModel.deserialize_value(row))
-    order = {task_id: index for index, task_id in enumerate(dagrun.dag.task_ids)} if dagrun.dag else {}
+    order = {task_id: index for index, task_id in enumerate(task_order)}
     for ti in sorted(dagrun.get_task_instances(), key=lambda ti: order.get(ti.task_id, 0)):
-        print(f"  {ti.task_id:<26} {ti.state!s:<16} {describe(results.get(ti.task_id))}".rstrip())
+        print(f"  {ti.task_id:<26} {ti.state!s:<16} {describe(results.get(ti.task_id))}"[:220].rstrip())
     return results
 
 
@@ -104,6 +108,12 @@ def describe(result: Any) -> str:
     """Return a short human summary of a task's return value."""
     if not isinstance(result, dict):
         return ""
+    if "roll_out" in result:  # the offline evaluation
+        return str(result["reason"])
+    if "version" in result and "metrics" in result:  # the trained model
+        return f"model {result['version']}: holdout accuracy {result['metrics']['accuracy']:.3f}"
+    if "model_uri" in result:
+        return f"published {result['model_uri']}"
     if "status" in result:  # a sensor's event
         return str(result.get("message", ""))
     if "verdict" in result:  # a load-test gate's summary
@@ -146,26 +156,25 @@ def main() -> int:
     try:
         print(f"  API {cluster.api_url}, ingress {cluster.ingress_url}, kubeconfig {cluster.kubeconfig}")
         configure_airflow(cluster.kubeconfig, cluster.ingress_url)
-        print("Training the example model ...")
-        conf = {
-            "model_v1_uri": train("v1", seed=0),
-            "model_v2_uri": train("v2", seed=1),
-            "service_name": SERVICE,
-            "image": IMAGE,
-        }
 
         from airflow.dag_processing.dagbag import DagBag
         from airflow.utils.db import initdb
 
         initdb()
-        dag = DagBag(dag_folder=REPO_ROOT / "dags" / "rollout_example.py").dags["rollout_example"]
-        print("Running dags/rollout_example.py with dag.test() ...")
+        dag = DagBag(dag_folder=REPO_ROOT / "dags" / "retrain_and_rollout.py").dags["retrain_and_rollout"]
         # dag.test() warns "No tasks to run" for the one loop in which the skipped rollback has not yet
         # released the outcome task; the next loop runs it (as a scheduler would), so the warning is noise.
         logging.getLogger("airflow.sdk.definitions.dag").setLevel(logging.ERROR)
-        dagrun = dag.test(run_conf=conf)
-        print(f"DAG run {dagrun.state}. Steps:")
-        summarize(dagrun)
+        as_expected = True
+        for number, (what, conf, expected) in enumerate(RUNS, start=1):
+            print(f"Run {number}: {what}: dags/retrain_and_rollout.py with dag.test() ...")
+            # Every Param is given: dag.test() keeps the last run's conf as the defaults of the next one.
+            dagrun = dag.test(
+                run_conf={"service_name": SERVICE, "image": IMAGE, "serving_faults": {}, **conf}
+            )
+            print(f"DAG run {dagrun.state} (expected {expected}). Steps:")
+            summarize(dagrun, [task.task_id for task in dag.topological_sort()])
+            as_expected = as_expected and str(dagrun.state) == expected
 
         from knative_rollout.hooks import KnativeServingHook
 
@@ -176,7 +185,9 @@ def main() -> int:
             print(f"  {target['revisionName']}: {target['percent']}%  {tag}")
         url = service["status"]["url"]
         print(f"Prediction from {url} for {SAMPLE}: {predict(cluster.ingress_url, url)}")
-        return 0 if str(dagrun.state) == "success" else 1
+        print(f"Artifacts, batches and load-test reports: {DEMO_DIR / 'airflow' / 'knative-rollout'}")
+        print("All runs ended as expected." if as_expected else "Some runs did NOT end as expected.")
+        return 0 if as_expected else 1
     finally:
         print("Stopping local_knative.")
         cluster.stop()

@@ -92,8 +92,6 @@ def train(output_dir: Path | str, version: str | None = None, seed: int = 0, dat
     :param seed: random seed; the same seed and data set give the same model
     :param dataset: ``iris`` or ``breast_cancer`` (both ship with scikit-learn, no download)
     """
-    import joblib
-
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     version = validate_version(version if version is not None else next_version(output_dir))
@@ -104,15 +102,82 @@ def train(output_dir: Path | str, version: str | None = None, seed: int = 0, dat
             "or omit it to get the next free one"
         )
     estimator, description = fit_and_evaluate(dataset, seed)
+    return write_artifact(final_dir, estimator, {"version": version, "seed": seed, **description})
+
+
+def train_on_batch(batch_file: Path | str, output_dir: Path | str, version: str, seed: int = 0) -> Path:
+    """Train on a batch from :func:`model.data.write_batch`, score it on the holdout, write the artifact.
+
+    An artifact of ``version`` that exists already is returned as it is (versions are immutable, and the
+    same batch and seed give the same model), so a retried training task writes nothing twice.
+
+    :param batch_file: the batch's JSON file
+    :param output_dir: parent directory of all versions
+    :param version: the artifact's version (name it after the batch, so the same batch reuses it)
+    :param seed: seed of the estimator
+    """
+    from model.data import read_batch, score
+
+    final_dir = Path(output_dir) / validate_version(version)
+    if (final_dir / METADATA_FILE).is_file():
+        return final_dir.resolve()
+    spec, x, y = read_batch(Path(batch_file))
+    bunch_description = fit_description(spec.dataset)
+    estimator = _estimator(seed)
+    started = time.perf_counter()
+    estimator.fit(x, y)
     metadata = {
         "version": version,
         "seed": seed,
-        **description,
+        **bunch_description,
+        "batch": {
+            "name": spec.name,
+            "batch": spec.batch,
+            "label_noise": spec.label_noise,
+            "drift": spec.drift,
+            "rows": len(y),
+        },
+        "metrics": score(estimator, spec.dataset),
+        "training_seconds": round(time.perf_counter() - started, 4),
+    }
+    return write_artifact(final_dir, estimator, metadata)
+
+
+def _estimator(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+
+
+def fit_description(dataset: str) -> dict[str, Any]:
+    """Return what the metadata says about the data set and the algorithm (for the server and readers)."""
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{dataset}")()
+    return {
+        "dataset": dataset,
+        "algorithm": "StandardScaler + LogisticRegression",
+        "n_features": int(bunch.data.shape[1]),
+        "feature_names": [str(name) for name in bunch.feature_names],
+        "target_names": [str(name) for name in bunch.target_names],
+    }
+
+
+def write_artifact(final_dir: Path, estimator: Any, metadata: dict[str, Any]) -> Path:
+    """Write ``model.joblib`` and ``metadata.json`` into ``final_dir`` atomically; return its path."""
+    import joblib
+
+    output_dir = final_dir.parent
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        **metadata,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": platform.python_version(),
         "sklearn": _sklearn_version(),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=output_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}-", dir=output_dir))
     try:
         joblib.dump(estimator, staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -1,0 +1,323 @@
+"""Retrain the example model and roll it out only when it beats the model serving now.
+
+Runs every day and also whenever new training data lands (the ``iris_training_data`` Asset; an event's
+``extra`` may name the batch: ``{"batch": 7, "label_noise": 0.1}``). Each run:
+
+1. ``prepare_data``: draws a training batch from the bundled data (``model.data``: batch number, label
+   noise, drift), so retrains really differ: some are better, some equal, some worse.
+2. ``train``: fits the model on it and scores it on the fixed holdout; the artifact goes to the store's
+   ``staging/`` area under a version named after the batch (the same inputs reuse it).
+3. ``evaluate``: scores the model the Service serves now (its stable revision's ``MODEL_URI``, read from
+   the cluster) on the same holdout; ``worth_rolling_out`` stops the run, green, with the reason in its
+   log and in ``evaluate``'s XCom, unless the new model is better by ``min_improvement``. The model
+   serving already goes on, so the rollout can say "nothing to roll out" (a rerun stays a no-op).
+4. ``publish``: copies the artifact to ``models/`` in the store (``file://`` locally, ``gs://`` through
+   the google provider's GCS hook on GCP).
+5. ``bootstrap``: the very first model becomes the Service; afterwards it leaves it alone.
+6. ``rollout``: lock, candidate at 0% on its tag URL, load-test gate, 10% -> 50% -> 100%, promote;
+   on any failure it rolls back and ``rollout.outcome`` fails the run, naming the step and why.
+7. ``teardown``: deletes old revisions that serve nothing (stable and rollback target are kept).
+
+A rerun, a retry or a cleared task never deploys twice (revision names are hashes of their spec) and
+never moves production backwards (an older revision is refused, a worse model stopped).
+
+Configuration, never edits to this file: the ``kubernetes_default`` connection (its
+``ingress_address`` extra where Knative hosts have no DNS), the Variable ``knative_rollout_artifact_store``
+(default ``file://$AIRFLOW_HOME/knative-rollout``; ``gs://BUCKET/PREFIX`` on GCP) and the Params below.
+The metric analysis joins the gates in ``GATES`` once it is available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
+from knative_rollout.task_groups import progressive_rollout
+
+TRAINING_DATA = Asset(name="iris_training_data", uri="knative-rollout://training-data/iris")
+STORE_VARIABLE = "knative_rollout_artifact_store"
+SERVICE = "{{ params.service_name }}"
+NAMESPACE = "{{ params.namespace }}"
+TARGET = {"service_name": SERVICE, "namespace": NAMESPACE}
+PREDICTION = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8]]})
+# The gates the candidate must pass on its tag URL before any traffic moves. The metric analysis
+# (canary vs. stable against SLOs) is one more entry here once progressive_rollout accepts it.
+GATES: dict[str, Any] = {
+    "load_test": {
+        "rate": 20,
+        "duration": "5s",
+        "path": "/v1/models/{{ params.service_name }}:predict",
+        "bodies": [PREDICTION],
+        "headers": {"Content-Type": "application/json"},
+        "expect_json_field": "predictions",
+        "slo": "{{ params.slo }}",
+    }
+}
+
+
+def use_model_package() -> None:
+    """Make ``include/`` (the example model's code) importable in the worker that runs a task.
+
+    The DAG file is parsed without it (parsing must stay fast and import no scikit-learn); the tasks
+    that train and score import it. On Cloud Composer ``include/`` sits next to ``dags/`` too.
+    """
+    include = Path(__file__).resolve().parent.parent / "include"
+    if include.is_dir() and str(include) not in sys.path:
+        sys.path.append(str(include))
+
+
+def artifact_store() -> str:
+    """Return the artifact store's root: the Variable, or a folder in the Airflow home."""
+    from airflow.sdk import Variable
+
+    default = "file://" + str(
+        Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "knative-rollout"
+    )
+    return str(Variable.get(STORE_VARIABLE, default=default)).rstrip("/")
+
+
+def local_dir(uri: str) -> Path:
+    """Return the local directory of a ``file://`` URI or a plain path."""
+    return Path(uri.removeprefix("file://")).expanduser()
+
+
+def serving_model_uri(service_name: str, namespace: str) -> str | None:
+    """Return the ``MODEL_URI`` of the Service's stable revision, or ``None`` when nothing serves yet."""
+    from knative_rollout.hooks import KnativeServingHook
+    from knative_rollout.resources import state_from_annotations
+
+    hook = KnativeServingHook()
+    service = hook.find_service(service_name, namespace)
+    if service is None:
+        return None
+    stable = state_from_annotations(service["metadata"].get("annotations")).stable
+    revision = hook.find_revision(stable, namespace) if stable else None
+    for container in ((revision or {}).get("spec") or {}).get("containers") or []:
+        for variable in container.get("env") or []:
+            if variable.get("name") == "MODEL_URI":
+                return str(variable.get("value"))
+    return None
+
+
+with DAG(
+    dag_id="retrain_and_rollout",
+    description="Retrain on new data; roll the model out only if it beats the serving one, else stop",
+    doc_md=__doc__,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC"), assets=[TRAINING_DATA]
+    ),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["knative-rollout", "example", "retrain"],
+    params={
+        "service_name": Param(
+            "iris",
+            type="string",
+            pattern="^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+            description="Knative Service that serves the model",
+        ),
+        "namespace": Param(
+            "default",
+            type="string",
+            pattern="^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+            description="its namespace",
+        ),
+        "image": Param(
+            "registry.example.com/knative-rollout/model-server:v1",
+            type="string",
+            minLength=1,
+            description="the model server image; the model comes from MODEL_URI",
+        ),
+        "batch": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            description="training batch; empty: the asset event's, else the run's day number",
+        ),
+        "label_noise": Param(
+            0.0,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="share of labels replaced at random (a broken labelling job)",
+        ),
+        "drift": Param(
+            0.0,
+            type="number",
+            minimum=-5,
+            maximum=5,
+            description="feature shift in standard deviations (a recalibrated sensor)",
+        ),
+        "min_improvement": Param(
+            0.01,
+            type="number",
+            minimum=-1,
+            maximum=1,
+            description="holdout accuracy the new model must gain to be rolled out",
+        ),
+        "serving_faults": Param(
+            {},
+            type="object",
+            additionalProperties={"type": "string"},
+            description="FAULT_* settings of the candidate's server (model.faults), "
+            "to try a model that passes offline but fails online; empty in production",
+        ),
+        "slo": Param(
+            "p99<=300ms,error_rate<=0.01,achieved_rate>=18",
+            type="string",
+            minLength=1,
+            description="the load-test gate's thresholds on the candidate's tag URL",
+        ),
+    },
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": pendulum.duration(seconds=10)},
+) as dag:
+
+    @task
+    def prepare_data(params: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """Draw this run's training batch into the store's ``data/`` folder (the same batch is reused)."""
+        use_model_package()
+        from model.data import BatchSpec, write_batch
+
+        settings = {"batch": params["batch"], "label_noise": params["label_noise"], "drift": params["drift"]}
+        events = context.get("triggering_asset_events") or {}
+        for event in events.get(TRAINING_DATA, []) if events else []:
+            settings.update({key: event.extra[key] for key in settings if key in (event.extra or {})})
+        if settings["batch"] is None:
+            settings["batch"] = (
+                int(context["logical_date"].timestamp() // 86400) if context.get("logical_date") else 0
+            )
+        spec = BatchSpec(
+            batch=int(settings["batch"]),
+            label_noise=float(settings["label_noise"]),
+            drift=float(settings["drift"]),
+        )
+        store = artifact_store()
+        directory = (
+            Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout-data"
+            if store.startswith("gs://")
+            else local_dir(store) / "data"
+        )
+        path = write_batch(spec, directory)
+        return {"batch_file": str(path), "name": spec.name}
+
+    @task
+    def train(batch: dict[str, Any]) -> dict[str, Any]:
+        """Fit the model on the batch and write its artifact (with holdout metrics) to staging."""
+        use_model_package()
+        from model.train import train_on_batch
+
+        staging = Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout-staging"
+        store = artifact_store()
+        if not store.startswith("gs://"):
+            staging = local_dir(store) / "staging"
+        artifact = train_on_batch(batch["batch_file"], staging, version=batch["name"])
+        metadata = json.loads((artifact / "metadata.json").read_text())
+        return {"artifact": str(artifact), "version": metadata["version"], "metrics": metadata["metrics"]}
+
+    @task
+    def evaluate(trained: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Score the model serving now on the same holdout and decide whether the new one is worth it."""
+        use_model_package()
+        from model.artifact import ArtifactError, load_artifact, resolve_model_uri
+        from model.data import score
+
+        new = trained["metrics"]["accuracy"]
+        serving_uri = serving_model_uri(params["service_name"], params["namespace"])
+        decision: dict[str, Any] = {
+            "candidate_version": trained["version"],
+            "candidate_accuracy": new,
+            "serving_uri": serving_uri,
+        }
+        if serving_uri is None:
+            return {**decision, "roll_out": True, "reason": "no model serves yet: the first one is deployed"}
+        try:
+            serving = load_artifact(resolve_model_uri(serving_uri, Path(os.environ.get("TMPDIR", "/tmp"))))
+        except ArtifactError as error:
+            raise AirflowFailException(
+                f"cannot read the model that serves now ({serving_uri}): {error}. Nothing was deployed; "
+                "fix the artifact store or deploy a model by hand with the manual_rollout DAG"
+            ) from error
+        current = score(serving.model, serving.metadata.get("dataset", "iris"))["accuracy"]
+        decision.update({"serving_version": serving.version, "serving_accuracy": current})
+        margin = float(params["min_improvement"])
+        if serving.version == trained["version"]:
+            reason = f"model {serving.version} serves already; the rollout will find nothing to roll out"
+            return {**decision, "roll_out": True, "reason": reason}
+        if new - current >= margin:
+            reason = (
+                f"new model {trained['version']} scores {new:.3f} on the holdout against {current:.3f} "
+                f"for {serving.version}: better by {new - current:+.3f} (at least {margin:+.3f} asked)"
+            )
+            return {**decision, "roll_out": True, "reason": reason}
+        reason = (
+            f"not rolled out: new model {trained['version']} scores {new:.3f} on the holdout against "
+            f"{current:.3f} for the serving {serving.version} ({new - current:+.3f}; at least "
+            f"{margin:+.3f} is asked by min_improvement)"
+        )
+        return {**decision, "roll_out": False, "reason": reason}
+
+    @task.short_circuit
+    def worth_rolling_out(decision: dict[str, Any]) -> bool:
+        """Go on with the rollout, or stop the run here (green, every later task skipped)."""
+        print(decision["reason"])
+        return bool(decision["roll_out"])
+
+    @task
+    def publish(trained: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Copy the artifact to the store's ``models/``; return the candidate's environment."""
+        store = artifact_store()
+        version = trained["version"]
+        source = Path(trained["artifact"])
+        if store.startswith("gs://"):
+            from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+            bucket, _, prefix = store.removeprefix("gs://").partition("/")
+            target = "/".join(part for part in (prefix, "models", version) if part)
+            gcs = GCSHook()
+            for file in sorted(source.iterdir()):
+                if not gcs.exists(bucket, f"{target}/{file.name}"):
+                    gcs.upload(bucket, f"{target}/{file.name}", filename=str(file))
+            model_uri = f"gs://{bucket}/{target}"
+        else:
+            final = local_dir(store) / "models" / version
+            if not final.is_dir():
+                copy = final.with_name(f".{version}.copy")
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(source, copy)
+                copy.rename(final)
+            model_uri = str(final)
+        return {"model_uri": model_uri, "env": {"MODEL_URI": model_uri, **params["serving_faults"]}}
+
+    batch = prepare_data()
+    trained = train(batch)
+    decision = evaluate(trained)
+    published = publish(trained)
+    bootstrap = KnativeDeployRevisionOperator(
+        task_id="bootstrap",
+        **TARGET,
+        image="{{ params.image }}",
+        env=published["env"],
+        autoscaling={"min-scale": 1},
+        only_if_missing=True,
+    )
+    rollout = progressive_rollout(
+        group_id="rollout",
+        **TARGET,
+        image="{{ params.image }}",
+        env=published["env"],
+        autoscaling={"min-scale": 1},
+        steps=(10, 50, 100),
+        **GATES,
+    )
+    teardown = KnativeTeardownOperator(task_id="teardown", **TARGET, keep=1)
+    chain(decision, worth_rolling_out(decision), published, bootstrap, rollout, teardown)
