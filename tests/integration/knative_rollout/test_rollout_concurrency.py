@@ -1,0 +1,231 @@
+"""Rollouts of one Service at once: they take turns through its lock, never interleave, and a killed one
+frees the Service when its Lease expires (the next rollout takes over and rolls its canary back).
+
+Each run is ``dag.test()`` of the same DAG in a process of its own, against the session's local_knative;
+a watcher thread reads the Service all along, so an interleaving would be seen even if undone later.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loadtest_dag_runner import DagProcess, run_dag
+
+from knative_rollout.hooks import KnativeServingHook
+from knative_rollout.resources import split_of, state_from_annotations
+from local_knative.testing import LocalKnative
+
+pytestmark = pytest.mark.integration
+
+ECHO = "registry.example.com/knative-rollout/echo"
+DAG_ID = "concurrent_rollout"
+DAG = """
+import pendulum
+from airflow.sdk import DAG, Param
+from knative_rollout.operators import KnativeDeployRevisionOperator
+from knative_rollout.task_groups import progressive_rollout
+
+target = dict(service_name="echo", namespace="{namespace}", wait_timeout=90)
+gate = dict(rate=10, duration="{gate_seconds}s", timeout="5s", slo="error_rate<=0.01")
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+         params={{"version": Param("v2", type="string")}}, default_args={{"retries": 0}}) as dag:
+    stable = KnativeDeployRevisionOperator(
+        task_id="deploy_stable", image="{echo}:v1", only_if_missing=True, **target
+    )
+    stable >> progressive_rollout(
+        group_id="rollout", image="{echo}:v2", env={{"ECHO_VERSION": "{{{{ params.version }}}}"}},
+        load_test=gate, steps=(50,), on_conflict="{on_conflict}", lock_duration={lock_duration},
+        lock_timeout=120, **target
+    )
+"""
+
+
+def _connection(local_knative: LocalKnative) -> dict[str, str]:
+    extra = {"kube_config_path": str(local_knative.kubeconfig), "ingress_address": local_knative.ingress_url}
+    return {"AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes", "extra": extra})}
+
+
+def _source(
+    namespace: str, *, on_conflict: str = "wait", lock_duration: int = 60, gate_seconds: int = 2
+) -> str:
+    return DAG.format(
+        namespace=namespace,
+        dag_id=DAG_ID,
+        echo=ECHO,
+        on_conflict=on_conflict,
+        lock_duration=lock_duration,
+        gate_seconds=gate_seconds,
+    )
+
+
+class ServiceWatcher:
+    """Read the Service every 100 ms in a thread; keep each distinct (split, rollout, candidate) seen."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.seen: list[tuple[dict[str, int], str | None, str | None, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> ServiceWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        hook = KnativeServingHook()
+        while not self._stop.wait(0.1):
+            service = hook.find_service("echo", self.namespace)
+            if service is None:
+                continue
+            state = state_from_annotations(service["metadata"].get("annotations"))
+            split = {name: pct for name, pct in split_of(service["spec"].get("traffic") or []).items() if pct}
+            sample = (split, state.rollout_id, state.candidate, state.stable)
+            if not self.seen or self.seen[-1] != sample:
+                self.seen.append(sample)
+
+    def interleavings(self) -> list[str]:
+        """Return every moment traffic went to a revision that was not the stable or the owner's candidate."""
+        return [
+            f"traffic {split} while the record said stable {stable}, candidate {candidate} of {rollout}"
+            for split, rollout, candidate, stable in self.seen
+            if set(split) - {stable, candidate}
+        ]
+
+
+def _history_blocks(namespace: str) -> list[str]:
+    """Return the runs that wrote the Service's history, one per uninterrupted block of entries."""
+    service = KnativeServingHook().get_service("echo", namespace)
+    runs = [
+        entry.by.split("/")[1] for entry in state_from_annotations(service["metadata"]["annotations"]).history
+    ]
+    return [run for index, run in enumerate(runs) if index == 0 or runs[index - 1] != run]
+
+
+def _record(namespace: str) -> Any:
+    """Return the rollout state recorded on the Service now."""
+    service = KnativeServingHook().get_service("echo", namespace)
+    return state_from_annotations(service["metadata"]["annotations"])
+
+
+def _start(tmp_path: Path, source: str, local_knative: LocalKnative, version: str) -> DagProcess:
+    """Start a run of the DAG rolling out ``version`` of the echo candidate."""
+    return DagProcess(tmp_path / version, DAG_ID, source, _connection(local_knative), {"version": version})
+
+
+def _lease_holder(namespace: str) -> str | None:
+    from knative_rollout.locks import RolloutLock
+
+    return RolloutLock(KnativeServingHook(), "echo", namespace).holding().holder
+
+
+def _bootstrap(local_knative: LocalKnative, tmp_path: Path, namespace: str) -> None:
+    """Create the Service with its stable revision, so both runs start from production."""
+    outcome = run_dag(tmp_path / "bootstrap", DAG_ID, _source(namespace), _connection(local_knative))
+    assert outcome["state"] == "success", outcome["log"][-3000:]
+
+
+def _states(outcome: dict[str, Any]) -> dict[str, str]:
+    return {task_id: task["state"] for task_id, task in outcome["tasks"].items()}
+
+
+def test_two_runs_at_once_take_turns(
+    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+) -> None:
+    _bootstrap(local_knative, tmp_path, kube_namespace)
+    source = _source(kube_namespace, gate_seconds=3)
+    with ServiceWatcher(kube_namespace) as watcher:
+        runs = [_start(tmp_path, source, local_knative, version) for version in ("v3", "v4")]
+        outcomes = [run.outcome(timeout=300) for run in runs]
+    for outcome in outcomes:
+        assert outcome["state"] == "success", (_states(outcome), outcome["log"][-4000:])
+    promoted = {outcome["xcom"]["rollout.promote"]["return_value"]["stable_revision"] for outcome in outcomes}
+    assert len(promoted) == 2, "each run rolled out its own revision, one after the other"
+    # One of them waited for the lock: its history block comes after the other's, never inside it.
+    # The bootstrap, then one run, then the other: a run's entries never sit inside another's.
+    assert len(_history_blocks(kube_namespace)) == 3, _history_blocks(kube_namespace)
+    assert watcher.interleavings() == []
+    final = KnativeServingHook().get_service("echo", kube_namespace)
+    last = _record(kube_namespace)
+    assert split_of(final["status"]["traffic"]) == {last.stable: 100}
+    assert last.stable in promoted and _lease_holder(kube_namespace) is None
+
+
+def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
+    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+) -> None:
+    _bootstrap(local_knative, tmp_path, kube_namespace)
+    # A long gate: the first run holds the lock well past the second run's start-up.
+    source = _source(kube_namespace, on_conflict="fail", gate_seconds=30)
+    with ServiceWatcher(kube_namespace) as watcher:
+        first = _start(tmp_path, source, local_knative, "v3")
+        _wait_for(lambda: _lease_holder(kube_namespace) is not None, "the first run to take the lock")
+        second = DagProcess(
+            tmp_path / "second", DAG_ID, source, _connection(local_knative), {"version": "v4"}
+        )
+        refused, promoted = second.outcome(timeout=300), first.outcome(timeout=300)
+    assert promoted["state"] == "success", promoted["log"][-4000:]
+    assert refused["state"] == "failed"
+    states = _states(refused)
+    assert (states["rollout.lock"], states["rollout.deploy_candidate"]) == ("failed", "upstream_failed")
+    assert states["rollout.rollback"] == "success"  # ran, found nothing of its own to undo
+    assert "is held by another rollout: concurrent_rollout/" in refused["log"]
+    v4_revisions = [name for split, *_ in watcher.seen for name in split if "v4" in name]
+    assert v4_revisions == [] and watcher.interleavings() == []
+    assert _lease_holder(kube_namespace) is None
+
+
+def test_a_killed_run_frees_the_service_when_its_lease_expires(
+    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+) -> None:
+    _bootstrap(local_knative, tmp_path, kube_namespace)
+    hook = KnativeServingHook()
+    stable = state_from_annotations(
+        hook.get_service("echo", kube_namespace)["metadata"]["annotations"]
+    ).stable
+    # A short lease and a long gate: the run dies while its candidate is deployed and the lock held.
+    source = _source(kube_namespace, lock_duration=8, gate_seconds=60)
+    doomed = _start(tmp_path, source, local_knative, "v3")
+    _wait_for(lambda: _record(kube_namespace).candidate is not None, "the doomed run's candidate")
+    abandoned = _record(kube_namespace)
+    doomed.kill()
+    assert _lease_holder(kube_namespace) == abandoned.rollout_id
+
+    started = time.monotonic()
+    successor = DagProcess(
+        tmp_path / "next",
+        DAG_ID,
+        _source(kube_namespace, lock_duration=8),
+        _connection(local_knative),
+        {"version": "v4"},
+    )
+    outcome = successor.outcome(timeout=300)
+    assert outcome["state"] == "success", (_states(outcome), outcome["log"][-4000:])
+    assert outcome["xcom"]["rollout.lock"]["return_value"]["taken_over_from"] == abandoned.rollout_id
+    assert time.monotonic() - started >= 1  # it had to wait for the expiry, not take a live lock
+    service = hook.get_service("echo", kube_namespace)
+    record = _record(kube_namespace)
+    history = [(entry.action, entry.detail) for entry in record.history]
+    taken_over = [detail for action, detail in history if action == "LockTakenOver"]
+    assert taken_over and abandoned.rollout_id in taken_over[0] and f"back to {stable}" in taken_over[0]
+    assert split_of(service["status"]["traffic"]) == {record.stable: 100}
+    assert record.stable == outcome["xcom"]["rollout.promote"]["return_value"]["stable_revision"]
+    assert _lease_holder(kube_namespace) is None
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
