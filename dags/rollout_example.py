@@ -29,7 +29,7 @@ import pendulum
 from airflow.sdk import DAG, Param, chain
 
 from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
-from knative_rollout.sensors import KnativeServiceReadySensor
+from knative_rollout.sensors import KnativeRevisionReadySensor
 from knative_rollout.task_groups import progressive_rollout
 
 SERVICE = "{{ params.service_name }}"
@@ -93,8 +93,13 @@ with DAG(
             "slo": "{{ params.slo }}",
         },
     )
-    ready = KnativeServiceReadySensor(
-        task_id="service_ready", service_name=SERVICE, namespace=NAMESPACE, timeout=300
+    # Production's revision is Ready. (Not the whole Service: after a candidate failed, Knative reports
+    # the Service not Ready until a newer revision is deployed, while the stable one serves as before.)
+    ready = KnativeRevisionReadySensor(
+        task_id="stable_ready",
+        name="{{ ti.xcom_pull(task_ids='rollout.outcome')['stable_revision'] }}",
+        namespace=NAMESPACE,
+        timeout=300,
     )
     teardown = KnativeTeardownOperator(task_id="teardown", **TARGET, keep=0)
 

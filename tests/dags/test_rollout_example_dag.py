@@ -43,7 +43,7 @@ def test_rollout_example_imports_cleanly() -> None:
         "rollout.promote",
         "rollout.rollback",
         "rollout.outcome",
-        "service_ready",
+        "stable_ready",
         "teardown",
     ]
     assert dag.task_dict["rollout.deploy_candidate"].traffic_percent == 0
@@ -51,7 +51,7 @@ def test_rollout_example_imports_cleanly() -> None:
     gate = dag.task_dict["rollout.load_test"]
     assert (gate.tag, gate.slo, gate.expect_json_field) == ("candidate", "{{ params.slo }}", "predictions")
     # The tasks after the rollout wait for its outcome, so they never run after a rollback.
-    assert dag.task_dict["service_ready"].upstream_task_ids == {"rollout.outcome"}
+    assert dag.task_dict["stable_ready"].upstream_task_ids == {"rollout.outcome"}
 
 
 def test_every_dag_in_the_folder_imports_cleanly() -> None:

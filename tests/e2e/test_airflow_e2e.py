@@ -103,13 +103,22 @@ def test_rollout_example_promotes_the_canary(
     result = airflow_stack.run_dag("rollout_example", conf, timeout=ROLLOUT_TIMEOUT)
     diagnostics = airflow_stack.diagnostics(result.dag_id, result.run_id)
     assert result.state == "success", diagnostics
-    steps = ["deploy_candidate", "load_test", "traffic_10", "traffic_50", "traffic_100", "promote", "outcome"]
+    steps = [
+        "lock",
+        "deploy_candidate",
+        "load_test",
+        "traffic_10",
+        "traffic_50",
+        "traffic_100",
+        "promote",
+        "outcome",
+    ]
     assert result.task_states == {
         "deploy_v1": "success",
         **{f"rollout.{step}": "success" for step in steps},
         # Nothing failed, so nothing was rolled back.
         "rollout.rollback": "skipped",
-        "service_ready": "success",
+        "stable_ready": "success",
         "teardown": "success",
     }, diagnostics
     # The DAG retries failed tasks; a rollout that only succeeded thanks to a retry is a failure here.
