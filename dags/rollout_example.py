@@ -97,7 +97,7 @@ with DAG(
     # the Service not Ready until a newer revision is deployed, while the stable one serves as before.)
     ready = KnativeRevisionReadySensor(
         task_id="stable_ready",
-        name="{{ ti.xcom_pull(task_ids='rollout.outcome')['stable_revision'] }}",
+        revision_name="{{ ti.xcom_pull(task_ids='rollout.outcome')['stable_revision'] }}",
         namespace=NAMESPACE,
         timeout=300,
     )
