@@ -59,6 +59,10 @@ class KnativeRolloutConflictError(KnativeRolloutError):
     """The Service's rollout record names another rollout: this one may no longer change it."""
 
 
+class KnativeAnalysisFailedError(KnativeRolloutError):
+    """The metric analysis judged the candidate worse than allowed, or could not decide (never a pass)."""
+
+
 class KnativeTemporaryError(AirflowException):
     """The API kept answering with conflicts, server errors or timeouts; a later retry may succeed."""
 

@@ -356,3 +356,105 @@ def run_inline(trigger: BaseTrigger, *, within: float | None = None) -> dict[str
             return None
 
     return asyncio.run(bounded())
+
+
+class KnativeAnalysisTrigger(_KnativeWatchTrigger):
+    """Wait out an analysis window in the triggerer, then judge the candidate on its metrics.
+
+    The window is waited for with ``asyncio.sleep`` (Prometheus: until ``end`` plus ``settle``, then the
+    stored window is read; direct scrape: the scrapes themselves take the window), so no worker slot is
+    held, and the rollout lock is renewed meanwhile (``renew_lock``). The event's ``verdict`` is
+    ``pass``/``fail``/``inconclusive`` and ``analysis`` the report
+    (:meth:`~knative_rollout.analysis.AnalysisResult.to_dict`). A metrics source that cannot be read
+    gives an ``error`` event (``permanent`` false: worth measuring again); an analysis that can never
+    work (a query Prometheus refuses, bad configuration) one with ``permanent`` true.
+
+    :param name: the Knative Service.
+    :param namespace: its namespace.
+    :param canary: the revision under test.
+    :param baseline: the revision to compare with (the stable), or ``None`` for SLO checks only.
+    :param analysis: the ``analysis`` mapping (see :mod:`knative_rollout.analysis.config`).
+    :param end: epoch seconds at which the window ends (Prometheus); ``None``: from now on.
+    :param prometheus_url: the Prometheus URL resolved from ``metrics_conn_id``.
+    :param headers: request headers resolved from that connection (credentials).
+    :param timeout_seconds: how long the whole analysis may take before a ``timeout`` event.
+    :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (for the lock renewal).
+    :param carry: small values the resumed task needs, returned in the event.
+    :param renew_lock: the rollout lock this wait renews while it lasts.
+    """
+
+    def __init__(
+        self,
+        *,
+        canary: str,
+        baseline: str | None,
+        analysis: Mapping[str, Any],
+        end: float | None = None,
+        prometheus_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.canary = canary
+        self.baseline = baseline
+        self.analysis = dict(analysis)
+        self.end = end
+        self.prometheus_url = prometheus_url
+        self.headers = dict(headers or {})
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            **super()._kwargs(),
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "analysis": self.analysis,
+            "end": self.end,
+            "prometheus_url": self.prometheus_url,
+            "headers": self.headers,
+        }
+
+    async def _watch(self, hook: AsyncKnativeServingHook) -> AsyncIterator[TriggerEvent]:
+        from knative_rollout.analysis import AnalysisConfig, MetricsUnavailable, analyse_configured
+
+        ids = {"canary": self.canary, "baseline": self.baseline}
+        try:
+            config = AnalysisConfig.of(self.analysis)
+        except ValueError as error:
+            yield self._event("error", f"analysis is misconfigured: {error}", permanent=True, **ids)
+            return
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                if config.reads_prometheus and self.end is not None:
+                    # Sleep, not poll: the window's metrics exist only once it is over and scraped.
+                    await asyncio.sleep(max(0.0, self.end + config.settle - time.time()))
+                result = await analyse_configured(
+                    config,
+                    namespace=self.namespace,
+                    canary=self.canary,
+                    baseline=self.baseline,
+                    end=self.end,
+                    prometheus_url=self.prometheus_url,
+                    headers=self.headers,
+                )
+        except TimeoutError:
+            yield self._event(
+                "timeout",
+                f"the analysis of {self.canary} did not finish within {self.timeout_seconds:g}s",
+                **ids,
+            )
+            return
+        except MetricsUnavailable as error:
+            yield self._event(
+                "error", f"metrics could not be read: {error_text(error)}", permanent=False, **ids
+            )
+            return
+        except ValueError as error:  # a refused query, bad input: the same on every try
+            yield self._event("error", f"analysis refused: {error_text(error)}", permanent=True, **ids)
+            return
+        yield self._event(
+            "success",
+            f"analysis of {self.canary}: {result.verdict.value}: {result.reason}",
+            verdict=result.verdict.value,
+            analysis=result.to_dict(),
+            **ids,
+        )

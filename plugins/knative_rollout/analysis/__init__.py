@@ -35,6 +35,7 @@ from knative_rollout.analysis.checks import (
     SLOCheckResult,
     evaluate,
 )
+from knative_rollout.analysis.config import AnalysisConfig, parse_seconds
 from knative_rollout.analysis.judge import (
     Classification,
     Direction,
@@ -49,12 +50,14 @@ from knative_rollout.analysis.providers import (
     MetricsUnavailable,
     PrometheusProvider,
     ScrapeProvider,
+    provider_for,
 )
 from knative_rollout.analysis.series import MetricsSchema, RevisionWindow
 
 __all__ = [
     "DEFAULT_METRICS",
     "SLO",
+    "AnalysisConfig",
     "AnalysisResult",
     "Classification",
     "Direction",
@@ -70,8 +73,11 @@ __all__ = [
     "ScoreThresholds",
     "ScrapeProvider",
     "analyse",
+    "analyse_configured",
     "evaluate",
     "judge",
+    "parse_seconds",
+    "provider_for",
 ]
 
 
@@ -87,6 +93,7 @@ async def analyse(
     metrics: Sequence[MetricSpec] = DEFAULT_METRICS,
     thresholds: ScoreThresholds | None = None,
     schema: MetricsSchema | str = "auto",
+    end: float | None = None,
 ) -> AnalysisResult:
     """Read one analysis window of the canary (and baseline) from ``provider`` and judge it.
 
@@ -100,6 +107,8 @@ async def analyse(
     :param metrics: the judge's metrics (default: p99 latency, critical error rate).
     :param thresholds: the judge's score thresholds.
     :param schema: ``auto``, ``opencensus`` or ``opentelemetry``.
+    :param end: for a provider that reads stored metrics (:class:`PrometheusProvider`), when the window
+        ends (epoch seconds; default now). A scrape provider always observes the window from now on.
     :raises ValueError: for bad input (nothing to check, a bad window or schema, a refused query).
     :raises MetricsUnavailable: when the metrics source cannot be read (retry later).
     """
@@ -108,8 +117,13 @@ async def analyse(
     if baseline == canary:
         raise ValueError(f"canary and baseline are both {canary!r}; compare two different revisions")
     revisions = [canary] + ([baseline] if baseline is not None else [])
+    extra: dict[str, float] = {}
+    if end is not None:
+        if not isinstance(provider, PrometheusProvider):
+            raise ValueError("end= is for a provider of stored metrics (Prometheus); a scrape observes now")
+        extra["end"] = end
     windows = await provider.windows(
-        namespace=namespace, revisions=revisions, window=window, step=step, schema=schema
+        namespace=namespace, revisions=revisions, window=window, step=step, schema=schema, **extra
     )
     return evaluate(
         windows[canary],
@@ -117,4 +131,39 @@ async def analyse(
         slo=slo,
         metrics=metrics,
         thresholds=thresholds,
+    )
+
+
+async def analyse_configured(
+    config: AnalysisConfig,
+    *,
+    namespace: str,
+    canary: str,
+    baseline: str | None,
+    end: float | None = None,
+    prometheus_url: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> AnalysisResult:
+    """Run :func:`analyse` as an ``analysis`` mapping says (what the operators' trigger does).
+
+    :param config: the checked mapping (:meth:`AnalysisConfig.of`).
+    :param namespace: the revisions' namespace.
+    :param canary: the revision under test.
+    :param baseline: the revision to compare with; ignored when the config does not compare.
+    :param end: when the window ends, for Prometheus (default now).
+    :param prometheus_url: the Prometheus URL resolved from the config's connection.
+    :param headers: credentials resolved from that connection.
+    """
+    return await analyse(
+        provider_for(config, prometheus_url=prometheus_url, headers=headers),
+        namespace=namespace,
+        canary=canary,
+        baseline=baseline if config.compare else None,
+        window=config.window,
+        step=config.interval,
+        slo=config.slo,
+        metrics=config.metrics,
+        thresholds=config.thresholds,
+        schema=config.schema,
+        end=end if config.reads_prometheus else None,
     )

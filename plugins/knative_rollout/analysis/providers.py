@@ -22,7 +22,7 @@ import base64
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -40,6 +40,9 @@ from knative_rollout.analysis.series import (
     schema_query,
     window_query,
 )
+
+if TYPE_CHECKING:
+    from knative_rollout.analysis.config import AnalysisConfig
 
 AUTO = "auto"
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more points per series
@@ -244,3 +247,23 @@ class ScrapeProvider:
                 scrapes.append(await self.scrape(session))
         chosen = chosen or detect_schema(scrapes)
         return revision_windows(scrapes, namespace=namespace, revisions=revisions, schema=chosen)
+
+
+def provider_for(
+    config: AnalysisConfig, *, prometheus_url: str | None = None, headers: Mapping[str, str] | None = None
+) -> MetricsProvider:
+    """Return the provider an analysis configuration reads from.
+
+    :param config: the checked ``analysis`` mapping.
+    :param prometheus_url: the Prometheus URL resolved from ``metrics_conn_id`` (overrides the config's).
+    :param headers: more headers (credentials resolved from a connection).
+    """
+    all_headers = {**config.headers, **(headers or {})}
+    if config.scrape_urls:
+        return ScrapeProvider(config.scrape_urls, headers=all_headers, timeout=config.timeout)
+    url = prometheus_url or config.prometheus_url
+    if not url:
+        raise ValueError(
+            "no Prometheus URL: give prometheus_url, or a metrics_conn_id whose host is the Prometheus API"
+        )
+    return PrometheusProvider(url, headers=all_headers, timeout=config.timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from knative_rollout.operators.analysis import KnativeCanaryAnalysisOperator
+from knative_rollout.operators.canary import KnativeCanaryRolloutOperator
 from knative_rollout.operators.loadtest import LoadTestGateOperator
 from knative_rollout.operators.lock import KnativeLockOperator
 from knative_rollout.operators.rollout import (
@@ -13,6 +15,8 @@ from knative_rollout.operators.rollout import (
 from knative_rollout.operators.teardown import KnativeTeardownOperator
 
 __all__ = [
+    "KnativeCanaryAnalysisOperator",
+    "KnativeCanaryRolloutOperator",
     "KnativeDeployRevisionOperator",
     "KnativeLockOperator",
     "KnativePromoteOperator",

@@ -46,19 +46,23 @@ class KnativeLockOperator(KnativeBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Check the input, then take the lock or wait for it."""
+        self.check_lock_input()
+        self.validate_target()
+        if not self.rollout_id:
+            raise KnativeInputError(
+                f"{type(self).__name__} needs a rollout_id: the lock is held by a rollout, not by a task "
+                "(progressive_rollout sets it to dag_id/run_id/group_id)"
+            )
+        return self._take(context)
+
+    def check_lock_input(self) -> None:
+        """Check ``on_conflict`` and ``lock_timeout`` (templated values arrive as text)."""
         if self.on_conflict not in ON_CONFLICT:
             raise KnativeInputError(
                 f"on_conflict must be one of {list(ON_CONFLICT)}, got {self.on_conflict!r}"
             )
         with permanent_input_errors():
             self.lock_timeout = parse_int(self.lock_timeout, "lock_timeout", minimum=0)
-        self.validate_target()
-        if not self.rollout_id:
-            raise KnativeInputError(
-                "KnativeLockOperator needs a rollout_id: the lock is held by a rollout, not by a task "
-                "(progressive_rollout sets it to dag_id/run_id/group_id)"
-            )
-        return self._take(context)
 
     def _take(self, context: Context) -> Any:
         assert self.rollout_id is not None
@@ -76,9 +80,14 @@ class KnativeLockOperator(KnativeBaseOperator):
             timeout_seconds=float(self.lock_timeout),
             hook_params=self.trigger_hook_params(),
         )
-        return self.wait(context, trigger, "execute_complete")
+        # Its own method name, so that an operator built on this one keeps execute_complete for itself.
+        return self.wait(context, trigger, "lock_free")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Try again once the lock looked free (kept for tasks deferred before ``lock_free`` existed)."""
+        return self.lock_free(context, event)
+
+    def lock_free(self, context: Context, event: dict[str, Any]) -> Any:
         """Try again once the lock looked free (another rollout may have been faster: then wait again)."""
         if event.get("status") != "success":
             raise KnativeLockHeldError(

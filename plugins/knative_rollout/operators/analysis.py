@@ -1,0 +1,216 @@
+"""Metric analysis as a step: judge the candidate against the stable revision on live metrics.
+
+The wait for the analysis window is a trigger (:class:`~knative_rollout.triggers.KnativeAnalysisTrigger`)
+that sleeps in the triggerer and runs :func:`knative_rollout.analysis.analyse` there, so a window of
+minutes holds no worker slot. :class:`AnalysisStep` is what the gate (:class:`KnativeCanaryAnalysisOperator`)
+and the single-task rollout (:class:`~knative_rollout.operators.canary.KnativeCanaryRolloutOperator`)
+share: reading the ``analysis`` mapping, building the trigger, reading its event. Inconclusive is never
+a pass: the gate fails on it, the rollout measures again up to ``max_inconclusive`` times.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from knative_rollout.analysis import AnalysisConfig
+from knative_rollout.exceptions import (
+    KnativeAnalysisFailedError,
+    KnativeInputError,
+    KnativeRolloutConflictError,
+    permanent_input_errors,
+)
+from knative_rollout.operators.base import KnativeBaseOperator
+from knative_rollout.policy import Verdict
+from knative_rollout.resources import check_revision_name, state_from_annotations
+from knative_rollout.triggers import KnativeAnalysisTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ANALYSIS_XCOM_KEY = "analysis"
+"""Where an analysis step leaves its last report (also when it failed)."""
+
+
+class AnalysisStep(KnativeBaseOperator):
+    """Base of the operators that run metric analyses: the ``analysis`` mapping, its trigger, its event.
+
+    :param analysis: what to measure and how to judge it (see :mod:`knative_rollout.analysis.config`),
+        e.g. ``{"prometheus_url": "http://prometheus:9090", "window": "2m", "interval": "10s",
+        "slo": {"max_p99_latency": "300ms", "max_error_rate": 0.01}}``. (templated)
+    """
+
+    def __init__(self, *, analysis: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.analysis = analysis
+
+    def analysis_config(self) -> AnalysisConfig:
+        """Return the checked ``analysis`` mapping; a mistake fails the task without retry."""
+        try:
+            return AnalysisConfig.of(self.analysis)
+        except (TypeError, ValueError) as error:
+            raise KnativeInputError(f"analysis: {error}") from None
+
+    def metrics_endpoint(self, config: AnalysisConfig) -> tuple[str | None, dict[str, str]]:
+        """Return the Prometheus URL and credential headers from ``metrics_conn_id`` (or nothing)."""
+        if not config.metrics_conn_id:
+            return None, {}
+        from airflow.sdk import BaseHook
+
+        connection = BaseHook.get_connection(config.metrics_conn_id)
+        host = (connection.host or "").rstrip("/")
+        if not host:
+            raise KnativeInputError(
+                f"connection {config.metrics_conn_id!r} has no host; set it to the Prometheus API's URL, "
+                "e.g. http://prometheus:9090"
+            )
+        if "://" not in host:
+            host = f"{connection.schema or 'http'}://{host}"
+        if connection.port and host.count(":") < 2:
+            host = f"{host}:{connection.port}"
+        headers: dict[str, str] = {}
+        if connection.login:
+            credentials = f"{connection.login}:{connection.password or ''}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(credentials).decode()}"
+        elif connection.password:
+            headers["Authorization"] = f"Bearer {connection.password}"
+        return host, headers
+
+    def analysis_trigger(
+        self,
+        config: AnalysisConfig,
+        *,
+        canary: str,
+        baseline: str | None,
+        carry: Mapping[str, Any],
+        compare: bool | None = None,
+    ) -> KnativeAnalysisTrigger:
+        """Return the trigger that waits one analysis window from now and judges it.
+
+        :param compare: override the mapping's ``compare`` (False: SLO checks only, e.g. when the stable
+            serves no traffic).
+        """
+        analysis = dict(self.analysis) | ({"compare": compare} if compare is not None else {})
+        if compare is not None:
+            config = AnalysisConfig.of(analysis)
+        prometheus_url, headers = self.metrics_endpoint(config)
+        budget = config.window + config.settle + 4 * config.timeout + 60
+        return KnativeAnalysisTrigger(
+            name=self.service_name,
+            namespace=self.namespace,
+            canary=canary,
+            baseline=baseline if config.compare else None,
+            analysis=analysis,
+            end=time.time() + config.window if config.reads_prometheus else None,
+            prometheus_url=prometheus_url,
+            headers=headers,
+            timeout_seconds=budget,
+            hook_params=self.trigger_hook_params(),
+            carry=carry,
+            renew_lock=self.lock_renewal(),
+        )
+
+    def analysis_outcome(
+        self, context: Context, event: Mapping[str, Any]
+    ) -> tuple[Verdict, str, dict[str, Any]]:
+        """Return the verdict, its reason and the report of an analysis event; push the report to XCom.
+
+        A metrics source that could not be read, or an analysis that ran out of time, is inconclusive
+        (measure again); a misconfigured analysis fails the task without retry.
+        """
+        status = event.get("status")
+        canary = event.get("canary")
+        if status == "success":
+            verdict = Verdict(str(event.get("verdict")))
+            report = dict(event.get("analysis") or {})
+            reason = str(report.get("reason") or event.get("message"))
+        elif status == "error" and event.get("permanent"):
+            raise KnativeInputError(f"analysis of {canary} cannot run: {event.get('message')}")
+        else:
+            verdict = Verdict.INCONCLUSIVE
+            reason = f"no measurement: {event.get('message')}"
+            report = {"verdict": verdict.value, "reason": reason, "canary": canary}
+        context["ti"].xcom_push(key=ANALYSIS_XCOM_KEY, value=report)
+        self.log.info("Analysis of %s: %s (%s)", canary, verdict.value, reason)
+        return verdict, reason, report
+
+
+class KnativeCanaryAnalysisOperator(AnalysisStep):
+    """Judge the candidate against the stable revision on live metrics: a gate at the current traffic step.
+
+    Waits one analysis window in the triggerer (no worker slot), then compares the candidate's request
+    metrics with the stable's (Kayenta-style judge) and checks the SLO. The task succeeds on ``pass``;
+    it fails without retry on ``fail`` and on ``inconclusive`` (no data, too little data, a marginal
+    score, an unreadable metrics source): not knowing is never a pass. ``on_no_data`` in ``analysis``
+    says what an SLO check without enough answers counts as. The report goes to the ``analysis`` XCom
+    either way. Inside a rollout (``rollout_id``) it renews the lock while it waits and refuses to judge
+    a Service that another rollout now owns.
+
+    :param analysis: see :class:`AnalysisStep`. (templated)
+    :param revision: the candidate; inside a rollout the revision its deploy returned. Default: the
+        Service's recorded candidate. (templated)
+    :param baseline: the revision to compare with; default the recorded stable. (templated)
+    :return: the analysis report (``verdict``, ``reason``, ``judgement``, ``slo``, ``totals``).
+    """
+
+    template_fields = (*KnativeBaseOperator.template_fields, "analysis", "revision", "baseline")
+    template_fields_renderers = {"analysis": "json"}
+    ui_color = "#e8ccff"
+
+    def __init__(self, *, revision: str | None = None, baseline: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.revision = revision
+        self.baseline = baseline
+
+    def execute(self, context: Context) -> Any:
+        """Check the input, find the two revisions, and wait for the window's verdict."""
+        config = self.analysis_config()
+        self.validate_target()
+        service = self.managed_service()
+        state = state_from_annotations(service["metadata"].get("annotations"))
+        self.check_owner(state)
+        canary = self._name(self.revision, "revision") or state.candidate
+        if canary is None:
+            raise KnativeInputError(
+                f"Knative Service {self.service_path} has no candidate revision to analyse (phase "
+                f"{state.phase.value}); deploy one first, or pass revision="
+            )
+        if self.revision and state.candidate != canary:
+            raise KnativeRolloutConflictError(
+                f"the candidate of Knative Service {self.service_path} is {state.candidate}, not {canary} "
+                "(the revision this step was given); nothing was judged. See the Service's rollout history"
+            )
+        baseline = self._name(self.baseline, "baseline") or state.stable
+        if config.compare and baseline is None:
+            raise KnativeInputError(
+                f"Knative Service {self.service_path} records no stable revision to compare {canary} with; "
+                "pass baseline=, or set compare: false with an slo"
+            )
+        trigger = self.analysis_trigger(config, canary=canary, baseline=baseline, carry={})
+        return self.wait(context, trigger, "execute_complete")
+
+    @staticmethod
+    def _name(value: str | None, what: str) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        with permanent_input_errors():
+            return check_revision_name(str(value).strip())
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Pass on ``pass``; fail (no retry) on ``fail`` and ``inconclusive``."""
+        verdict, reason, report = self.analysis_outcome(context, event)
+        canary = event.get("canary")
+        if verdict is Verdict.PASS:
+            return report
+        if verdict is Verdict.FAIL:
+            raise KnativeAnalysisFailedError(
+                f"analysis of {canary} in {self.service_path} failed: {reason}. Traffic was not changed by "
+                "this step; roll back (the rollback step of the rollout does)"
+            )
+        raise KnativeAnalysisFailedError(
+            f"analysis of {canary} in {self.service_path} was inconclusive, which is not a pass: {reason}. "
+            "Send more traffic (or synthetic load) to the candidate, lengthen the window, or set "
+            "on_no_data if no data should decide"
+        )

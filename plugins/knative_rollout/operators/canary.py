@@ -1,0 +1,427 @@
+"""The progressive rollout as one task: lock, deploy, then shift -> analyse -> decide until it ends.
+
+One deferrable task does what ``progressive_rollout`` spells out as tasks, with metric analysis at every
+step: it takes the Service's rollout lock (as :class:`~knative_rollout.operators.KnativeLockOperator`,
+including the takeover of an abandoned rollout), deploys the candidate (as
+:class:`~knative_rollout.operators.KnativeDeployRevisionOperator`, whose decisions it inherits: nothing
+to roll out, no going backwards, failed revisions), gives it the first step's traffic, and then loops:
+wait one analysis window in the triggerer (no worker slot), judge the candidate against the stable
+revision, and let :meth:`knative_rollout.policy.RolloutPlan.next_action` say what follows: shift to the
+next step, measure again (inconclusive, up to ``max_inconclusive`` times), promote, or roll back. Every
+traffic change is computed by the same code the step operators use (their ``compute``), written with
+the same one optimistic-concurrency write, and waited for with the same trigger; so the task and the
+task group write the same states and history.
+
+The task resumes from the Service, not from memory: a retry reads the rollout record, finds its own
+candidate at its step and carries on measuring there (a promotion or rollback it already made is not
+redone). The resumed methods get only the trigger's event, so what the loop needs (revision, step,
+inconclusive count, the steps' verdicts) travels in the triggers' ``carry``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from knative_rollout.exceptions import (
+    KnativeAnalysisFailedError,
+    KnativeInputError,
+    KnativeRolloutConflictError,
+    permanent_input_errors,
+)
+from knative_rollout.notifiers import ANALYSIS_FAILED, PROMOTED, ROLLED_BACK, notify_all
+from knative_rollout.operators.analysis import AnalysisStep
+from knative_rollout.operators.lock import KnativeLockOperator
+from knative_rollout.operators.rollout import (
+    KnativeDeployRevisionOperator,
+    KnativePromoteOperator,
+    KnativeRollbackOperator,
+    KnativeSetTrafficOperator,
+)
+from knative_rollout.policy import ActionKind, RolloutPhase, RolloutPlan, Verdict
+from knative_rollout.resources import parse_int, state_from_annotations
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from knative_rollout.locks import LockResult
+    from knative_rollout.operators.rollout import _KnativeTrafficChangeOperator
+
+ROLLOUT_XCOM_KEY = "rollout"
+"""Where the task leaves the rollout's summary (also when it rolled back)."""
+
+
+class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOperator, AnalysisStep):
+    """Roll a new revision out in one deferrable task, judged on live metrics at every traffic step.
+
+    Takes :class:`~knative_rollout.operators.KnativeDeployRevisionOperator`'s parameters for the
+    candidate (``image``, ``env``, ``resources``, ``annotations``, ``autoscaling``, ``tag``,
+    ``allow_older``, ``attempt``...), the lock's (``on_conflict``, ``lock_timeout``, ``lock_duration``)
+    and the connection's. The Service must already have a stable revision.
+
+    :param steps: the candidate's traffic percents, strictly increasing; 100 is added when missing.
+        At 100% the stable serves nothing to compare with: that step checks the ``slo`` only (without
+        an ``slo`` it is promoted on the earlier steps' analyses).
+    :param analysis: what each step measures and how it is judged (see
+        :mod:`knative_rollout.analysis.config`). (templated)
+    :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
+    :param bake: seconds to keep checking the ``slo`` after the promotion, in analysis windows; a
+        failure undoes the promotion (back to the previous stable). 0: no bake. (templated)
+    :param notifiers: ``BaseNotifier`` instances called on rollback, failed analysis and promotion
+        (see :mod:`knative_rollout.notifiers`).
+    :param rollout_id: the rollout's identity; default ``dag_id/run_id/task_id``. (templated)
+    :return: ``{"revision", "stable_revision", "previous_stable_revision", "promoted", "unchanged",
+        "steps": [{"percent", "verdict", "reason", "score"}], "url"}``; a rollback fails the task
+        (after traffic is back on the stable), so a rejected candidate is a failed run.
+    """
+
+    template_fields = (
+        *KnativeDeployRevisionOperator.template_fields,
+        "on_conflict",
+        "lock_timeout",
+        "analysis",
+        "max_inconclusive",
+        "bake",
+    )
+    template_fields_renderers = {
+        **KnativeDeployRevisionOperator.template_fields_renderers,
+        "analysis": "json",
+    }
+    ui_color = "#d5f5d5"
+
+    def __init__(
+        self,
+        *,
+        steps: Sequence[int] = (10, 25, 50, 100),
+        analysis: Mapping[str, Any],
+        max_inconclusive: int | str = 1,
+        bake: float | str = 0,
+        notifiers: Sequence[Callable[[Any], Any]] = (),
+        rollout_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for fixed in ("traffic_percent", "create_service", "skip_if_unchanged", "only_if_missing"):
+            if fixed in kwargs:
+                raise ValueError(
+                    f"{type(self).__name__} sets {fixed} itself (the candidate starts at the first step); "
+                    "remove it"
+                )
+        # Checked when the DAG is parsed: a bad plan is an import error, not a half-done rollout.
+        RolloutPlan.of(steps)
+        super().__init__(analysis=analysis, rollout_id=rollout_id, create_service=False, **kwargs)
+        self.steps = tuple(int(step) for step in steps)
+        self.max_inconclusive = max_inconclusive
+        self.bake = bake
+        self.notifiers = tuple(notifiers)
+        if rollout_id is None:
+            from knative_rollout.task_groups import default_rollout_id
+
+            self.rollout_id = default_rollout_id(self.task_id)
+
+    # The start: input, lock, deploy.
+
+    def execute(self, context: Context) -> Any:
+        """Check the input, take the rollout lock (waiting for it if asked), then deploy the candidate."""
+        self.check_lock_input()
+        config = self.analysis_config()
+        with permanent_input_errors():
+            self.max_inconclusive = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
+        self.bake = self._bake_seconds()
+        if self.bake and config.slo is None:
+            raise KnativeInputError(
+                "bake needs an slo in analysis: after the promotion there is no stable serving traffic to "
+                "compare with, so the bake checks the slo"
+            )
+        self.validate_target()
+        if not self.rollout_id:
+            raise KnativeInputError(
+                f"{type(self).__name__} needs a rollout_id (default dag_id/run_id/task_id)"
+            )
+        return self._take(context)
+
+    def _bake_seconds(self) -> float:
+        from knative_rollout.analysis import parse_seconds
+
+        if self.bake in (0, "0", "", None):
+            return 0.0
+        try:
+            return parse_seconds(self.bake, "bake")
+        except ValueError as error:
+            raise KnativeInputError(str(error)) from None
+
+    def plan(self) -> RolloutPlan:
+        """Return the rollout plan (steps and how many inconclusive analyses are measured again)."""
+        with permanent_input_errors():
+            retries = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
+        return RolloutPlan.of(self.steps, max_inconclusive=retries)
+
+    def _taken(self, context: Context, result: LockResult) -> Any:
+        """With the lock held (an abandoned rollout rolled back first), resume or deploy."""
+        super()._taken(context, result)
+        service = self.hook.find_service(self.service_name, self.namespace)
+        state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
+        self.traffic_percent = self.steps[0]
+        if service is not None and state.rollout_id == self.rollout_id:
+            if state.phase is RolloutPhase.PROMOTED and state.stable == state.rollout_revision:
+                self.log.info("This rollout promoted %s already (a retry): nothing left to do", state.stable)
+                return self._finish(context, str(state.stable), [], (service.get("status") or {}).get("url"))
+            if state.phase is RolloutPhase.ROLLED_BACK:
+                self.lock.release(str(self.rollout_id))
+                raise KnativeAnalysisFailedError(
+                    f"this rollout ({self.rollout_id}) rolled {state.rollout_revision} back already; "
+                    f"{state.stable} serves 100%. Run the DAG again for a new rollout"
+                )
+            if state.is_active() and state.candidate and state.step > 0:
+                # A retry: carry on at the step the Service records, not back at the first one.
+                self.log.info("Resuming the rollout of %s at %s%%", state.candidate, state.step)
+                self.traffic_percent = state.step
+        deployed = KnativeDeployRevisionOperator.execute(self, context)
+        if isinstance(deployed, Mapping) and deployed.get("unchanged"):
+            self.lock.release(str(self.rollout_id))
+            summary = {**deployed, "promoted": False, "steps": []}
+            context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
+            return summary
+        return deployed
+
+    def traffic_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the candidate serves its first step, start the first analysis."""
+        revision = str(event.get("revision"))
+        self.check_event(event, f"waiting for service {self.service_name} to route to {revision}")
+        self.push_urls(context, event.get("url"))
+        state = self.recorded_state()
+        self.check_owner(state)
+        if state.candidate != revision:
+            raise KnativeRolloutConflictError(
+                f"the candidate of Knative Service {self.service_path} is {state.candidate}, not {revision} "
+                "(the revision this rollout deployed); see the Service's rollout history"
+            )
+        return self._analyse(context, revision, state.step, 0, [])
+
+    # The loop: analyse, decide, shift.
+
+    def _analyse(
+        self, context: Context, revision: str, percent: int, inconclusive: int, steps: list[dict[str, Any]]
+    ) -> Any:
+        config = self.analysis_config()
+        state = self.recorded_state()
+        self.check_owner(state)
+        self.hold_lock()
+        compare: bool | None = None
+        if percent >= 100 and config.compare:
+            if config.slo is None:
+                reason = (
+                    "at 100% the stable serves no traffic to compare with and analysis has no slo: promoted "
+                    "on the earlier steps' analyses"
+                )
+                return self._decide(context, revision, percent, inconclusive, steps, Verdict.PASS, reason, {})
+            compare = False
+        carry = {"revision": revision, "percent": percent, "inconclusive": inconclusive, "steps": steps}
+        trigger = self.analysis_trigger(
+            config, canary=revision, baseline=state.stable, carry=carry, compare=compare
+        )
+        self.log.info(
+            "Analysing %s at %s%% against %s",
+            revision,
+            percent,
+            state.stable if compare is not False else "the slo",
+        )
+        return self.wait(context, trigger, "analysis_complete")
+
+    def analysis_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Judge the window's event and do what the plan says next."""
+        revision = str(event.get("revision"))
+        percent = int(event.get("percent", 0))
+        steps = list(event.get("steps") or [])
+        try:
+            verdict, reason, report = self.analysis_outcome(context, event)
+        except KnativeInputError as error:
+            # It can never work: leave the Service on its stable revision, then fail.
+            return self._rollback(context, revision, f"analysis cannot run: {error}", steps)
+        return self._decide(
+            context, revision, percent, int(event.get("inconclusive", 0)), steps, verdict, reason, report
+        )
+
+    def _decide(
+        self,
+        context: Context,
+        revision: str,
+        percent: int,
+        inconclusive: int,
+        steps: list[dict[str, Any]],
+        verdict: Verdict,
+        reason: str,
+        report: Mapping[str, Any],
+    ) -> Any:
+        score = (report.get("judgement") or {}).get("score")
+        steps = [
+            *steps,
+            {"percent": percent, "verdict": verdict.value, "reason": reason[:400], "score": score},
+        ]
+        if verdict is Verdict.FAIL:
+            self._alert(context, ANALYSIS_FAILED, revision, reason, report)
+        action = self.plan().next_action(percent, verdict, inconclusive)
+        self.log.info("At %s%%: %s -> %s (%s)", percent, verdict.value, action.kind.value, action.reason)
+        if action.kind is ActionKind.SHIFT:
+            return self._shift(context, revision, action.percent, steps)
+        if action.kind is ActionKind.RETRY_GATE:
+            return self._analyse(context, revision, percent, inconclusive + 1, steps)
+        if action.kind is ActionKind.PROMOTE:
+            return self._change(
+                context,
+                self._step(KnativePromoteOperator, revision=revision),
+                "promote_complete",
+                revision=revision,
+                steps=steps,
+            )
+        return self._rollback(context, revision, f"{action.reason}: {reason}", steps)
+
+    def _shift(self, context: Context, revision: str, percent: int, steps: list[dict[str, Any]]) -> Any:
+        traffic = {"@stable": 100 - percent, "@candidate": percent}
+        step = self._step(KnativeSetTrafficOperator, revision=revision, traffic=traffic)
+        return self._change(context, step, "shift_complete", revision=revision, percent=percent, steps=steps)
+
+    def shift_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the new split is served, analyse it."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve the new traffic")
+        return self._analyse(context, str(event["revision"]), int(event["percent"]), 0, list(event["steps"]))
+
+    def _step(self, cls: type[_KnativeTrafficChangeOperator], **kwargs: Any) -> _KnativeTrafficChangeOperator:
+        """Return the step operator whose ``compute`` says what this change writes (it is never run)."""
+        return cls(
+            task_id=self.task_id,
+            service_name=self.service_name,
+            namespace=self.namespace,
+            rollout_id=self.rollout_id,
+            lock_duration=self.lock_duration,
+            **kwargs,
+        )
+
+    def _change(
+        self, context: Context, step: _KnativeTrafficChangeOperator, method_name: str, **carry: Any
+    ) -> Any:
+        """Write what ``step`` computes (one optimistic-concurrency write) and wait until it is served."""
+        self.hold_lock()
+        revisions = self.revision_infos()
+        service, _ = self.rewrite(context, lambda current, state: step.compute(current, state, revisions))
+        return self.wait_for_traffic(context, service, method_name, **carry)
+
+    # The end: promote (and bake) or roll back.
+
+    def promote_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the promotion is served, bake it or finish."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve the promoted revision")
+        revision, steps = str(event["revision"]), list(event["steps"])
+        bake = self._bake_seconds()
+        if bake:
+            windows = max(1, math.ceil(bake / self.analysis_config().window))
+            return self._bake(context, revision, steps, windows, 0)
+        return self._finish(context, revision, steps, event.get("url"))
+
+    def _bake(
+        self, context: Context, revision: str, steps: list[dict[str, Any]], left: int, inconclusive: int
+    ) -> Any:
+        self.hold_lock()
+        carry = {"revision": revision, "steps": steps, "left": left, "inconclusive": inconclusive}
+        trigger = self.analysis_trigger(
+            self.analysis_config(), canary=revision, baseline=None, carry=carry, compare=False
+        )
+        self.log.info("Baking %s: %s analysis window(s) left", revision, left)
+        return self.wait(context, trigger, "bake_complete")
+
+    def bake_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Keep baking, finish, or undo the promotion when the promoted revision breaks the slo."""
+        revision, steps = str(event["revision"]), list(event["steps"])
+        left, inconclusive = int(event["left"]), int(event["inconclusive"])
+        try:
+            verdict, reason, report = self.analysis_outcome(context, event)
+        except KnativeInputError as error:
+            return self._rollback(context, revision, f"bake analysis cannot run: {error}", steps, undo=True)
+        steps = [*steps, {"percent": 100, "verdict": verdict.value, "reason": reason[:400], "bake": True}]
+        if verdict is Verdict.PASS:
+            if left <= 1:
+                return self._finish(context, revision, steps, None)
+            return self._bake(context, revision, steps, left - 1, 0)
+        if verdict is Verdict.INCONCLUSIVE and inconclusive < self.plan().max_inconclusive:
+            return self._bake(context, revision, steps, left, inconclusive + 1)
+        if verdict is Verdict.FAIL:
+            self._alert(context, ANALYSIS_FAILED, revision, reason, report)
+        return self._rollback(
+            context, revision, f"bake {verdict.value} after the promotion: {reason}", steps, undo=True
+        )
+
+    def _finish(
+        self, context: Context, revision: str, steps: list[dict[str, Any]], url: str | None
+    ) -> dict[str, Any]:
+        state = self.recorded_state()
+        self.lock.release(str(self.rollout_id))
+        summary = {
+            "revision": revision,
+            "stable_revision": state.stable,
+            "previous_stable_revision": state.previous_stable,
+            "promoted": True,
+            "unchanged": False,
+            "steps": steps,
+            "url": url,
+        }
+        context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
+        self._alert(context, PROMOTED, revision, f"{revision} promoted to stable at 100%", {})
+        return summary
+
+    def _rollback(
+        self, context: Context, revision: str, reason: str, steps: list[dict[str, Any]], undo: bool = False
+    ) -> Any:
+        step = self._step(KnativeRollbackOperator, undo_promotion=undo)
+        return self._change(
+            context, step, "rollback_complete", revision=revision, reason=reason, steps=steps, undo=undo
+        )
+
+    def rollback_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the stable serves everything again, release the lock, alert, and fail the task."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve the rollback")
+        revision, reason = str(event["revision"]), str(event["reason"])
+        state = self.recorded_state()
+        self.lock.release(str(self.rollout_id))
+        summary = {
+            "revision": revision,
+            "stable_revision": state.stable,
+            "previous_stable_revision": state.previous_stable,
+            "promoted": False,
+            "unchanged": False,
+            "rolled_back": True,
+            "undo_promotion": bool(event.get("undo")),
+            "reason": reason,
+            "steps": list(event.get("steps") or []),
+            "url": event.get("url"),
+        }
+        context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
+        self._alert(context, ROLLED_BACK, revision, reason, {})
+        raise KnativeAnalysisFailedError(
+            f"rollout of {revision} to Knative Service {self.service_path} was rolled back: {reason}; "
+            f"{state.stable} serves 100%"
+        )
+
+    def _alert(
+        self, context: Context, kind: str, revision: str, reason: str, report: Mapping[str, Any]
+    ) -> None:
+        """Tell the notifiers; a failed analysis is also an Event (state changes write their own)."""
+        if kind == ANALYSIS_FAILED:
+            service = self.hook.find_service(self.service_name, self.namespace)
+            if service is not None:
+                self.hook.record_event(
+                    service, "AnalysisFailed", f"{revision}: {reason}"[:1000], warning=True
+                )
+        if not self.notifiers:
+            return
+        state = self.recorded_state()
+        payload = {
+            "event": kind,
+            "service": self.service_name,
+            "namespace": self.namespace,
+            "rollout_id": self.rollout_id,
+            "revision": revision,
+            "stable_revision": state.stable,
+            "reason": reason,
+            "analysis": dict(report),
+        }
+        notify_all(self.notifiers, context, payload)
