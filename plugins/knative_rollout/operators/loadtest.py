@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
-from knative_rollout.exceptions import KnativeInputError
+from knative_rollout.exceptions import KnativeInputError, KnativeRolloutConflictError
 from knative_rollout.loadtest import (
     IntervalStats,
     LoadTestConfig,
@@ -122,6 +122,8 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         on GKE, ``gcp_conn_id``, ``project_id``, ``location`` and ``cluster_name`` as for the rollout
         operators (:class:`~knative_rollout.operators.base.KnativeConnectionOperator`). (templated)
     :param progress_interval: how often progress is logged.
+    :param revision: the revision ``tag`` must route to (templated); the gate fails without sending load
+        when the tag names another one, so a rollout never gates a revision it did not deploy.
     :param fail_on_inconclusive: whether a measurement with no answered request fails the gate (default
         True); a bool, or after templating one of ``true``/``false``/``1``/``0``/``yes``/``no`` (templated).
     """
@@ -138,6 +140,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         "report_path",
         "ingress_address",
         "fail_on_inconclusive",
+        "revision",
         *CONNECTION_FIELDS,
     )
     ui_color = "#f4d35e"
@@ -167,6 +170,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         ingress_address: str | None = None,
         progress_interval: str | float = "5s",
         fail_on_inconclusive: bool | str = True,
+        revision: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -198,6 +202,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         self.ingress_address = ingress_address
         self.progress_interval = progress_interval
         self.fail_on_inconclusive = fail_on_inconclusive
+        self.revision = revision
 
     def tag_url(self) -> str:
         """Return the URL Knative publishes for ``tag`` of ``service_name``."""
@@ -205,6 +210,12 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         traffic = service.get("status", {}).get("traffic", [])
         for target in traffic:
             if target.get("tag") == self.tag and target.get("url"):
+                if self.revision and target.get("revisionName") != self.revision:
+                    raise KnativeRolloutConflictError(
+                        f"tag {self.tag!r} of Knative Service {self.namespace}/{self.service_name} routes "
+                        f"to {target.get('revisionName')}, not to {self.revision} (the revision to gate); "
+                        "no load was sent. Another writer changed the rollout: see the Service's history"
+                    )
                 return str(target["url"])
         tags = sorted(str(target["tag"]) for target in traffic if target.get("tag"))
         raise KnativeInputError(
