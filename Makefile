@@ -40,5 +40,15 @@ bench: install
 	$(PYTHON) benchmarks/ingress.py
 	$(PYTHON) benchmarks/loadgen/run.py
 
+# One DAG run rolls out to 10, 50 and 100 Services on the Celery topology (PostgreSQL, Redis, two
+# workers) against local_knative; about 15 minutes on 2 cores. `make test` runs a 5-Service sample.
+bench-fleet: install
+	$(PYTHON) benchmarks/fleet.py
+
+# The product's wheel (knative_rollout only) in dist/, as Cloud Composer or the Dockerfile installs it.
+wheel: install
+	rm -rf dist
+	$(PYTHON) -m build --wheel --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .demo build *.egg-info
+	rm -rf $(VENV) .demo build dist *.egg-info plugins/*.egg-info include/*.egg-info
