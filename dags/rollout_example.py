@@ -41,6 +41,7 @@ PREDICTION = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8]]})
 with DAG(
     dag_id="rollout_example",
     description="Deploy v1, canary v2 on its tag URL, load-test it, shift 10/50/100, promote or roll back",
+    doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -63,7 +64,7 @@ with DAG(
             0, type="integer", minimum=0, description="raise to redeploy a spec whose revision failed"
         ),
     },
-    default_args={"retries": 1, "retry_delay": pendulum.duration(seconds=10)},
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": pendulum.duration(seconds=10)},
 ) as dag:
     deploy_v1 = KnativeDeployRevisionOperator(
         task_id="deploy_v1",

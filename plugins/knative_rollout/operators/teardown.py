@@ -26,21 +26,32 @@ class KnativeTeardownOperator(KnativeBaseOperator):
 
     :param keep: how many unprotected revisions to keep, newest first. (templated)
     :param delete_service: delete the Service itself (and so all its revisions) instead. (templated)
-    :return: ``{"deleted_revisions": [...], "deleted_service": bool}``.
+    :param dry_run: delete nothing; return what would be deleted. (templated)
+    :return: ``{"deleted_revisions": [...], "deleted_service": bool}``; a dry run adds
+        ``"dry_run": True``, the names being what would be deleted.
     """
 
-    template_fields = (*KnativeBaseOperator.template_fields, "keep", "delete_service")
+    template_fields = (*KnativeBaseOperator.template_fields, "keep", "delete_service", "dry_run")
 
-    def __init__(self, *, keep: int | str = 2, delete_service: bool | str = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        keep: int | str = 2,
+        delete_service: bool | str = False,
+        dry_run: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.keep = keep
         self.delete_service = delete_service
+        self.dry_run = dry_run
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Delete the unprotected revisions beyond ``keep``, or the Service."""
         with permanent_input_errors():
             self.keep = check_keep(self.keep)
             self.delete_service = parse_bool(self.delete_service, "delete_service")
+            self.dry_run = parse_bool(self.dry_run, "dry_run")
         self.validate_target()
         service = self.hook.find_service(self.service_name, self.namespace)
         self.push_urls(context, None if service is None else service.get("status", {}).get("url"))
@@ -50,6 +61,16 @@ class KnativeTeardownOperator(KnativeBaseOperator):
             )
             return {"deleted_revisions": [], "deleted_service": False}
         self.ensure_managed(service)
+        if self.dry_run:
+            would_go = (
+                sorted(self.revision_infos())
+                if self.delete_service
+                else deletable_revisions(
+                    self.revision_infos().values(), protected=_protected(service), keep=self.keep
+                )
+            )
+            self.log.info("Dry run: would delete %s", would_go or "nothing")
+            return {"deleted_revisions": would_go, "deleted_service": self.delete_service, "dry_run": True}
         self.hold_lock()
         if self.delete_service:
             self.hook.record_event(service, "Deleting", f"deleting service {self.service_name}")
