@@ -1,11 +1,20 @@
 """Run a real Airflow 3.3 deployment (api-server, scheduler, dag-processor, triggerer) for end-to-end tests.
 
-The stack lives in its own AIRFLOW_HOME with a SQLite database and the LocalExecutor: Airflow 3 removed
-the SequentialExecutor, and the LocalExecutor is the one executor that runs with SQLite (it is what
-``airflow standalone`` forces). Every component is a separate ``airflow`` process, as in production, so a
-deferred task really leaves its worker, its trigger really runs in the triggerer, and the task resumes in
-a new worker process. The test process drives the stack through the public REST API only; it cannot
-share Airflow's in-process configuration because the test session has its own AIRFLOW_HOME.
+Two topologies, each in its own AIRFLOW_HOME:
+
+* **Celery** (the production one, what ``docker-compose.yaml`` and Cloud Composer run): PostgreSQL as
+  the metadata database and Celery result backend, Redis as the broker, and separate
+  ``airflow celery worker`` processes (two by default) next to the four components. The database and the
+  broker are real servers (:mod:`tests.e2e.backing_services`); :data:`COMPOSE_SERVICES` and
+  :func:`celery_settings` are what ``tests/e2e/test_compose_file.py`` holds ``docker-compose.yaml`` to,
+  so the file and this topology cannot drift apart.
+* **Local** (quick): SQLite and the LocalExecutor, the one executor that runs with SQLite (Airflow 3
+  removed the SequentialExecutor; it is what ``airflow standalone`` forces).
+
+Every component is a separate ``airflow`` process, as in production, so a deferred task really leaves its
+worker, its trigger really runs in the triggerer, and the task resumes in a new worker process (with
+Celery, possibly on the other worker). The test process drives the stack through the public REST API only;
+it cannot share Airflow's in-process configuration because the test session has its own AIRFLOW_HOME.
 """
 
 from __future__ import annotations
@@ -28,6 +37,20 @@ from pathlib import Path
 from typing import Any
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+CELERY_EXECUTOR = "CeleryExecutor"
+LOCAL_EXECUTOR = "LocalExecutor"
+# docker-compose.yaml's services -> the program that plays each of them here.
+COMPOSE_SERVICES = {
+    "postgres": "postgres (tests.e2e.backing_services.PostgresServer)",
+    "redis": "redis-server (tests.e2e.backing_services.RedisServer)",
+    "airflow-init": "airflow db migrate",
+    "airflow-apiserver": "airflow api-server",
+    "airflow-scheduler": "airflow scheduler",
+    "airflow-dag-processor": "airflow dag-processor",
+    "airflow-triggerer": "airflow triggerer",
+    "airflow-worker": "airflow celery worker",
+    "local-knative": "python -m local_knative serve (the session's local_knative fixture)",
+}
 HEALTH_KEYS = ("scheduler", "triggerer", "dag_processor")
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 MIGRATE_TIMEOUT = 180.0
@@ -82,6 +105,27 @@ def _exception_lines(error_detail: Any) -> list[str]:
     return lines
 
 
+def celery_settings(*, database_url: str, broker_url: str, api_url: str) -> dict[str, str]:
+    """Return the settings that make the CeleryExecutor topology, shared with ``docker-compose.yaml``.
+
+    :param database_url: SQLAlchemy URL of the PostgreSQL database (``postgresql+psycopg2://...``).
+    :param broker_url: Redis URL of the Celery broker.
+    :param api_url: base URL of the api-server, which the workers' task processes report to.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTOR": CELERY_EXECUTOR,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+        # Celery keeps task results in the same PostgreSQL database, through SQLAlchemy ("db+").
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url.replace("+psycopg2", "", 1),
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+
+
 def _airflow_executable() -> str:
     # The console script of the interpreter that runs the tests, so the stack uses the same venv.
     return str(Path(sys.executable).with_name("airflow"))
@@ -93,6 +137,12 @@ class AirflowStack:
     :param home: the AIRFLOW_HOME (created; holds airflow.db, logs/ and one log file per component).
     :param dag_bundles: DAG bundle name -> folder of DAG files; the first one is also the DAGS_FOLDER.
     :param connections: Airflow connection id -> connection as JSON (``AIRFLOW_CONN_<ID>``).
+    :param executor: ``"LocalExecutor"`` (SQLite) or ``"CeleryExecutor"`` (needs the two URLs below).
+    :param database_url: PostgreSQL SQLAlchemy URL, for the CeleryExecutor.
+    :param broker_url: Redis URL of the Celery broker, for the CeleryExecutor.
+    :param celery_workers: how many ``airflow celery worker`` processes to run.
+    :param worker_concurrency: task slots per Celery worker (``--concurrency``).
+    :param extra_env: more environment for every component (e.g. pool or parallelism settings).
     """
 
     def __init__(
@@ -101,17 +151,38 @@ class AirflowStack:
         *,
         dag_bundles: Mapping[str, Path],
         connections: Mapping[str, Mapping[str, Any]] | None = None,
+        executor: str = LOCAL_EXECUTOR,
+        database_url: str | None = None,
+        broker_url: str | None = None,
+        celery_workers: int = 2,
+        worker_concurrency: int = 2,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         if not dag_bundles:
             raise ValueError("dag_bundles is empty: give at least one bundle name -> folder of DAG files")
         missing = [str(path) for path in dag_bundles.values() if not Path(path).is_dir()]
         if missing:
             raise ValueError(f"DAG bundle folders do not exist: {', '.join(missing)}")
+        if executor not in (LOCAL_EXECUTOR, CELERY_EXECUTOR):
+            raise ValueError(f"executor must be {LOCAL_EXECUTOR} or {CELERY_EXECUTOR}, got {executor!r}")
+        if executor == CELERY_EXECUTOR and not (database_url and broker_url):
+            raise ValueError("the CeleryExecutor needs database_url (PostgreSQL) and broker_url (Redis)")
         self.home = Path(home).resolve()
         self.dag_bundles = {name: Path(path).resolve() for name, path in dag_bundles.items()}
         self.port = _free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
+        self.executor = executor
+        self.database_url = database_url
+        self.broker_url = broker_url
+        self.worker_concurrency = worker_concurrency
+        self.workers = (
+            tuple(f"celery-worker-{n}" for n in range(1, celery_workers + 1))
+            if executor == CELERY_EXECUTOR
+            else ()
+        )
+        self.components = (*COMPONENTS, *self.workers)
         self.env = self._environment(connections or {})
+        self.env.update(extra_env or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _environment(self, connections: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -129,13 +200,18 @@ class AirflowStack:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": LOCAL_EXECUTOR,
                 # LocalExecutor forks `parallelism` workers up front; a few are enough and spare the CPU.
-                "AIRFLOW__CORE__PARALLELISM": "4",
+                # With Celery it caps the tasks queued or running at once: every worker slot.
+                "AIRFLOW__CORE__PARALLELISM": str(
+                    len(self.workers) * self.worker_concurrency if self.workers else 4
+                ),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(next(iter(self.dag_bundles.values()))),
                 "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                # As in docker-compose.yaml: a DAG runs only once unpaused, which trigger() does. Other
+                # DAGs in the bundles (scheduled examples) so stay out of the tests' way.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 # Every component signs or checks task JWTs and reads encrypted fields: one key for all.
                 "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(64)).decode(),
                 "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
@@ -165,6 +241,14 @@ class AirflowStack:
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             }
         )
+        if self.executor == CELERY_EXECUTOR:
+            assert self.database_url and self.broker_url  # checked in __init__
+            env.update(
+                celery_settings(
+                    database_url=self.database_url, broker_url=self.broker_url, api_url=self.api_url
+                )
+            )
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
         for conn_id, connection in connections.items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(dict(connection))
         return env
@@ -190,9 +274,10 @@ class AirflowStack:
                 f"`airflow db migrate` exited with {migrate.returncode}:\n{migrate.stdout}\n{migrate.stderr}"
             )
         try:
-            for component in COMPONENTS:
+            for component in self.components:
                 self._spawn(component)
             self._wait_healthy()
+            self._wait_workers_ready()
         except BaseException:
             self.stop()
             raise
@@ -200,13 +285,21 @@ class AirflowStack:
 
     def _spawn(self, component: str) -> None:
         command = [_airflow_executable(), component]
+        env = self.env
         if component == "api-server":
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        elif component in self.workers:
+            # Two workers on one machine: each needs its own Celery node name and log-server port.
+            command = [
+                _airflow_executable(), "celery", "worker", "--celery-hostname", f"{component}@%h",
+                "--concurrency", str(self.worker_concurrency), "--without-gossip", "--without-mingle",
+            ]  # fmt: skip
+            env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port())}
         with self.component_log_path(component).open("ab") as log_file:
             # A session of its own, so stop() can also end the workers and supervisors it forks.
             self.processes[component] = subprocess.Popen(
                 command,
-                env=self.env,
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -228,6 +321,27 @@ class AirflowStack:
             f"logs:\n{self.component_logs()}"
         )
 
+    def _wait_workers_ready(self) -> None:
+        # Celery prints "<node> ready." once it consumes from the broker; /health knows no workers.
+        deadline = time.monotonic() + START_TIMEOUT
+        waiting = list(self.workers)
+        while waiting and time.monotonic() < deadline:
+            self.check_running()
+            waiting = [w for w in waiting if f"{w}@" not in self._ready_nodes(w)]
+            if waiting:
+                time.sleep(POLL_SECONDS)
+        if waiting:
+            raise AirflowStackError(
+                f"Celery workers {waiting} were not ready within {START_TIMEOUT:.0f}s; logs:\n"
+                f"{self.component_logs()}"
+            )
+
+    def _ready_nodes(self, worker: str) -> str:
+        # Airflow's structured logging appends the logger and location after Celery's own message.
+        path = self.component_log_path(worker)
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return " ".join(line for line in text.splitlines() if " ready." in line)
+
     def check_running(self) -> None:
         """Raise when a component has exited, with its log.
 
@@ -243,11 +357,11 @@ class AirflowStack:
     def stop(self) -> dict[str, int]:
         """Stop every component (SIGTERM, SIGKILL after 20 s) and return their exit codes.
 
-        The scheduler goes first so it stops handing out work; the api-server goes last because the
-        others report to it while they shut down.
+        The scheduler goes first so it stops handing out work; Celery workers then finish what they run
+        (warm shutdown); the api-server goes last because the others report to it while they shut down.
         """
         codes: dict[str, int] = {}
-        for component in ("scheduler", "triggerer", "dag-processor", "api-server"):
+        for component in ("scheduler", *self.workers, "triggerer", "dag-processor", "api-server"):
             process = self.processes.pop(component, None)
             if process is None:
                 continue
@@ -305,7 +419,9 @@ class AirflowStack:
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
         """Trigger a run of ``dag_id`` (once it is parsed) with ``conf`` and return its run id."""
-        self.wait_for_dag(dag_id)
+        dag = self.wait_for_dag(dag_id)
+        if dag.get("is_paused"):
+            self.api("PATCH", _dag_path(dag_id), {"is_paused": False})
         run = self.api(
             "POST", f"{_dag_path(dag_id)}/dagRuns", {"logical_date": None, "conf": dict(conf or {})}
         )
@@ -370,7 +486,7 @@ class AirflowStack:
         """Return the last lines of every component's output."""
         return "\n".join(
             f"--- airflow {component} ---\n{self.component_log(component, last_lines)}"
-            for component in COMPONENTS
+            for component in self.components
         )
 
     def task_log_events(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:

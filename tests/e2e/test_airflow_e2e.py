@@ -75,6 +75,7 @@ def test_deploy_and_sensor_wait_in_the_triggerer(
         "url": f"http://echo.{kube_namespace}.example.com",
         "tag_url": f"http://stable-echo.{kube_namespace}.example.com",
         "stable_revision": revision,
+        "unchanged": False,
     }
 
     service = _knative_service(kubeconfig_path, kube_namespace, "echo")
