@@ -40,6 +40,7 @@ _GATE_FIXED_ARGUMENTS = (
     "service_name",
     "namespace",
     "tag",
+    "revision",
     *CONNECTION_FIELDS,
     "impersonation_chain",
 )
@@ -93,14 +94,20 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         released = RolloutLock(self.hook, self.service_name, self.namespace).release(self.rollout_id)
         self.log.info("Rollout lock of %s/%s released: %s", self.namespace, self.service_name, released)
         ti = context["ti"]
+        # In a mapped group (one rollout per Service) read only this rollout's own map index.
+        index = _map_index(ti)
         watched = [*self.step_task_ids, self.rollback_task_id]
-        by_run = ti.get_task_states(dag_id=ti.dag_id, task_ids=watched, run_ids=[ti.run_id])
-        states = by_run.get(ti.run_id, {})
+        by_run = ti.get_task_states(
+            dag_id=ti.dag_id, task_ids=watched, run_ids=[ti.run_id], map_index=index if index >= 0 else None
+        )
+        # The API names a mapped task instance's state "<task_id>_<map_index>".
+        suffix = f"_{index}" if index >= 0 else ""
+        states = {task_id: by_run.get(ti.run_id, {}).get(task_id + suffix) for task_id in watched}
         promote = self.step_task_ids[-1]
         if states.get(promote) == "success":
             self.log.info("Service %s/%s: candidate promoted", self.namespace, self.service_name)
-            return ti.xcom_pull(task_ids=promote)
-        unchanged = ti.xcom_pull(task_ids=self.deploy_task_id, key=DEPLOY_XCOM_KEY)
+            return ti.xcom_pull(task_ids=promote, map_indexes=index)
+        unchanged = ti.xcom_pull(task_ids=self.deploy_task_id, key=DEPLOY_XCOM_KEY, map_indexes=index)
         if states.get(self.deploy_task_id) == "skipped" and isinstance(unchanged, Mapping):
             self.log.info("Service %s/%s: %s", self.namespace, self.service_name, unchanged.get("reason"))
             return unchanged
@@ -110,7 +117,7 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         )
         rollback_state = states.get(self.rollback_task_id)
         if rollback_state == "success":
-            rolled_back = ti.xcom_pull(task_ids=self.rollback_task_id) or {}
+            rolled_back = ti.xcom_pull(task_ids=self.rollback_task_id, map_indexes=index) or {}
             if rolled_back.get("rolled_back"):
                 after = f"traffic was rolled back: {rolled_back.get('stable_revision')} serves 100%"
             else:
@@ -126,11 +133,18 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
     @staticmethod
     def _failure_of(context: Context, task_id: str) -> str:
         """Return why a step failed: a gate's violated thresholds, or where to read about it."""
-        summary = context["ti"].xcom_pull(task_ids=task_id, key=LOAD_TEST_XCOM_KEY)
+        ti = context["ti"]
+        summary = ti.xcom_pull(task_ids=task_id, key=LOAD_TEST_XCOM_KEY, map_indexes=_map_index(ti))
         if isinstance(summary, Mapping) and summary.get("verdict", {}).get("failed"):
             violated = ", ".join(str(check["message"]) for check in summary["verdict"]["failed"])
             return f"{task_id} failed the SLO ({violated})"
         return f"{task_id} failed (its log says why)"
+
+
+def _map_index(ti: Any) -> int:
+    """Return the task instance's map index, -1 when it is not mapped (which is also how XComs store it)."""
+    index = getattr(ti, "map_index", None)
+    return index if isinstance(index, int) and index >= 0 else -1
 
 
 def default_rollout_id(group_id: str) -> str:
@@ -210,7 +224,6 @@ def progressive_rollout(
         for key, value in deploy_kwargs.items()
         if key in (*CONNECTION_FIELDS, "impersonation_chain")
     }
-    deployed = f"{{{{ ti.xcom_pull(task_ids='{group_id}.deploy_candidate')['revision'] }}}}"
     with TaskGroup(group_id=group_id) as group:
         lock = KnativeLockOperator(
             task_id="lock", **rollout, **connection, on_conflict=on_conflict, lock_timeout=lock_timeout
@@ -228,6 +241,11 @@ def progressive_rollout(
             create_service=False,
             **deploy_kwargs,
         )
+        # The deploy's real task id (the group may sit in another), and in a mapped group the XCom of
+        # this map index: Airflow 3.3 pulls every map index's value when map_indexes is not given.
+        deployed = (
+            f"{{{{ ti.xcom_pull(task_ids='{deploy.task_id}', map_indexes=ti.map_index)['revision'] }}}}"
+        )
         rollout_steps: list[BaseOperator] = [lock, deploy]
         if gate_arguments is not None:
             rollout_steps.append(
@@ -236,6 +254,7 @@ def progressive_rollout(
                     service_name=service_name,
                     namespace=namespace,
                     tag=tag,
+                    revision=deployed,
                     **connection,
                     **gate_arguments,
                 )

@@ -43,7 +43,7 @@ def test_group_chains_deploy_shifts_and_promote_then_rollback_and_outcome() -> N
     shift = dag.task_dict["rollout.traffic_25"]
     assert shift.traffic == {"@stable": 75, "@candidate": 25}
     # Every step names the revision this rollout deployed and carries the rollout's identity.
-    deployed = "{{ ti.xcom_pull(task_ids='rollout.deploy_candidate')['revision'] }}"
+    deployed = "{{ ti.xcom_pull(task_ids='rollout.deploy_candidate', map_indexes=ti.map_index)['revision'] }}"
     assert shift.revision == deployed and dag.task_dict["rollout.promote"].revision == deployed
     rollout_ids = {
         dag.task_dict[task_id].rollout_id for task_id in [*steps[:2], *steps[2:], "rollout.rollback"]
