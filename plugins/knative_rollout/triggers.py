@@ -60,11 +60,17 @@ class _KnativeWatchTrigger(BaseTrigger):
         }
 
     async def _keep_lock(self, hook: AsyncKnativeServingHook) -> None:
-        """Renew the rollout lock every third of its duration until cancelled (when the wait ends)."""
+        """Renew the rollout lock every third of its duration until cancelled (when the wait ends).
+
+        The first renewal waits one interval: the step renewed the lock just before it started this wait,
+        and by then the watch has read the connection, which the hook caches. (Airflow's task SDK cannot
+        serve two connection reads at once from one event loop: DeadlockImminentError in a worker.)
+        """
         assert self.renew_lock is not None
         lock = self.renew_lock
         interval = max(1.0, float(lock["duration_seconds"]) / 3)
         while True:
+            await asyncio.sleep(interval)
             try:
                 held = await renew_async(
                     hook,
@@ -79,7 +85,6 @@ class _KnativeWatchTrigger(BaseTrigger):
                 if not held:
                     self.log.warning("Rollout lock of %s is no longer held by this rollout", lock["service"])
                     return
-            await asyncio.sleep(interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the import path and the arguments that recreate this trigger."""
