@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from knative_rollout.operators.analysis import KnativeCanaryAnalysisOperator
+from knative_rollout.operators.analysis import KnativeABTestOperator, KnativeCanaryAnalysisOperator
 from knative_rollout.operators.canary import KnativeCanaryRolloutOperator
 from knative_rollout.operators.loadtest import LoadTestGateOperator
 from knative_rollout.operators.lock import KnativeLockOperator
@@ -15,6 +15,7 @@ from knative_rollout.operators.rollout import (
 from knative_rollout.operators.teardown import KnativeTeardownOperator
 
 __all__ = [
+    "KnativeABTestOperator",
     "KnativeCanaryAnalysisOperator",
     "KnativeCanaryRolloutOperator",
     "KnativeDeployRevisionOperator",

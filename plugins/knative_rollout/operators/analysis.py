@@ -24,11 +24,13 @@ from knative_rollout.exceptions import (
 )
 from knative_rollout.operators.base import KnativeBaseOperator
 from knative_rollout.policy import Verdict
-from knative_rollout.resources import check_revision_name, state_from_annotations
+from knative_rollout.resources import check_percent, check_revision_name, state_from_annotations
 from knative_rollout.triggers import KnativeAnalysisTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from knative_rollout.operators.rollout import _KnativeTrafficChangeOperator
 
 ANALYSIS_XCOM_KEY = "analysis"
 """Where an analysis step leaves its last report (also when it failed)."""
@@ -46,10 +48,10 @@ class AnalysisStep(KnativeBaseOperator):
         super().__init__(**kwargs)
         self.analysis = analysis
 
-    def analysis_config(self) -> AnalysisConfig:
+    def analysis_config(self, analysis: Mapping[str, Any] | None = None) -> AnalysisConfig:
         """Return the checked ``analysis`` mapping; a mistake fails the task without retry."""
         try:
-            return AnalysisConfig.of(self.analysis)
+            return AnalysisConfig.of(self.analysis if analysis is None else analysis)
         except (TypeError, ValueError) as error:
             raise KnativeInputError(f"analysis: {error}") from None
 
@@ -85,16 +87,16 @@ class AnalysisStep(KnativeBaseOperator):
         canary: str,
         baseline: str | None,
         carry: Mapping[str, Any],
-        compare: bool | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> KnativeAnalysisTrigger:
         """Return the trigger that waits one analysis window from now and judges it.
 
-        :param compare: override the mapping's ``compare`` (False: SLO checks only, e.g. when the stable
-            serves no traffic).
+        :param overrides: keys of the mapping to replace for this window, e.g. ``{"compare": False}``
+            (SLO checks only, when the stable serves no traffic).
         """
-        analysis = dict(self.analysis) | ({"compare": compare} if compare is not None else {})
-        if compare is not None:
-            config = AnalysisConfig.of(analysis)
+        analysis = dict(self.analysis) | dict(overrides or {})
+        if overrides:
+            config = self.analysis_config(analysis)
         prometheus_url, headers = self.metrics_endpoint(config)
         budget = config.window + config.settle + 4 * config.timeout + 60
         return KnativeAnalysisTrigger(
@@ -111,6 +113,31 @@ class AnalysisStep(KnativeBaseOperator):
             carry=carry,
             renew_lock=self.lock_renewal(),
         )
+
+    def step_operator(
+        self, cls: type[_KnativeTrafficChangeOperator], **kwargs: Any
+    ) -> _KnativeTrafficChangeOperator:
+        """Return a step operator whose ``compute`` says what a traffic change writes (it is never run).
+
+        So a change made inside this task is computed by the very code the separate step would run.
+        """
+        return cls(
+            task_id=self.task_id,
+            service_name=self.service_name,
+            namespace=self.namespace,
+            rollout_id=self.rollout_id,
+            lock_duration=self.lock_duration,
+            **kwargs,
+        )
+
+    def change_traffic(
+        self, context: Context, step: _KnativeTrafficChangeOperator, method_name: str, **carry: Any
+    ) -> Any:
+        """Write what ``step`` computes (one optimistic-concurrency write), wait until it is served."""
+        self.hold_lock()
+        revisions = self.revision_infos()
+        service, _ = self.rewrite(context, lambda current, state: step.compute(current, state, revisions))
+        return self.wait_for_traffic(context, service, method_name, **carry)
 
     def analysis_outcome(
         self, context: Context, event: Mapping[str, Any]
@@ -214,3 +241,111 @@ class KnativeCanaryAnalysisOperator(AnalysisStep):
             "Send more traffic (or synthetic load) to the candidate, lengthen the window, or set "
             "on_no_data if no data should decide"
         )
+
+
+class KnativeABTestOperator(AnalysisStep):
+    """Hold a fixed split between the stable (A) and the candidate (B) for one window; name the winner.
+
+    Sets the traffic to ``split`` percent for B (computed and written as
+    :class:`~knative_rollout.operators.KnativeSetTrafficOperator` does), waits until it is served, waits one
+    analysis window in the triggerer, and compares B with A both ways with the judge (default metrics:
+    p99 latency and error rate, direction ``either``; see :mod:`knative_rollout.analysis.ab`). The split
+    is left in place: what follows (promote, roll back, another test) is the DAG's choice, e.g. a branch
+    on the returned ``winner``. The task fails only when the SLO (if given) is violated or the
+    analysis cannot run; "B is worse" is a result, not an error.
+
+    :param analysis: see :class:`AnalysisStep`; ``metrics`` default to the A/B metrics. (templated)
+    :param revision: B; default the recorded candidate. (templated)
+    :param split: B's percent of the traffic, 1..99. (templated)
+    :return: ``{"winner": "a" | "b" | "no significant difference" | "mixed" | "inconclusive",
+        "winner_revision", "a", "b", "split", "summary", "analysis"}``.
+    """
+
+    template_fields = (*KnativeBaseOperator.template_fields, "analysis", "revision", "split")
+    template_fields_renderers = {"analysis": "json"}
+    ui_color = "#e8ccff"
+
+    def __init__(self, *, revision: str | None = None, split: int | str = 50, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.revision = revision
+        self.split = split
+
+    def _overrides(self) -> dict[str, Any]:
+        from knative_rollout.analysis.ab import AB_METRICS
+
+        if "metrics" in self.analysis:
+            return {"compare": True}
+        metrics = [
+            {
+                "name": spec.name,
+                "direction": spec.direction.value,
+                "group": spec.group,
+                "allowed_increase": spec.allowed_increase,
+                "allowed_decrease": spec.allowed_decrease,
+            }
+            for spec in AB_METRICS
+        ]
+        return {"compare": True, "metrics": metrics}
+
+    def execute(self, context: Context) -> Any:
+        """Check the input, set the split, and wait until it is served."""
+        self.analysis_config({**self.analysis, **self._overrides()})
+        with permanent_input_errors():
+            self.split = check_percent(self.split, "split")
+        if not 1 <= int(self.split) <= 99:
+            raise KnativeInputError(f"split is {self.split}; an A/B test gives B between 1 and 99 percent")
+        self.validate_target()
+        state = state_from_annotations(self.managed_service()["metadata"].get("annotations"))
+        self.check_owner(state)
+        b = KnativeCanaryAnalysisOperator._name(self.revision, "revision") or state.candidate
+        if b is None or state.stable is None:
+            raise KnativeInputError(
+                f"Knative Service {self.service_path} needs a stable revision (A) and a candidate (B) for an "
+                f"A/B test; it has stable {state.stable}, candidate {state.candidate}. Deploy B first"
+            )
+        from knative_rollout.operators.rollout import KnativeSetTrafficOperator
+
+        split = int(self.split)
+        step = self.step_operator(
+            KnativeSetTrafficOperator, revision=b, traffic={"@stable": 100 - split, "@candidate": split}
+        )
+        return self.change_traffic(context, step, "split_complete", a=state.stable, b=b)
+
+    def split_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the split is served, wait one window and compare."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve the A/B split")
+        overrides = self._overrides()
+        trigger = self.analysis_trigger(
+            self.analysis_config({**self.analysis, **overrides}),
+            canary=str(event["b"]),
+            baseline=str(event["a"]),
+            carry={"a": event["a"], "b": event["b"]},
+            overrides=overrides,
+        )
+        return self.wait(context, trigger, "execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Name the winner; fail only on a violated SLO."""
+        from knative_rollout.analysis.ab import A_WINS, B_WINS, ab_outcome
+
+        _, _, report = self.analysis_outcome(context, event)
+        a, b = str(event["a"]), str(event["b"])
+        outcome = ab_outcome((report.get("judgement") or {}).get("metrics") or [])
+        slo_failed = [check["reason"] for check in report.get("slo") or [] if check["verdict"] == "fail"]
+        result = {
+            "winner": outcome.winner,
+            "winner_revision": {A_WINS: a, B_WINS: b}.get(outcome.winner),
+            "a": a,
+            "b": b,
+            "split": int(self.split),
+            "summary": outcome.describe(a, b),
+            "analysis": report,
+        }
+        context["ti"].xcom_push(key="ab_test", value=result)
+        self.log.info("A/B test of %s vs %s: %s", a, b, result["summary"])
+        if slo_failed:
+            raise KnativeAnalysisFailedError(
+                f"A/B test of {b} against {a}: B violates the SLO ({'; '.join(slo_failed)}); "
+                f"{result['summary']}. The split was left in place: roll back"
+            )
+        return result

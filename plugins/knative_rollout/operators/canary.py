@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from knative_rollout.locks import LockResult
-    from knative_rollout.operators.rollout import _KnativeTrafficChangeOperator
 
 ROLLOUT_XCOM_KEY = "rollout"
 """Where the task leaves the rollout's summary (also when it rolled back)."""
@@ -207,7 +206,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         state = self.recorded_state()
         self.check_owner(state)
         self.hold_lock()
-        compare: bool | None = None
+        overrides: dict[str, Any] = {}
         if percent >= 100 and config.compare:
             if config.slo is None:
                 reason = (
@@ -215,16 +214,16 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                     "on the earlier steps' analyses"
                 )
                 return self._decide(context, revision, percent, inconclusive, steps, Verdict.PASS, reason, {})
-            compare = False
+            overrides["compare"] = False
         carry = {"revision": revision, "percent": percent, "inconclusive": inconclusive, "steps": steps}
         trigger = self.analysis_trigger(
-            config, canary=revision, baseline=state.stable, carry=carry, compare=compare
+            config, canary=revision, baseline=state.stable, carry=carry, overrides=overrides
         )
         self.log.info(
             "Analysing %s at %s%% against %s",
             revision,
             percent,
-            state.stable if compare is not False else "the slo",
+            "the slo" if overrides else state.stable,
         )
         return self.wait(context, trigger, "analysis_complete")
 
@@ -267,9 +266,9 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         if action.kind is ActionKind.RETRY_GATE:
             return self._analyse(context, revision, percent, inconclusive + 1, steps)
         if action.kind is ActionKind.PROMOTE:
-            return self._change(
+            return self.change_traffic(
                 context,
-                self._step(KnativePromoteOperator, revision=revision),
+                self.step_operator(KnativePromoteOperator, revision=revision),
                 "promote_complete",
                 revision=revision,
                 steps=steps,
@@ -278,33 +277,15 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
 
     def _shift(self, context: Context, revision: str, percent: int, steps: list[dict[str, Any]]) -> Any:
         traffic = {"@stable": 100 - percent, "@candidate": percent}
-        step = self._step(KnativeSetTrafficOperator, revision=revision, traffic=traffic)
-        return self._change(context, step, "shift_complete", revision=revision, percent=percent, steps=steps)
+        step = self.step_operator(KnativeSetTrafficOperator, revision=revision, traffic=traffic)
+        return self.change_traffic(
+            context, step, "shift_complete", revision=revision, percent=percent, steps=steps
+        )
 
     def shift_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the new split is served, analyse it."""
         self.check_event(event, f"waiting for service {self.service_name} to serve the new traffic")
         return self._analyse(context, str(event["revision"]), int(event["percent"]), 0, list(event["steps"]))
-
-    def _step(self, cls: type[_KnativeTrafficChangeOperator], **kwargs: Any) -> _KnativeTrafficChangeOperator:
-        """Return the step operator whose ``compute`` says what this change writes (it is never run)."""
-        return cls(
-            task_id=self.task_id,
-            service_name=self.service_name,
-            namespace=self.namespace,
-            rollout_id=self.rollout_id,
-            lock_duration=self.lock_duration,
-            **kwargs,
-        )
-
-    def _change(
-        self, context: Context, step: _KnativeTrafficChangeOperator, method_name: str, **carry: Any
-    ) -> Any:
-        """Write what ``step`` computes (one optimistic-concurrency write) and wait until it is served."""
-        self.hold_lock()
-        revisions = self.revision_infos()
-        service, _ = self.rewrite(context, lambda current, state: step.compute(current, state, revisions))
-        return self.wait_for_traffic(context, service, method_name, **carry)
 
     # The end: promote (and bake) or roll back.
 
@@ -313,6 +294,8 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         self.check_event(event, f"waiting for service {self.service_name} to serve the promoted revision")
         revision, steps = str(event["revision"]), list(event["steps"])
         bake = self._bake_seconds()
+        baking = f"; baking for {bake:g}s" if bake else ""
+        self._alert(context, PROMOTED, revision, f"{revision} promoted to stable at 100%{baking}", {})
         if bake:
             windows = max(1, math.ceil(bake / self.analysis_config().window))
             return self._bake(context, revision, steps, windows, 0)
@@ -324,7 +307,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         self.hold_lock()
         carry = {"revision": revision, "steps": steps, "left": left, "inconclusive": inconclusive}
         trigger = self.analysis_trigger(
-            self.analysis_config(), canary=revision, baseline=None, carry=carry, compare=False
+            self.analysis_config(), canary=revision, baseline=None, carry=carry, overrides={"compare": False}
         )
         self.log.info("Baking %s: %s analysis window(s) left", revision, left)
         return self.wait(context, trigger, "bake_complete")
@@ -365,14 +348,13 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             "url": url,
         }
         context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
-        self._alert(context, PROMOTED, revision, f"{revision} promoted to stable at 100%", {})
         return summary
 
     def _rollback(
         self, context: Context, revision: str, reason: str, steps: list[dict[str, Any]], undo: bool = False
     ) -> Any:
-        step = self._step(KnativeRollbackOperator, undo_promotion=undo)
-        return self._change(
+        step = self.step_operator(KnativeRollbackOperator, undo_promotion=undo)
+        return self.change_traffic(
             context, step, "rollback_complete", revision=revision, reason=reason, steps=steps, undo=undo
         )
 

@@ -295,3 +295,165 @@ def test_analysis_gate_fails_on_no_data(
     outcome = run_dag("gate_quiet", tasks)  # no load: inconclusive, which is not a pass
     assert outcome.task_states["analysis"] == "failed"
     assert outcome.task_states["deploy_candidate"] == "success"
+
+
+BAKE_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from knative_rollout.notifiers import KnativeRolloutWebhookNotifier
+from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
+
+target = dict(service_name="{service}", namespace="{namespace}", wait_timeout=90)
+analysis = {{"scrape_urls": ["{metrics_url}"], "window": "6s", "interval": "1s",
+            "slo": {{"max_p99_latency": "200ms", "max_error_rate": 0.02, "min_requests": 20}}}}
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+         default_args={{"retries": 0}}) as dag:
+    KnativeDeployRevisionOperator(task_id="deploy_stable", image="{echo}:v1", **target) >> (
+        KnativeCanaryRolloutOperator(
+            task_id="canary", image="{echo}:v2", steps=[50], analysis=analysis, bake="{bake}",
+            notifiers=[KnativeRolloutWebhookNotifier(url="{hook_url}", headers={{"X-Token": "t"}})],
+            **target,
+        )
+    )
+"""
+
+
+class Webhook:
+    """A real HTTP endpoint that keeps the JSON bodies posted to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+
+        posted: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                posted.append({**json.loads(body), "token": self.headers.get("X-Token")})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.posted = posted
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[str]:
+        return [body["event"] for body in self.posted]
+
+
+def promoted_revision(local_knative: LocalKnative, namespace: str, stop: threading.Event) -> str | None:
+    """Poll the Service until its rollout record says Promoted; return the promoted revision."""
+    path = f"/apis/serving.knative.dev/v1/namespaces/{namespace}/services/{SERVICE}"
+    while not stop.wait(0.2):
+        status, body = local_knative.request("GET", path)
+        if status == 200:
+            state = state_from_annotations(body["metadata"].get("annotations"))
+            if state.phase.value == "Promoted":
+                return state.stable
+    return None
+
+
+@pytest.mark.parametrize("regression", [False, True], ids=["quiet-bake", "regression-during-bake"])
+def test_bake_keeps_a_good_promotion_and_undoes_a_regressed_one_with_alerts(
+    local_knative: LocalKnative, kube_namespace: str, cluster: Any, tmp_path: Path, regression: bool
+) -> None:
+    import json
+
+    from loadtest_dag_runner import run_dag as run_dag_process
+
+    hook = Webhook()
+    dag_id = f"canary_bake_{int(regression)}"
+    source = BAKE_DAG.format(
+        service=SERVICE,
+        namespace=kube_namespace,
+        metrics_url=local_knative.metrics_url,
+        dag_id=dag_id,
+        echo=ECHO,
+        bake="12s",
+        hook_url=hook.url,
+    )
+    connection = json.dumps(
+        {"conn_type": "kubernetes", "extra": {"kube_config_path": str(local_knative.kubeconfig)}}
+    )
+    faults = local_knative.faults
+    stop = threading.Event()
+    injected: list[dict[str, Any]] = []
+
+    def inject_after_promotion() -> None:
+        revision = promoted_revision(local_knative, kube_namespace, stop)
+        if revision and regression:
+            injected.append(
+                faults.add(
+                    layer="ingress",
+                    namespaces=[kube_namespace],
+                    revisions=[revision],
+                    error=503,
+                    probability=0.5,
+                )
+            )
+
+    watcher = threading.Thread(target=inject_after_promotion, daemon=True)
+    watcher.start()
+    try:
+        with Load(local_knative, kube_namespace):
+            outcome = run_dag_process(
+                tmp_path, dag_id, source, {"AIRFLOW_CONN_KUBERNETES_DEFAULT": connection}
+            )
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+        for rule in injected:
+            faults.remove(rule["id"])
+    xcom = outcome["xcom"]
+    stable = xcom["deploy_stable"]["return_value"]["revision"]
+    summary = xcom["canary"]["rollout"]
+    candidate = summary["revision"]
+    state, served = service_state(cluster, kube_namespace)
+    bakes = [step for step in summary["steps"] if step.get("bake")]
+    if not regression:
+        assert outcome["state"] == "success", outcome["log"][-3000:]
+        assert served == [(candidate, 100, "stable")] and state.phase.value == "Promoted"
+        assert [step["verdict"] for step in bakes] == ["pass", "pass"], "12 s of bake in 6 s windows"
+        assert hook.events() == ["promoted"]
+    else:
+        assert injected, "the regression was injected once the promotion was served"
+        assert outcome["state"] == "failed", outcome["log"][-3000:]
+        assert summary["undo_promotion"] is True and bakes[-1]["verdict"] == "fail"
+        assert served == [(stable, 100, "stable")], "the promotion was undone"
+        assert (state.phase.value, state.stable) == ("RolledBack", stable)
+        assert hook.events() == ["promoted", "analysis_failed", "rolled_back"]
+        assert "error_rate" in hook.posted[-1]["reason"]
+    assert all(body["service"] == SERVICE and body["token"] == "t" for body in hook.posted)
+    assert all(body["dag_id"] == dag_id and body["task_id"] == "canary" for body in hook.posted)
+
+
+@pytest.mark.parametrize(("delay_ms", "winner"), [(0, "no significant difference"), (120, "a")])
+def test_ab_test_holds_a_split_and_names_the_winner(
+    run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str, delay_ms: int, winner: str
+) -> None:
+    target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 90}
+    config = {"scrape_urls": [local_knative.metrics_url], "window": "8s", "interval": "1s"}
+    b_env = {"ECHO_DELAY_MS": str(delay_ms)}
+    tasks = [
+        ("deploy_a", "KnativeDeployRevisionOperator", {"image": f"{ECHO}:v1", **target}),
+        ("deploy_b", "KnativeDeployRevisionOperator", {"image": f"{ECHO}:v2", "env": b_env, **target}),
+        ("ab", "KnativeABTestOperator", {"analysis": config, "split": 50, **target}),
+    ]
+    with Load(local_knative, kube_namespace) as load:
+        outcome = run_dag(f"ab_{delay_ms}", tasks)
+    assert outcome.state == "success", outcome.task_states
+    result = outcome.results["ab"]
+    a, b = outcome.results["deploy_a"]["revision"], outcome.results["deploy_b"]["revision"]
+    assert (result["a"], result["b"], result["winner"]) == (a, b, winner), result["summary"]
+    if winner == "a":
+        assert result["winner_revision"] == a and "latency_p99" in result["summary"]
+    # The split was held: both answered a good share of the load during the window.
+    assert load.by_revision(b)[0] > 100 and load.by_revision(a)[0] > 100
+    _, served = service_state(cluster, kube_namespace)
+    assert sorted(percent for _, percent, _ in served) == [50, 50]
