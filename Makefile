@@ -8,7 +8,7 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
           plugins/knative_rollout/analysis/judge.py plugins/knative_rollout/analysis/series.py \
           plugins/knative_rollout/analysis/checks.py
 
-.PHONY: install demo test lint bench soak clean
+.PHONY: install demo test lint bench soak chaos clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -52,3 +52,10 @@ wheel: install
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info plugins/*.egg-info include/*.egg-info
+
+# The chaos suite: CHAOS_TRIALS seeded rollouts under random API, watch, ingress and pod faults, invariants
+# checked after each (about 10-40 s a trial on 2 cores; make test runs 3). CHAOS_REPLAY=SEED,... reruns the
+# trials a broken run printed. The summary goes to benchmarks/results/chaos.json.
+chaos: install
+	CHAOS_TRIALS=$${CHAOS_TRIALS:-200} CHAOS_SEED=$${CHAOS_SEED:-1} CHAOS_REPORT=$${CHAOS_REPORT:-benchmarks/results/chaos.json} \
+		$(PYTHON) -m pytest -p no:cacheprovider -s tests/integration/knative_rollout/test_chaos.py

@@ -25,11 +25,19 @@ import argparse
 import json
 import random
 import shutil
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from rollout_invariants import (
+    ClusterView,
+    check_history,
+    check_kept,
+    check_lock,
+    check_no_duplicate_specs,
+    check_production,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE = "iris"
@@ -54,82 +62,18 @@ def scenario_order(runs: int, seed: int) -> list[str]:
     return order[:runs]
 
 
-def kubectl_json(kubeconfig: str, *args: str) -> Any:
-    """Return kubectl's JSON output (the real kubectl, against the soak's cluster)."""
-    output = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, *args, "-o", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output)
-
-
-def revision_spec_key(revision: dict[str, Any]) -> str:
-    """Return what makes two revisions the same deployment: containers and rollout-relevant annotations."""
-    annotations = {
-        key: value
-        for key, value in (revision["metadata"].get("annotations") or {}).items()
-        if key.startswith(("autoscaling.knative.dev/", "rollout.knative-rollout.dev/"))
-    }
-    containers = [
-        {"image": container.get("image"), "env": container.get("env")}
-        for container in revision["spec"].get("containers") or []
-    ]
-    return json.dumps([containers, annotations], sort_keys=True)
-
-
 def check_cluster(
     kubeconfig: str, namespace: str, expected: str, keep: set[str], run_ids: set[str]
 ) -> list[str]:
     """Return every invariant the cluster breaks now (empty when all hold)."""
-    from knative_rollout.resources import lease_name, state_from_annotations
-
-    problems: list[str] = []
-    service = kubectl_json(kubeconfig, "-n", namespace, "get", f"ksvc/{SERVICE}")
-    served = {
-        (target["revisionName"], target["percent"], target.get("tag"))
-        for target in service["status"].get("traffic") or []
-        if target["percent"]
-    }
-    routed = {
-        target["revisionName"] for target in service["spec"].get("traffic") or [] if target.get("percent")
-    }
-    if served != {(expected, 100, "stable")}:
-        problems.append(f"production serves {sorted(served)}, expected {expected} at 100% tagged stable")
-    if routed != {expected}:
-        problems.append(f"spec routes traffic to {sorted(routed)}, expected only {expected}")
-    state = state_from_annotations(service["metadata"].get("annotations"))
-    if state.stable != expected or state.is_active():
-        problems.append(f"record says stable {state.stable}, phase {state.phase.value}; expected {expected}")
-    revisions = kubectl_json(
-        kubeconfig, "-n", namespace, "get", "revisions", "-l", f"serving.knative.dev/service={SERVICE}"
-    )["items"]
-    by_name = {item["metadata"]["name"]: item for item in revisions}
-    for name in sorted(keep):
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (by_name.get(name, {}).get("status") or {}).get("conditions") or []
-        )
-        if not ready:
-            problems.append(f"revision {name}, which served production, is gone or not Ready")
-    specs = Counter(revision_spec_key(item) for item in revisions)
-    duplicated = [key for key, count in specs.items() if count > 1]
-    if duplicated:
-        problems.append(f"{len(duplicated)} specs are deployed as more than one revision")
-    for entry in state.history:
-        parts = entry.by.split("/")
-        if len(parts) < 4 or parts[0] != "rollout_example" or parts[1] not in run_ids:
-            problems.append(
-                f"history entry {entry.action} at {entry.time} names no run of this soak: {entry.by!r}"
-            )
-    lease = kubectl_json(
-        kubeconfig, "-n", namespace, "get", f"leases.coordination.k8s.io/{lease_name(SERVICE)}"
-    )
-    holder = (lease.get("spec") or {}).get("holderIdentity")
-    if holder:
-        problems.append(f"the rollout lock is still held by {holder}")
-    return problems
+    view = ClusterView.read(kubeconfig, namespace, SERVICE)
+    return [
+        *check_production(view, expected),
+        *check_kept(view, keep),
+        *check_no_duplicate_specs(view),
+        *check_history(view, ["rollout_example"], run_ids),
+        *check_lock(view),
+    ]
 
 
 def candidate_uri(
