@@ -31,6 +31,8 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     "knative_rollout.operators.rollout",
+                    "knative_rollout.operators.lock",
+                    "knative_rollout.operators.teardown",
                     "knative_rollout.operators.loadtest",
                     # KnativeRolloutOutcomeOperator lives next to the task group builder that uses it.
                     "knative_rollout.task_groups",

@@ -28,6 +28,18 @@ def test_provider_info_names_real_modules_and_links() -> None:
         assert getattr(importlib.import_module(module), name).name
 
 
+def test_provider_info_lists_every_operator_module() -> None:
+    import knative_rollout.operators
+
+    folder = Path(knative_rollout.operators.__file__).parent
+    shipped = {f"knative_rollout.operators.{path.stem}" for path in folder.glob("*.py")} - {
+        "knative_rollout.operators.__init__",
+        "knative_rollout.operators.base",
+    }
+    listed = {module for entry in get_provider_info()["operators"] for module in entry["python-modules"]}
+    assert shipped <= listed, f"not in get_provider_info: {sorted(shipped - listed)}"
+
+
 def test_plugin_registers_the_extra_links() -> None:
     from knative_rollout.plugin import KnativeRolloutPlugin
 
