@@ -24,13 +24,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowSkipException
+
 from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
     KnativeInputError,
     KnativeRolloutConflictError,
     permanent_input_errors,
 )
-from knative_rollout.notifiers import ANALYSIS_FAILED, PROMOTED, ROLLED_BACK, notify_all
+from knative_rollout.notifiers import ANALYSIS_FAILED, APPROVAL_REQUESTED, PROMOTED, ROLLED_BACK, notify_all
 from knative_rollout.operators.analysis import AnalysisStep
 from knative_rollout.operators.lock import KnativeLockOperator
 from knative_rollout.operators.rollout import (
@@ -69,6 +71,12 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         failure undoes the promotion (back to the previous stable). 0: no bake. (templated)
     :param notifiers: ``BaseNotifier`` instances called on rollback, failed analysis and promotion
         (see :mod:`knative_rollout.notifiers`).
+    :param promote: False: stop once the last step below 100% passed, keeping the candidate there and
+        the lock held, with ``awaiting_promotion`` in the result, for an approval task and a
+        :class:`~knative_rollout.operators.KnativePromoteOperator` of the same rollout to follow (see
+        :func:`knative_rollout.approval.canary_rollout_with_approval`); notifiers get ``approval_requested``.
+    :param skip_if_unchanged: when there is nothing to roll out, skip (so the tasks after it skip too)
+        instead of succeeding with ``unchanged``.
     :param rollout_id: the rollout's identity; default ``dag_id/run_id/task_id``. (templated)
     :return: ``{"revision", "stable_revision", "previous_stable_revision", "promoted", "unchanged",
         "steps": [{"percent", "verdict", "reason", "score"}], "url"}``; a rollback fails the task
@@ -97,10 +105,11 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         max_inconclusive: int | str = 1,
         bake: float | str = 0,
         notifiers: Sequence[Callable[[Any], Any]] = (),
+        promote: bool = True,
         rollout_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        for fixed in ("traffic_percent", "create_service", "skip_if_unchanged", "only_if_missing"):
+        for fixed in ("traffic_percent", "create_service", "only_if_missing"):
             if fixed in kwargs:
                 raise ValueError(
                     f"{type(self).__name__} sets {fixed} itself (the candidate starts at the first step); "
@@ -113,6 +122,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         self.max_inconclusive = max_inconclusive
         self.bake = bake
         self.notifiers = tuple(notifiers)
+        self.promote = promote
         if rollout_id is None:
             from knative_rollout.task_groups import default_rollout_id
 
@@ -175,7 +185,11 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 # A retry: carry on at the step the Service records, not back at the first one.
                 self.log.info("Resuming the rollout of %s at %s%%", state.candidate, state.step)
                 self.traffic_percent = state.step
-        deployed = KnativeDeployRevisionOperator.execute(self, context)
+        try:
+            deployed = KnativeDeployRevisionOperator.execute(self, context)
+        except AirflowSkipException:
+            self.lock.release(str(self.rollout_id))  # nothing to roll out (skip_if_unchanged)
+            raise
         if isinstance(deployed, Mapping) and deployed.get("unchanged"):
             self.lock.release(str(self.rollout_id))
             summary = {**deployed, "promoted": False, "steps": []}
@@ -261,6 +275,11 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             self._alert(context, ANALYSIS_FAILED, revision, reason, report)
         action = self.plan().next_action(percent, verdict, inconclusive)
         self.log.info("At %s%%: %s -> %s (%s)", percent, verdict.value, action.kind.value, action.reason)
+        promotes = action.kind is ActionKind.PROMOTE or (
+            action.kind is ActionKind.SHIFT and action.percent == 100
+        )
+        if promotes and not self.promote:
+            return self._await_approval(context, revision, percent, steps, report)
         if action.kind is ActionKind.SHIFT:
             return self._shift(context, revision, action.percent, steps)
         if action.kind is ActionKind.RETRY_GATE:
@@ -274,6 +293,32 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 steps=steps,
             )
         return self._rollback(context, revision, f"{action.reason}: {reason}", steps)
+
+    def _await_approval(
+        self,
+        context: Context,
+        revision: str,
+        percent: int,
+        steps: list[dict[str, Any]],
+        report: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """End here with the candidate at its last step and the lock held: a person decides the promotion."""
+        self.hold_lock()
+        state = self.recorded_state()
+        summary = {
+            "revision": revision,
+            "stable_revision": state.stable,
+            "percent": percent,
+            "promoted": False,
+            "unchanged": False,
+            "awaiting_promotion": True,
+            "steps": steps,
+            "analysis": dict(report),
+        }
+        context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
+        reason = f"{revision} passed every analysis up to {percent}%; promote it?"
+        self._alert(context, APPROVAL_REQUESTED, revision, reason, report)
+        return summary
 
     def _shift(self, context: Context, revision: str, percent: int, steps: list[dict[str, Any]]) -> Any:
         traffic = {"@stable": 100 - percent, "@candidate": percent}
