@@ -34,6 +34,8 @@ def get_provider_info() -> dict[str, Any]:
                     "knative_rollout.operators.lock",
                     "knative_rollout.operators.teardown",
                     "knative_rollout.operators.loadtest",
+                    "knative_rollout.operators.analysis",
+                    "knative_rollout.operators.canary",
                     # KnativeRolloutOutcomeOperator lives next to the task group builder that uses it.
                     "knative_rollout.task_groups",
                 ],
@@ -41,5 +43,6 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["knative_rollout.sensors"]}],
         "triggers": [{"integration-name": INTEGRATION, "python-modules": ["knative_rollout.triggers"]}],
+        "notifications": ["knative_rollout.notifiers.KnativeRolloutWebhookNotifier"],
         "extra-links": ["knative_rollout.links.KnativeServiceLink", "knative_rollout.links.KnativeTagLink"],
     }
