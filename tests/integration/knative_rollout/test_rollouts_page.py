@@ -7,6 +7,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from unittest import mock
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -99,6 +100,22 @@ def test_a_canary_shows_its_state_traffic_and_history(api, run_dag, kube_namespa
     ]
     assert echo["history"][0]["action"] == "CandidateDeployed"
     assert [entry["action"] for entry in echo["history"]][-1] == "Deploying"
+    # Who wrote each entry, linked to that DAG run and task try in the Airflow UI.
+    dag_id = f"page_{kube_namespace}".replace("-", "_")
+    writer = echo["history"][0]["by"]
+    assert writer.startswith(f"{dag_id}/manual__") and writer.endswith("/v2/1")
+    run_id = writer.split("/")[1]
+    assert echo["history"][0]["links"] == {
+        "run": f"/dags/{dag_id}/runs/{quote(run_id, safe='')}",
+        "task": f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/v2?try_number=1",
+    }
+    # These deploys ran outside any rollout: no rollout id, and the lock is free.
+    assert (echo["rollout_id"], echo["active"]) == (None, True)
+    assert echo["lock"] == {"holder": None, "since": None, "expires": None, "expired": False}
+    assert [(item["name"], item["ready"], item["image"]) for item in echo["revisions"]] == [
+        (v2, "True", image.format("v2")),
+        (v1, "True", image.format("v1")),
+    ]
 
     # The UI embeds the page in an iframe, which sends the session cookie rather than a header.
     client.cookies.set("_token", login["Authorization"].removeprefix("Bearer "))
@@ -110,6 +127,8 @@ def test_a_canary_shows_its_state_traffic_and_history(api, run_dag, kube_namespa
     assert page.headers["content-type"].startswith("text/html")
     for shown in (f"{kube_namespace}/echo", "Canary", v1, v2, f"http://candidate-echo.{domain}", "10%"):
         assert shown in page.text
+    for shown in ("lock free", 'class="run-link"', "Roll back", "Roll out a model", writer):
+        assert html.escape(shown, quote=False) in page.text
     assert f"{kube_namespace}/plain" not in page.text
 
     # Without a namespace, the guardrails' allowed namespaces are shown.
@@ -157,3 +176,29 @@ def test_a_gke_cluster_that_cannot_be_reached_is_reported_on_the_page(api, monke
     assert data["connection"] == "GKE cluster ml (p, europe-west1)"
     assert data["services"] == []
     assert data["errors"] == [{"namespace": "models", "error": "RuntimeError: 404 cluster ml not found"}]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({}, {"service_name": "iris", "namespace": "default"}, "needs the header X-Rollouts-Action"),
+        ({"X-Rollouts-Action": "1"}, {"service_name": "Bad_Name", "namespace": "default"}, "Bad_Name"),
+        ({"X-Rollouts-Action": "1"}, {"service_name": "iris", "namespace": "-no-"}, "-no-"),
+    ],
+)
+def test_actions_refuse_requests_without_the_header_or_with_a_bad_service(
+    api, headers, body, message
+) -> None:
+    client, login = api
+    for action in ("rollback", "rollout"):
+        response = client.post(f"{PAGE}api/actions/{action}", json=body, headers={**login, **headers})
+        assert response.status_code == 400, response.text
+        assert message in response.json()["detail"]
+
+
+def test_an_anonymous_browser_is_sent_to_the_login_page(api) -> None:
+    client, _ = api
+    response = client.get(PAGE, headers={"Accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303
+    assert "/login" in response.headers["location"]
+    assert quote("/knative-rollout/", safe="") in response.headers["location"]

@@ -1,0 +1,187 @@
+"""The Rollouts page as an operations console, driven in a real headless Chromium against a real Airflow.
+
+A real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor on SQLite) runs the DAGs of
+``dags/`` against the session's local_knative. The browser is Debian's ``chromium`` driven by Playwright's
+Python client (``executable_path``; no browser download). The test signs in (the login page of Airflow's
+simple auth manager), rolls a model out from the page's form (it triggers ``manual_rollout``), watches the
+page show the rollout in progress and then the new stable, opens the history link to the DAG run that
+wrote an entry, and presses "Roll back" to see the traffic return. Screenshots of every step land in the
+test's temporary directory (its path is printed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_knative.testing import LocalKnative
+from tests.conftest import require, require_binary
+from tests.e2e.airflow_stack import LOCAL_EXECUTOR, AirflowStack
+from tests.e2e.conftest import EXAMPLE_DAGS, kubernetes_connection
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAGE = "/knative-rollout/"
+
+
+@pytest.fixture(scope="module")
+def console_stack(
+    local_knative: LocalKnative, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowStack]:
+    """Run Airflow on dags/ (the example DAGs) with a connection to the session's local_knative."""
+    stack = AirflowStack(
+        tmp_path_factory.mktemp("airflow-console"),
+        dag_bundles={"example-dags": EXAMPLE_DAGS},
+        connections={
+            "kubernetes_default": kubernetes_connection(local_knative.kubeconfig, local_knative.ingress_url)
+        },
+        executor=LOCAL_EXECUTOR,
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Return a headless Chromium (Debian's) driven by Playwright."""
+    chromium = require_binary("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed (requirements-dev.txt)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def _train(tmp_path: Path, version: str, seed: int) -> str:
+    from model.train import train
+
+    return str(train(tmp_path / "models", version=version, seed=seed))
+
+
+def _served(local_knative: LocalKnative, namespace: str) -> list[tuple[str, int]]:
+    status, body = local_knative.request(
+        "GET", f"/apis/serving.knative.dev/v1/namespaces/{namespace}/services/iris"
+    )
+    assert status == 200, body
+    service = body if isinstance(body, dict) else json.loads(body)
+    return [(target["revisionName"], target["percent"]) for target in service["status"]["traffic"]]
+
+
+def _triggered_run(card: Any) -> str:
+    """Wait for the action's answer on the card; return the run id it triggered (or fail with the answer)."""
+    result = card.locator(".action-result")
+    deadline = time.monotonic() + 30
+    while "Triggered" not in result.inner_text() and "Refused" not in result.inner_text():
+        assert time.monotonic() < deadline, f"the action did not answer: {result.inner_text()!r}"
+        time.sleep(0.2)
+    assert "Triggered" in result.inner_text(), result.inner_text()
+    return card.locator("a.triggered-run").inner_text().removeprefix("manual_rollout run ")
+
+
+def _wait_for_text(page: Any, pattern: str, timeout: float) -> str:
+    """Reload the page until its text matches ``pattern``; return the text."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = page.inner_text("body")
+        if re.search(pattern, text):
+            return text
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page never showed {pattern!r}; it shows:\n{text[:3000]}")
+        time.sleep(0.5)
+        page.reload()
+
+
+def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
+    console_stack: AirflowStack,
+    browser: Any,
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> None:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    print(f"screenshots in {shots}")
+    v1, v2 = _train(tmp_path, "v1", seed=0), _train(tmp_path, "v2", seed=1)
+    # The Service's first model, over the REST API (the way a pipeline would): manual_rollout bootstraps it.
+    first = console_stack.run_dag(
+        "manual_rollout", {"service_name": "iris", "namespace": kube_namespace, "model_uri": v1}, timeout=180
+    )
+    assert first.state == "success", first.task_states
+    old = _served(local_knative, kube_namespace)[0][0]
+
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # "Roll back ... now?"
+    # Not signed in: the page sends the browser to Airflow's login, which comes back to it.
+    page.goto(f"{console_stack.api_url}{PAGE}?namespace={kube_namespace}")
+    page.wait_for_selector("h1:has-text('Knative rollouts')", timeout=30_000)
+    assert page.url.startswith(f"{console_stack.api_url}{PAGE}"), page.url
+    page.screenshot(path=str(shots / "1-stable.png"), full_page=True)
+    card = page.locator("section.card[data-service='iris']")
+    assert card.locator(".phase").inner_text() in ("Stable", "Promoted")
+    assert card.locator("table.revisions").inner_text().count("v1") == 1
+
+    # Roll out v2 from the page's form, prefilled for this Service; it triggers manual_rollout.
+    card.locator("form.rollout input[name='model_uri']").fill(v2)
+    # A generous gate: this test is about the console, and the shared test machine may be busy.
+    card.locator("form.rollout input[name='p99_ms']").fill("60000")
+    card.locator("form.rollout button[type='submit']").click()
+    run_id = _triggered_run(card)
+    text = _wait_for_text(page, r"Rollout in progress .*manual_rollout/" + re.escape(run_id), timeout=120)
+    assert "lock held by" in text
+    page.screenshot(path=str(shots / "2-in-progress.png"), full_page=True)
+    result = console_stack.wait_for_run("manual_rollout", run_id, timeout=240)
+    assert result.state == "success", result.task_states
+    new = _served(local_knative, kube_namespace)[0][0]
+    assert new != old
+    page.reload()
+    card = page.locator("section.card[data-service='iris']")
+    assert card.locator(".phase").inner_text() == "Promoted"
+    assert new in card.locator("table.state").inner_text()
+    assert "lock free" in card.locator("p.rollout").inner_text()
+    page.screenshot(path=str(shots / "3-promoted.png"), full_page=True)
+
+    # The history names who wrote each entry and links to that DAG run in the Airflow UI.
+    promoted_entry = card.locator("table.history tr.history-row", has_text="Promoted").first
+    link = promoted_entry.locator("a.run-link")
+    assert run_id in link.inner_text()
+    link.click()
+    page.wait_for_url(re.compile(r"/dags/manual_rollout/runs/"), timeout=30_000)
+    page.wait_for_selector("text=rollout", timeout=30_000)
+    page.screenshot(path=str(shots / "4-dag-run.png"), full_page=True)
+
+    # Roll back now: a manual_rollout run with rollback_now; traffic returns to v1.
+    page.goto(f"{console_stack.api_url}{PAGE}?namespace={kube_namespace}")
+    card = page.locator("section.card[data-service='iris']")
+    card.locator("button.rollback").click()
+    back_id = _triggered_run(card)
+    back = console_stack.wait_for_run("manual_rollout", back_id, timeout=180)
+    assert back.state == "success", back.task_states
+    assert back.task_states["rollback_now"] == "success"
+    assert _served(local_knative, kube_namespace) == [(old, 100)]
+    page.reload()
+    text = page.locator("section.card[data-service='iris']").inner_text()
+    assert "RolledBack" in text and f"all traffic back to {old}" in text
+    page.screenshot(path=str(shots / "5-rolled-back.png"), full_page=True)
