@@ -90,6 +90,31 @@ def local_dir(uri: str) -> Path:
     return Path(uri.removeprefix("file://")).expanduser()
 
 
+def batch_spec(params: dict[str, Any], extra: dict[str, Any], when: Any) -> Any:
+    """Return this run's batch: the asset event's ``extra`` first, then the Params, then the run's day.
+
+    :raises AirflowFailException: naming the setting, when one is not a number in its range.
+    """
+    use_model_package()
+    from model.artifact import ArtifactError
+    from model.data import BatchSpec
+
+    settings = {key: extra.get(key, params[key]) for key in ("batch", "label_noise", "drift")}
+    if settings["batch"] is None:
+        # A scheduled run with no batch given trains on the day's batch, so each day brings new data.
+        settings["batch"] = int(when.timestamp() // 86400)
+    try:
+        return BatchSpec(
+            batch=int(settings["batch"]),
+            label_noise=float(settings["label_noise"]),
+            drift=float(settings["drift"]),
+        )
+    except (TypeError, ValueError, ArtifactError) as error:
+        raise AirflowFailException(
+            f"bad training batch settings {settings} (from the asset event's extra or the Params): {error}"
+        ) from None
+
+
 def serving_model_uri(service_name: str, namespace: str) -> str | None:
     """Return the ``MODEL_URI`` of the Service's stable revision, or ``None`` when nothing serves yet."""
     from knative_rollout.hooks import KnativeServingHook
@@ -186,21 +211,12 @@ with DAG(
     def prepare_data(params: dict[str, Any], **context: Any) -> dict[str, Any]:
         """Draw this run's training batch into the store's ``data/`` folder (the same batch is reused)."""
         use_model_package()
-        from model.data import BatchSpec, write_batch
+        from model.data import write_batch
 
-        settings = {"batch": params["batch"], "label_noise": params["label_noise"], "drift": params["drift"]}
         events = context.get("triggering_asset_events") or {}
-        for event in events.get(TRAINING_DATA, []) if events else []:
-            settings.update({key: event.extra[key] for key in settings if key in (event.extra or {})})
-        if settings["batch"] is None:
-            settings["batch"] = (
-                int(context["logical_date"].timestamp() // 86400) if context.get("logical_date") else 0
-            )
-        spec = BatchSpec(
-            batch=int(settings["batch"]),
-            label_noise=float(settings["label_noise"]),
-            drift=float(settings["drift"]),
-        )
+        latest = [event.extra or {} for event in events.get(TRAINING_DATA, [])][-1:] if events else []
+        when = context.get("logical_date") or context["dag_run"].run_after
+        spec = batch_spec(params, latest[0] if latest else {}, when)
         store = artifact_store()
         directory = (
             Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout-data"

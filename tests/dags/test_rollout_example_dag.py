@@ -114,3 +114,23 @@ def test_manual_rollout_params_have_types_limits_and_descriptions() -> None:
     assert not dag.is_paused_upon_creation
     first = [task for task in dag.tasks if not task.upstream_task_ids]
     assert [task.task_id for task in first] == ["check_params"]
+
+
+def test_the_training_batch_comes_from_the_asset_event_then_the_params_then_the_day() -> None:
+    import importlib.util
+
+    import pendulum
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    spec = importlib.util.spec_from_file_location("retrain", REPO_ROOT / "dags" / "retrain_and_rollout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {"batch": None, "label_noise": 0.1, "drift": 0.0}
+    day = pendulum.datetime(2026, 3, 2, 4, tz="UTC")
+    assert module.batch_spec(params, {}, day).batch == int(day.timestamp() // 86400)
+    assert module.batch_spec({**params, "batch": 3}, {}, day).name == "iris-b3-n10-d0"
+    assert module.batch_spec(params, {"batch": "7", "label_noise": 0.5}, day).name == "iris-b7-n50-d0"
+    with pytest.raises(AirflowFailException, match="label_noise must be between 0 and 1"):
+        module.batch_spec(params, {"batch": 1, "label_noise": 2}, day)
