@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import threading
@@ -80,7 +81,7 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), pa
     )
     stable >> progressive_rollout(
         group_id="rollout", image="{echo}:v2", env=env, steps=(25, 75),
-        load_test=dict(rate=10, duration="2s", timeout="2s", slo="{{{{ params.slo }}}}"),
+        load_test=dict(rate=10, duration="{gate}", timeout="2s", slo="{{{{ params.slo }}}}"),
         lock_duration={lock}, lock_timeout=150, **target
     )
 """
@@ -94,11 +95,33 @@ INGRESS_FAULTS = ("ingress-error", "ingress-delay")
 FAULT_KINDS = (*API_FAULTS, *WATCH_FAULTS, *INGRESS_FAULTS, "pod-kill")
 
 
-def dag_source(namespace: str) -> str:
-    """Return the chaos DAG for ``namespace``."""
+def dag_source(namespace: str, *, lock_seconds: int = LOCK_SECONDS, gate: str = "2s") -> str:
+    """Return the chaos DAG for ``namespace`` (the rollout's lock duration and gate length can change)."""
     return DAG_SOURCE.format(
-        service=SERVICE, namespace=namespace, dag_id=DAG_ID, echo=ECHO, lock=LOCK_SECONDS, slo=GOOD_SLO
+        service=SERVICE,
+        namespace=namespace,
+        dag_id=DAG_ID,
+        echo=ECHO,
+        lock=lock_seconds,
+        slo=GOOD_SLO,
+        gate=gate,
     )
+
+
+def airflow_env(kubeconfig: str, ingress_url: str, home: Path) -> dict[str, str]:
+    """Return the environment of a fresh Airflow home whose default connection is the local_knative."""
+    home.mkdir(parents=True, exist_ok=True)
+    extra = {"kube_config_path": kubeconfig, "ingress_address": ingress_url}
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes", "extra": extra}),
+    }
 
 
 def fault_rules(kind: str, rng: random.Random, namespace: str, index: int) -> list[dict[str, Any]]:

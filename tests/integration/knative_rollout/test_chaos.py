@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from chaos_rollouts import airflow_env
 
 from local_knative.testing import LocalKnative
 from tests.conftest import require_binary
@@ -22,22 +23,6 @@ from tests.conftest import require_binary
 pytestmark = pytest.mark.integration
 
 CHAOS = Path(__file__).with_name("chaos_rollouts.py")
-
-
-def chaos_env(local_knative: LocalKnative, home: Path) -> dict[str, str]:
-    """Return the environment of a fresh Airflow home whose default connection is the local_knative."""
-    home.mkdir(parents=True, exist_ok=True)
-    extra = {"kube_config_path": str(local_knative.kubeconfig), "ingress_address": local_knative.ingress_url}
-    return {
-        **{key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-        "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps({"conn_type": "kubernetes", "extra": extra}),
-    }
 
 
 @pytest.mark.timeout(14400)
@@ -60,7 +45,11 @@ def test_chaos(local_knative: LocalKnative, kube_namespace: str, tmp_path: Path)
         command.append(f"--report={os.environ['CHAOS_REPORT']}")
     try:
         done = subprocess.run(
-            command, env=chaos_env(local_knative, home), capture_output=True, text=True, timeout=14000
+            command,
+            env=airflow_env(str(local_knative.kubeconfig), local_knative.ingress_url, home),
+            capture_output=True,
+            text=True,
+            timeout=14000,
         )
     finally:
         local_knative.faults.clear()  # whatever a crashed runner left behind
