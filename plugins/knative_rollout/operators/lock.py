@@ -100,6 +100,7 @@ class KnativeLockOperator(KnativeBaseOperator):
         """Record a takeover on the Service, rolling back what the abandoned rollout left half-done."""
         previous = result.taken_over_from
         service = self.hook.find_service(self.service_name, self.namespace)
+        self.push_urls(context, None if service is None else service.get("status", {}).get("url"))
         if service is not None:
             self.ensure_managed(service)
             self.rewrite(
