@@ -161,6 +161,9 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     assert card.locator(".phase").inner_text() == "Promoted"
     assert new in card.locator("table.state").inner_text()
     assert "lock free" in card.locator("p.rollout").inner_text()
+    # The rollout's load-test gate, read from its XCom: what it measured and its verdict.
+    gate = card.locator("p.gate").inner_text()
+    assert "Load test (rollout.load_test)" in gate and "SLO passed" in gate, gate
     page.screenshot(path=str(shots / "3-promoted.png"), full_page=True)
 
     # The history names who wrote each entry and links to that DAG run in the Airflow UI.
