@@ -457,3 +457,96 @@ def test_ab_test_holds_a_split_and_names_the_winner(
     assert load.by_revision(b)[0] > 100 and load.by_revision(a)[0] > 100
     _, served = service_state(cluster, kube_namespace)
     assert sorted(percent for _, percent, _ in served) == [50, 50]
+
+
+RESUME_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
+
+target = dict(service_name="{service}", namespace="{namespace}", wait_timeout=90)
+analysis = {{"scrape_urls": ["{metrics_url}"], "window": "6s", "interval": "1s",
+            "slo": {{"max_p99_latency": "200ms", "max_error_rate": 0.02, "min_requests": 20}}}}
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
+         default_args={{"retries": 0}}) as dag:
+    KnativeDeployRevisionOperator(task_id="deploy_stable", image="{echo}:v1", only_if_missing=True,
+                                  **target) >> KnativeCanaryRolloutOperator(
+        task_id="canary", image="{echo}:v2", steps=[20, 50], analysis=analysis,
+        rollout_id="resume-test/one-rollout", lock_duration=60, **target,
+    )
+"""
+
+
+def test_a_killed_rollout_resumes_at_its_recorded_step(
+    local_knative: LocalKnative, kube_namespace: str, cluster: Any, tmp_path: Path
+) -> None:
+    """The worker dies mid-window at 50%; the task run again (same rollout) carries on there and promotes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import loadtest_dag_runner
+    from loadtest_dag_runner import run_dag as run_dag_process
+
+    dag_id = "canary_resume"
+    source = RESUME_DAG.format(
+        service=SERVICE,
+        namespace=kube_namespace,
+        metrics_url=local_knative.metrics_url,
+        dag_id=dag_id,
+        echo=ECHO,
+    )
+    extra = {"kube_config_path": str(local_knative.kubeconfig)}
+    connection = json.dumps({"conn_type": "kubernetes", "extra": extra})
+    first = tmp_path / "first"
+    (first / "dags").mkdir(parents=True)
+    (first / "airflow-home").mkdir()
+    (first / "dags" / f"{dag_id}.py").write_text(source)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(first / "airflow-home"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(first / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{first}/airflow-home/airflow.db",
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT": connection,
+    }
+    path = f"/apis/serving.knative.dev/v1/namespaces/{kube_namespace}/services/{SERVICE}"
+    with Load(local_knative, kube_namespace):
+        worker = subprocess.Popen(
+            [sys.executable, loadtest_dag_runner.__file__, str(first / "dags"), dag_id],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                status, body = local_knative.request("GET", path)
+                if status == 200 and state_from_annotations(body["metadata"].get("annotations")).step == 50:
+                    break
+                time.sleep(0.2)
+            else:
+                pytest.fail("the first run never reached 50%")
+            time.sleep(2)  # inside the 50% window
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        killed, _ = service_state(cluster, kube_namespace)
+        assert (killed.phase.value, killed.step) == ("Canary", 50), "left mid-rollout"
+        outcome = run_dag_process(
+            tmp_path / "second", dag_id, source, {"AIRFLOW_CONN_KUBERNETES_DEFAULT": connection}
+        )
+    assert outcome["state"] == "success", outcome["log"][-3000:]
+    summary = outcome["xcom"]["canary"]["return_value"]
+    assert [(step["percent"], step["verdict"]) for step in summary["steps"]] == [(50, "pass"), (100, "pass")]
+    state, served = service_state(cluster, kube_namespace)
+    assert served == [(killed.candidate, 100, "stable")] and state.phase.value == "Promoted"
+    actions = [entry.action for entry in state.history]
+    # 20% (with the deploy), 50%, then 100% and the promotion: the retry redid no step.
+    assert actions[-4:] == ["CandidateDeployed", "TrafficSet", "TrafficSet", "Promoted"], actions
+    assert actions.count("CandidateDeployed") == 1
+    assert lease_holder(cluster, kube_namespace) is None
