@@ -1,10 +1,10 @@
 """Run the chaos DAG once with ``dag.test()`` in an Airflow home that persists between runs (a test helper).
 
-Usage: ``python chaos_dag_run.py DAGS_FOLDER DAG_ID CONF_JSON LOGICAL_DATE``. Runs sharing one home share
-one metadata database, and the run is named after LOGICAL_DATE (``run_after`` too), so a second run with
-the same date is the same DAG run cleared and run again (same run id, so the same rollout id), as a user
-clearing a run after its worker died; another date is the next run. Prints ``{"state", "run_id", "tasks",
-"xcom"}`` as the last line.
+Usage: ``python chaos_dag_run.py DAGS_FOLDER DAG_ID CONF_JSON LOGICAL_DATE [PAGE_NAMESPACE]``. Runs
+sharing one home share one metadata database, and the run is named after LOGICAL_DATE (``run_after``
+too), so a second run with the same date is the same DAG run cleared and run again (same run id, so the
+same rollout id), as a user clearing a run after its worker died; another date is the next run. Prints
+``{"state", "run_id", "tasks", "xcom"}`` as the last line.
 :class:`CrashableRun` starts it in a session of its own so a test can SIGKILL it mid-step.
 """
 
@@ -23,10 +23,18 @@ class CrashableRun:
     """One run of a DAG in a process of its own, in a shared Airflow home; ``kill()`` is a worker dying."""
 
     def __init__(
-        self, home: Path, dag_id: str, conf: dict[str, Any], logical_date: str, env: dict[str, str], name: str
+        self,
+        home: Path,
+        dag_id: str,
+        conf: dict[str, Any],
+        logical_date: str,
+        env: dict[str, str],
+        name: str,
+        page: str | None = None,
     ) -> None:
         self.stdout_path, self.stderr_path = home / f"{name}.out", home / f"{name}.err"
         command = [sys.executable, __file__, str(home / "dags"), dag_id, json.dumps(conf), logical_date]
+        command += [page] if page else []
         # Output goes to files: nobody reads a pipe while the test polls the cluster.
         with self.stdout_path.open("w") as stdout, self.stderr_path.open("w") as stderr:
             self.process = subprocess.Popen(
@@ -40,7 +48,8 @@ class CrashableRun:
     def outcome(self, timeout: float = 300) -> dict[str, Any]:
         """Wait for the run and return its outcome (states per task, XComs, the log)."""
         self.process.wait(timeout=timeout)
-        lines = self.stdout_path.read_text().strip().splitlines()
+        # The outcome line, not log lines printed after it (at exit, with DEBUG logging).
+        lines = [line for line in self.stdout_path.read_text().splitlines() if line.startswith('{"state"')]
         assert self.process.returncode == 0 and lines, f"DAG run crashed:\n{self.log()[-6000:]}"
         outcome: dict[str, Any] = json.loads(lines[-1])
         outcome["log"] = self.log()
@@ -52,8 +61,13 @@ class CrashableRun:
         self.process.wait()
 
 
-def main(dags_folder: str, dag_id: str, conf: dict[str, Any], logical_date: str) -> None:
-    """Run the DAG for ``logical_date`` (clearing an earlier run of it) and print the outcome."""
+def main(dags_folder: str, dag_id: str, conf: dict[str, Any], logical_date: str, page: str | None) -> None:
+    """Run the DAG for ``logical_date`` (clearing an earlier run of it) and print the outcome.
+
+    With ``page`` (a namespace), the outcome also has the run's rendered template fields (as Airflow
+    stored them) and what the Rollouts page's JSON endpoint serves for that namespace, read in this
+    process so that the page finds the run's XComs in its database.
+    """
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
     from airflow.sdk import timezone
@@ -73,8 +87,18 @@ def main(dags_folder: str, dag_id: str, conf: dict[str, Any], logical_date: str)
             outcome["tasks"][ti.task_id] = str(ti.state)
         for xcom in session.query(XComModel).filter_by(dag_id=dag_id, run_id=run.run_id):
             outcome["xcom"].setdefault(xcom.task_id, {})[xcom.key] = xcom.value
+        if page is not None:
+            from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+            rows = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id, run_id=run.run_id)
+            outcome["rendered"] = {row.task_id: row.rendered_fields for row in rows}
+    if page is not None:
+        from knative_rollout.hooks import KnativeServingHook
+        from knative_rollout.rollouts_page import collect_rollouts
+
+        outcome["page"] = collect_rollouts(KnativeServingHook(), [page])
     print(json.dumps(outcome, default=str))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], (sys.argv[5:] or [None])[0])
