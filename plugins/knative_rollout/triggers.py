@@ -382,6 +382,9 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
     :param end: epoch seconds at which the window ends (Prometheus); ``None``: from now on.
     :param prometheus_url: the Prometheus URL resolved from ``metrics_conn_id``.
     :param headers: request headers resolved from that connection (credentials).
+    :param load: synthetic load to send during the window, one target per judged revision: ``{"revision",
+        "url", "host", "connect_to", "rate", "method", "headers", "bodies", "timeout"}`` (the open-model
+        engine of :mod:`knative_rollout.loadtest`, run in this event loop); the report gets ``load``.
     :param timeout_seconds: how long the whole analysis may take before a ``timeout`` event.
     :param hook_params: keyword arguments of :class:`AsyncKnativeServingHook` (for the lock renewal).
     :param carry: small values the resumed task needs, returned in the event.
@@ -397,9 +400,11 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
         end: float | None = None,
         prometheus_url: str | None = None,
         headers: Mapping[str, str] | None = None,
+        load: list[dict[str, Any]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.load = list(load) if load else None
         self.canary = canary
         self.baseline = baseline
         self.analysis = dict(analysis)
@@ -416,7 +421,50 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
             "end": self.end,
             "prometheus_url": self.prometheus_url,
             "headers": self.headers,
+            "load": self.load,
         }
+
+    def _send_load(self, seconds: float) -> list[asyncio.Task[Any]]:
+        """Start the synthetic load: ``seconds`` of open-model requests to each target, in this event loop."""
+        from knative_rollout.loadtest import LoadTestConfig, run_load_test
+
+        tasks: list[asyncio.Task[Any]] = []
+        for target in self.load or []:
+            config = LoadTestConfig(
+                url=target["url"],
+                rate=float(target["rate"]),
+                duration_s=max(0.5, seconds),
+                timeout_s=float(target["timeout"]),
+                method=target.get("method"),
+                host=target.get("host"),
+                connect_to=target.get("connect_to"),
+                headers=tuple((target.get("headers") or {}).items()),
+                bodies=tuple(str(body).encode() for body in target.get("bodies") or ()),
+            )
+            tasks.append(asyncio.create_task(run_load_test(config)))
+        return tasks
+
+    async def _load_summary(self, tasks: list[asyncio.Task[Any]]) -> list[dict[str, Any]]:
+        """Wait for the load to end (it ends with the window) and summarise what each target answered."""
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        summary: list[dict[str, Any]] = []
+        for target, result in zip(self.load or [], results, strict=True):
+            if isinstance(result, BaseException):
+                summary.append(
+                    {"revision": target["revision"], "url": target["url"], "error": error_text(result)}
+                )
+                continue
+            summary.append(
+                {
+                    "revision": target["revision"],
+                    "url": target["url"],
+                    "requests": result.requests,
+                    "answered": result.completed,
+                    "succeeded": result.succeeded,
+                    "error_rate": result.error_rate,
+                }
+            )
+        return summary
 
     async def _watch(self, hook: AsyncKnativeServingHook) -> AsyncIterator[TriggerEvent]:
         from knative_rollout.analysis import AnalysisConfig, MetricsUnavailable, analyse_configured
@@ -427,11 +475,14 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
         except ValueError as error:
             yield self._event("error", f"analysis is misconfigured: {error}", permanent=True, **ids)
             return
+        # The load runs over the window itself: from now to its end (Prometheus), or the scrapes' window.
+        prometheus_end = self.end if config.reads_prometheus else None
+        load = self._send_load(config.window if prometheus_end is None else prometheus_end - time.time())
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                if config.reads_prometheus and self.end is not None:
+                if prometheus_end is not None:
                     # Sleep, not poll: the window's metrics exist only once it is over and scraped.
-                    await asyncio.sleep(max(0.0, self.end + config.settle - time.time()))
+                    await asyncio.sleep(max(0.0, prometheus_end + config.settle - time.time()))
                 result = await analyse_configured(
                     config,
                     namespace=self.namespace,
@@ -441,6 +492,7 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
                     prometheus_url=self.prometheus_url,
                     headers=self.headers,
                 )
+                load_summary = await self._load_summary(load) if load else None
         except TimeoutError:
             yield self._event(
                 "timeout",
@@ -456,10 +508,14 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
         except ValueError as error:  # a refused query, bad input: the same on every try
             yield self._event("error", f"analysis refused: {error_text(error)}", permanent=True, **ids)
             return
+        finally:
+            for task in load:  # a load still running when the analysis ended early stops with it
+                task.cancel()
+        report = result.to_dict() | ({"load": load_summary} if load_summary is not None else {})
         yield self._event(
             "success",
             f"analysis of {self.canary}: {result.verdict.value}: {result.reason}",
             verdict=result.verdict.value,
-            analysis=result.to_dict(),
+            analysis=report,
             **ids,
         )

@@ -18,6 +18,10 @@ Keys (durations are seconds or text such as ``"30s"``, ``"2m"``, ``"300ms"``):
   (default true: judge the candidate against the stable revision), ``metrics`` (the judge's metrics,
   default p99 latency and critical error rate), ``thresholds`` (``pass_threshold``,
   ``marginal_threshold``), ``schema`` (``auto``, ``opencensus``, ``opentelemetry``);
+* ``load``: synthetic load during each window, for a service with little real traffic: ``rate``
+  (requests per second to each revision judged, on its tag URL, open model), ``path``, ``method``,
+  ``headers``, ``bodies`` (JSON texts, used in turn), ``timeout`` (10 s), ``ingress_address`` (when the
+  tag hosts do not resolve: the Knative ingress, else the connection's ``ingress_address`` extra);
 * ``on_no_data``: the verdict of an SLO check that saw too few answers: ``inconclusive`` (default),
   ``fail`` (also makes the judge's metrics ``must_have_data``) or ``pass``. The judge's own "no data"
   is inconclusive: too little data is never a pass.
@@ -51,8 +55,10 @@ KEYS = frozenset(
         "thresholds",
         "schema",
         "on_no_data",
+        "load",
     }
 )
+LOAD_KEYS = frozenset({"rate", "path", "method", "headers", "bodies", "timeout", "ingress_address"})
 SLO_KEYS = frozenset({"max_p99_latency", "max_error_rate", "min_requests"})
 DEFAULT_WINDOW = 60.0
 DEFAULT_INTERVAL = 10.0
@@ -110,6 +116,7 @@ class AnalysisConfig:
     :param thresholds: the judge's score thresholds, or None for Kayenta's.
     :param schema: the Knative metrics schema (``auto`` detects it).
     :param on_no_data: the verdict of an SLO check without enough answers.
+    :param load: synthetic load sent to the judged revisions during each window, or None.
     """
 
     prometheus_url: str | None = None
@@ -126,6 +133,7 @@ class AnalysisConfig:
     thresholds: ScoreThresholds | None = None
     schema: str = "auto"
     on_no_data: Verdict = Verdict.INCONCLUSIVE
+    load: SyntheticLoad | None = None
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> AnalysisConfig:
@@ -202,6 +210,7 @@ class AnalysisConfig:
             thresholds=ScoreThresholds(**thresholds) if thresholds is not None else None,
             schema=schema,
             on_no_data=on_no_data,
+            load=_load(raw.get("load")),
         )
 
     @property
@@ -212,6 +221,59 @@ class AnalysisConfig:
     def without_baseline(self) -> AnalysisConfig:
         """Return this analysis with SLO checks only (when the stable serves no traffic to compare with)."""
         return replace(self, compare=False)
+
+
+@dataclass(frozen=True)
+class SyntheticLoad:
+    """Open-model load sent to each judged revision's tag URL during an analysis window.
+
+    :param rate: requests per second per revision.
+    :param path: the request path.
+    :param method: HTTP method (default GET, POST with bodies).
+    :param headers: request headers.
+    :param bodies: request bodies, used in turn.
+    :param timeout: seconds before a request counts as timed out.
+    :param ingress_address: ``host:port`` of the Knative ingress, when tag hosts do not resolve.
+    """
+
+    rate: float
+    path: str = "/"
+    method: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    bodies: tuple[str, ...] = ()
+    timeout: float = 10.0
+    ingress_address: str | None = None
+
+
+def _load(raw: object) -> SyntheticLoad | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"load must be a mapping such as {{'rate': 20, 'path': '/'}}, got {raw!r}")
+    unknown = sorted(set(raw) - LOAD_KEYS)
+    if unknown:
+        raise ValueError(f"load has unknown keys {unknown}; the keys are {sorted(LOAD_KEYS)}")
+    rate = _fraction(raw.get("rate"), "load rate")
+    if not rate > 0:
+        raise ValueError(f"load rate={raw.get('rate')!r}; pass requests per second above 0")
+    path = str(raw.get("path", "/"))
+    if not path.startswith("/"):
+        raise ValueError(f"load path={path!r} must start with /")
+    headers = raw.get("headers") or {}
+    bodies = raw.get("bodies") or ()
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"load headers must be a mapping, got {headers!r}")
+    if isinstance(bodies, str) or not isinstance(bodies, Sequence):
+        raise ValueError(f"load bodies must be a list of request bodies, got {bodies!r}")
+    return SyntheticLoad(
+        rate=rate,
+        path=path,
+        method=str(raw["method"]).upper() if raw.get("method") else None,
+        headers={str(k): str(v) for k, v in headers.items()},
+        bodies=tuple(str(body) for body in bodies),
+        timeout=parse_seconds(raw.get("timeout", 10.0), "load timeout", minimum=0.001),
+        ingress_address=str(raw["ingress_address"]) if raw.get("ingress_address") else None,
+    )
 
 
 def _slo(raw: object, on_no_data: Verdict) -> SLO | None:

@@ -98,6 +98,8 @@ class AnalysisStep(KnativeBaseOperator):
         if overrides:
             config = self.analysis_config(analysis)
         prometheus_url, headers = self.metrics_endpoint(config)
+        judged = [canary] + ([baseline] if baseline and config.compare else [])
+        load = self.load_targets(config, judged) if config.load else None
         budget = config.window + config.settle + 4 * config.timeout + 60
         return KnativeAnalysisTrigger(
             name=self.service_name,
@@ -108,11 +110,65 @@ class AnalysisStep(KnativeBaseOperator):
             end=time.time() + config.window if config.reads_prometheus else None,
             prometheus_url=prometheus_url,
             headers=headers,
+            load=load,
             timeout_seconds=budget,
             hook_params=self.trigger_hook_params(),
             carry=carry,
             renew_lock=self.lock_renewal(),
         )
+
+    def load_targets(self, config: AnalysisConfig, revisions: list[str]) -> list[dict[str, Any]]:
+        """Return where the synthetic load goes: each judged revision's tag URL (through the ingress).
+
+        :raises KnativeInputError: when a revision has no tag URL (no load could reach it alone).
+        """
+        from urllib.parse import urlsplit
+
+        from knative_rollout.operators.loadtest import INGRESS_EXTRA, _host_port, _host_resolves
+
+        assert config.load is not None
+        load = config.load
+        service = self.hook.get_service(self.service_name, self.namespace)
+        urls = {
+            str(target.get("revisionName")): str(target["url"])
+            for target in (service.get("status") or {}).get("traffic") or []
+            if target.get("tag") and target.get("url")
+        }
+        targets: list[dict[str, Any]] = []
+        for revision in revisions:
+            url = urls.get(revision)
+            if url is None:
+                raise KnativeInputError(
+                    f"revision {revision} of Knative Service {self.service_path} has no tag URL, so the "
+                    "analysis' synthetic load cannot reach it alone; tag it (the rollout tags the stable "
+                    "and the candidate) or remove load"
+                )
+            host = urlsplit(url).hostname or ""
+            connect_to = None
+            if load.ingress_address:
+                connect_to = _host_port(load.ingress_address)
+            elif not _host_resolves(host):
+                extra = self.hook.get_connection(self.kubernetes_conn_id).extra_dejson.get(INGRESS_EXTRA)
+                if not extra:
+                    raise KnativeInputError(
+                        f"host {host!r} of {url} does not resolve from this worker; give load's "
+                        f"ingress_address or the connection extra {INGRESS_EXTRA!r} (the Knative ingress)"
+                    )
+                connect_to = _host_port(str(extra))
+            targets.append(
+                {
+                    "revision": revision,
+                    "url": url.rstrip("/") + load.path,
+                    "host": urlsplit(url).netloc if connect_to else None,
+                    "connect_to": connect_to,
+                    "rate": load.rate,
+                    "method": load.method,
+                    "headers": dict(load.headers),
+                    "bodies": list(load.bodies),
+                    "timeout": load.timeout,
+                }
+            )
+        return targets
 
     def step_operator(
         self, cls: type[_KnativeTrafficChangeOperator], **kwargs: Any

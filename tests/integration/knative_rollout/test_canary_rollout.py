@@ -196,6 +196,23 @@ def test_no_traffic_is_inconclusive_and_never_promoted(
     assert state.history[-1].detail.startswith("all traffic back to")
 
 
+def test_no_real_traffic_gets_a_decision_from_the_synthetic_load(
+    run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
+) -> None:
+    load = {"rate": 25, "path": "/", "ingress_address": local_knative.ingress_url}
+    tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, analysis(local_knative.metrics_url, load=load))
+    outcome = run_dag("canary_synthetic", tasks)  # no load from the test: only the analysis' own
+    assert outcome.state == "success", outcome.task_states
+    summary = outcome.results["canary"]
+    assert [(step["percent"], step["verdict"]) for step in summary["steps"]] == [
+        (20, "pass"),
+        (50, "pass"),
+        (100, "pass"),
+    ]
+    state, served = service_state(cluster, kube_namespace)
+    assert served == [(summary["revision"], 100, "stable")] and state.phase.value == "Promoted"
+
+
 @pytest.fixture(scope="module")
 def prometheus(local_knative: LocalKnative, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Prometheus scraping the session local_knative every second."""

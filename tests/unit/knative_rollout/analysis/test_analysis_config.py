@@ -75,8 +75,25 @@ def test_scrape_and_custom_metrics() -> None:
         ({**PROM, "metrics": [{"name": "error_rate", "direction": "up"}]}, "direction must be one of"),
         ({**PROM, "schema": "prom"}, "schema='prom' is not known"),
         ("prometheus", "must be a mapping"),
+        ({**PROM, "load": {"rate": 0}}, "load rate=0"),
+        ({**PROM, "load": {"rate": 5, "duration": "1m"}}, "load has unknown keys"),
+        ({**PROM, "load": {"rate": 5, "path": "v1"}}, "must start with /"),
+        ({**PROM, "load": {"rate": 5, "bodies": "{}"}}, "list of request bodies"),
     ],
 )
 def test_refused(raw: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AnalysisConfig.of(raw)
+
+
+def test_synthetic_load() -> None:
+    config = AnalysisConfig.of(
+        {**PROM, "load": {"rate": "20", "path": "/v1/models/m:predict", "bodies": ["{}"]}}
+    )
+    assert config.load is not None
+    assert (config.load.rate, config.load.path, config.load.bodies, config.load.timeout) == (
+        20.0,
+        "/v1/models/m:predict",
+        ("{}",),
+        10.0,
+    )
