@@ -2,11 +2,13 @@
 
 A real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor on SQLite) runs the DAGs of
 ``dags/`` against the session's local_knative. The browser is Debian's ``chromium`` driven by Playwright's
-Python client (``executable_path``; no browser download). The test signs in (the login page of Airflow's
-simple auth manager), rolls a model out from the page's form (it triggers ``manual_rollout``), watches the
-page show the rollout in progress and then the new stable, opens the history link to the DAG run that
-wrote an entry, and presses "Roll back" to see the traffic return. Screenshots of every step land in the
-test's temporary directory (its path is printed).
+Python client (``executable_path``; no browser download). Not signed in, it is sent to Airflow's login
+(the test stack's simple auth manager lets everyone in as admin, so no password is typed) and back. It
+sees the page's own rollout form refuse a bad model URI, rolls a model out from Airflow's trigger form
+of ``manual_rollout``, watches the page show the rollout in progress and then the new stable with its
+load-test verdict, opens the history link to the DAG run that wrote an entry, and presses "Roll back" to
+see the traffic return. Screenshots of every step land in the test's temporary directory (its path is
+printed).
 """
 
 from __future__ import annotations
@@ -101,6 +103,21 @@ def _triggered_run(card: Any) -> str:
     return card.locator("a.triggered-run").inner_text().removeprefix("manual_rollout run ")
 
 
+def _runs(stack: AirflowStack) -> list[dict[str, Any]]:
+    return list(stack.api("GET", "/api/v2/dags/manual_rollout/dagRuns?limit=100")["dag_runs"])
+
+
+def _new_run(stack: AirflowStack, before: set[str]) -> str:
+    """Wait for a run of manual_rollout that is not in ``before``; return its id."""
+    deadline = time.monotonic() + 30
+    while True:
+        new = [run["dag_run_id"] for run in _runs(stack) if run["dag_run_id"] not in before]
+        if new:
+            return str(new[0])
+        assert time.monotonic() < deadline, "the trigger form started no run"
+        time.sleep(0.5)
+
+
 def _wait_for_text(page: Any, pattern: str, timeout: float) -> str:
     """Reload the page until its text matches ``pattern``; return the text."""
     deadline = time.monotonic() + timeout
@@ -143,15 +160,31 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     assert card.locator(".phase").inner_text() in ("Stable", "Promoted")
     assert card.locator("table.revisions").inner_text().count("v1") == 1
 
-    # Roll out v2 from the page's form, prefilled for this Service; it triggers manual_rollout.
-    card.locator("form.rollout input[name='model_uri']").fill(v2)
-    # A generous gate: this test is about the console, and the shared test machine may be busy.
-    card.locator("form.rollout input[name='p99_ms']").fill("60000")
+    # A bad model URI from the page's "Roll out a model" form: Airflow refuses the run (the DAG's Params).
+    card.locator("form.rollout input[name='model_uri']").fill("relative/path")
     card.locator("form.rollout button[type='submit']").click()
-    run_id = _triggered_run(card)
+    refused = card.locator(".action-result.error")
+    refused.wait_for(timeout=30_000)
+    assert "manual_rollout refused the request" in refused.inner_text()
+    assert "model_uri" in refused.inner_text()
+
+    # Roll out v2 from Airflow's own trigger form for manual_rollout (its Params as fields).
+    before = {run["dag_run_id"] for run in _runs(console_stack)}
+    ui = browser.new_page(viewport={"width": 1400, "height": 1000})
+    ui.goto(f"{console_stack.api_url}/dags/manual_rollout")
+    ui.get_by_role("button", name="Trigger").first.click()
+    ui.locator("#element_namespace").fill(kube_namespace)
+    ui.locator("#element_model_uri").fill(v2)
+    # A generous gate: this test is about the console, and the shared test machine may be busy.
+    p99 = ui.locator('[id="number-input:element_p99_ms:inc"]').get_attribute("aria-controls")
+    ui.locator(f'[id="{p99}"]').fill("60000")
+    ui.screenshot(path=str(shots / "2-trigger-form.png"), full_page=True)
+    ui.locator("[data-testid='trigger-dag-submit']").click()
+    run_id = _new_run(console_stack, before)
+    ui.close()
     text = _wait_for_text(page, r"Rollout in progress .*manual_rollout/" + re.escape(run_id), timeout=120)
     assert "lock held by" in text
-    page.screenshot(path=str(shots / "2-in-progress.png"), full_page=True)
+    page.screenshot(path=str(shots / "3-in-progress.png"), full_page=True)
     result = console_stack.wait_for_run("manual_rollout", run_id, timeout=240)
     assert result.state == "success", result.task_states
     new = _served(local_knative, kube_namespace)[0][0]
@@ -164,7 +197,7 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     # The rollout's load-test gate, read from its XCom: what it measured and its verdict.
     gate = card.locator("p.gate").inner_text()
     assert "Load test (rollout.load_test)" in gate and "SLO passed" in gate, gate
-    page.screenshot(path=str(shots / "3-promoted.png"), full_page=True)
+    page.screenshot(path=str(shots / "4-promoted.png"), full_page=True)
 
     # The history names who wrote each entry and links to that DAG run in the Airflow UI.
     promoted_entry = card.locator("table.history tr.history-row", has_text="Promoted").first
@@ -173,7 +206,7 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     link.click()
     page.wait_for_url(re.compile(r"/dags/manual_rollout/runs/"), timeout=30_000)
     page.wait_for_selector("text=rollout", timeout=30_000)
-    page.screenshot(path=str(shots / "4-dag-run.png"), full_page=True)
+    page.screenshot(path=str(shots / "5-dag-run.png"), full_page=True)
 
     # Roll back now: a manual_rollout run with rollback_now; traffic returns to v1.
     page.goto(f"{console_stack.api_url}{PAGE}?namespace={kube_namespace}")
@@ -187,4 +220,4 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     page.reload()
     text = page.locator("section.card[data-service='iris']").inner_text()
     assert "RolledBack" in text and f"all traffic back to {old}" in text
-    page.screenshot(path=str(shots / "5-rolled-back.png"), full_page=True)
+    page.screenshot(path=str(shots / "6-rolled-back.png"), full_page=True)
