@@ -55,7 +55,8 @@ clean:
 
 # The chaos suite: CHAOS_TRIALS seeded rollouts under random API, watch, ingress and pod faults, invariants
 # checked after each (about 10-40 s a trial on 2 cores; make test runs 3). CHAOS_REPLAY=SEED,... reruns the
-# trials a broken run printed. The summary goes to benchmarks/results/chaos.json.
+# trials a broken run printed. The summary goes to benchmarks/results/chaos.json. Also every crash-resume case.
 chaos: install
 	CHAOS_TRIALS=$${CHAOS_TRIALS:-200} CHAOS_SEED=$${CHAOS_SEED:-1} CHAOS_REPORT=$${CHAOS_REPORT:-benchmarks/results/chaos.json} \
-		$(PYTHON) -m pytest -p no:cacheprovider -s tests/integration/knative_rollout/test_chaos.py
+		CHAOS_FULL=1 $(PYTHON) -m pytest -p no:cacheprovider -s tests/integration/knative_rollout/test_chaos.py \
+		tests/integration/knative_rollout/test_chaos_crash.py
