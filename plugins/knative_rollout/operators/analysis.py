@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from knative_rollout.analysis import AnalysisConfig
@@ -115,6 +116,25 @@ class AnalysisStep(KnativeBaseOperator):
             hook_params=self.trigger_hook_params(),
             carry=carry,
             renew_lock=self.lock_renewal(),
+        )
+
+    def wait_for_analysis(self, context: Context, trigger: KnativeAnalysisTrigger, method_name: str) -> Any:
+        """Defer to the analysis trigger at once (the window always outlasts the inline watch); resume there.
+
+        Unlike a watch, an analysis cannot end early, so the inline run of :meth:`wait` would only hold a
+        worker slot and then throw away the part of the window it scraped. Not deferrable: it runs here.
+        A window shorter than the inline watch plus Airflow's heartbeat (5 s) goes through :meth:`wait`,
+        which avoids Airflow 3.3 failing a task whose trigger fires right after it deferred.
+        """
+        config = self.analysis_config(trigger.analysis)
+        lasts = config.window + (config.settle if config.reads_prometheus else 0.0)
+        if not self.deferrable or lasts < self.inline_wait_seconds + 5:
+            return self.wait(context, trigger, method_name)
+        self.push_urls(context, None)
+        self.defer(
+            trigger=trigger,
+            method_name=method_name,
+            timeout=timedelta(seconds=trigger.timeout_seconds + 60),
         )
 
     def load_targets(self, config: AnalysisConfig, revisions: list[str]) -> list[dict[str, Any]]:
@@ -272,7 +292,7 @@ class KnativeCanaryAnalysisOperator(AnalysisStep):
                 "pass baseline=, or set compare: false with an slo"
             )
         trigger = self.analysis_trigger(config, canary=canary, baseline=baseline, carry={})
-        return self.wait(context, trigger, "execute_complete")
+        return self.wait_for_analysis(context, trigger, "execute_complete")
 
     @staticmethod
     def _name(value: str | None, what: str) -> str | None:
@@ -378,7 +398,7 @@ class KnativeABTestOperator(AnalysisStep):
             carry={"a": event["a"], "b": event["b"]},
             overrides=overrides,
         )
-        return self.wait(context, trigger, "execute_complete")
+        return self.wait_for_analysis(context, trigger, "execute_complete")
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Name the winner; fail only on a violated SLO."""

@@ -239,7 +239,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             percent,
             "the slo" if overrides else state.stable,
         )
-        return self.wait(context, trigger, "analysis_complete")
+        return self.wait_for_analysis(context, trigger, "analysis_complete")
 
     def analysis_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Judge the window's event and do what the plan says next."""
@@ -355,7 +355,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             self.analysis_config(), canary=revision, baseline=None, carry=carry, overrides={"compare": False}
         )
         self.log.info("Baking %s: %s analysis window(s) left", revision, left)
-        return self.wait(context, trigger, "bake_complete")
+        return self.wait_for_analysis(context, trigger, "bake_complete")
 
     def bake_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Keep baking, finish, or undo the promotion when the promoted revision breaks the slo."""
