@@ -95,10 +95,11 @@ def canary_rollout_with_approval(
             f"steps {list(steps)} include 100: with an approval the candidate reaches 100% only by the "
             "promotion the person approves; end the steps below 100, e.g. (10, 25, 50)"
         )
-    rollout = {
+    the_rollout_id = rollout_id or default_rollout_id(group_id)
+    rollout: dict[str, Any] = {
         "service_name": service_name,
         "namespace": namespace,
-        "rollout_id": rollout_id or default_rollout_id(group_id),
+        "rollout_id": the_rollout_id,
         "lock_duration": lock_duration or int(response_timeout.total_seconds()) + 600,
     }
     connection = {
@@ -146,7 +147,7 @@ def canary_rollout_with_approval(
             task_id="outcome",
             service_name=service_name,
             namespace=namespace,
-            rollout_id=rollout["rollout_id"],
+            rollout_id=the_rollout_id,
             **connection,
             step_task_ids=[canary.task_id, approve.task_id, promote.task_id],
             deploy_task_id=canary.task_id,
