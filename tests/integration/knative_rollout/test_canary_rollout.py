@@ -567,3 +567,28 @@ def test_a_killed_rollout_resumes_at_its_recorded_step(
     assert actions[-4:] == ["CandidateDeployed", "TrafficSet", "TrafficSet", "Promoted"], actions
     assert actions.count("CandidateDeployed") == 1
     assert lease_holder(cluster, kube_namespace) is None
+
+
+def test_a_canary_refuses_a_service_another_rollout_holds(
+    run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
+) -> None:
+    """Same lock as progressive_rollout: with on_conflict='fail' it changes nothing while another holds it."""
+    from knative_rollout.locks import RolloutLock
+
+    target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 90}
+    first = run_dag(
+        "canary_held_stable",
+        [("deploy_stable", "KnativeDeployRevisionOperator", {"image": f"{ECHO}:v1", **target})],
+    )
+    assert first.state == "success"
+    lock = RolloutLock(cluster.hook(), SERVICE, kube_namespace)
+    assert lock.acquire("other-dag/run/rollout", 300).acquired
+    before = cluster.snapshot(kube_namespace)
+    tasks = canary_dag(
+        kube_namespace, f"{ECHO}:v2", {}, analysis(local_knative.metrics_url), on_conflict="fail"
+    )
+    outcome = run_dag("canary_held", tasks)
+    assert outcome.task_states["canary"] == "failed"
+    assert cluster.snapshot(kube_namespace) == before, "nothing was deployed or shifted"
+    assert lease_holder(cluster, kube_namespace) == "other-dag/run/rollout"
+    lock.release("other-dag/run/rollout")
