@@ -22,8 +22,10 @@ A rerun, a retry or a cleared task never deploys twice (revision names are hashe
 never moves production backwards (an older revision is refused, a worse model stopped).
 
 Configuration, never edits to this file: the ``kubernetes_default`` connection (its
-``ingress_address`` extra where Knative hosts have no DNS), the Variable ``knative_rollout_artifact_store``
-(default ``file://$AIRFLOW_HOME/knative-rollout``; ``gs://BUCKET/PREFIX`` on GCP) and the Params below.
+``ingress_address`` extra where Knative hosts have no DNS), the Variables ``knative_rollout_artifact_store``
+(default ``file://$AIRFLOW_HOME/knative-rollout``; ``gs://BUCKET/PREFIX`` on GCP),
+``knative_rollout_namespace`` and ``knative_rollout_image`` (used when those Params are empty, as in
+scheduled and asset-triggered runs) and the Params below.
 The metric analysis joins the gates in ``GATES`` once it is available.
 """
 
@@ -43,10 +45,13 @@ from airflow.sdk.exceptions import AirflowFailException
 from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
 from knative_rollout.task_groups import progressive_rollout
 
+DEFAULT_IMAGE = "registry.example.com/knative-rollout/model-server:v1"
 TRAINING_DATA = Asset(name="iris_training_data", uri="knative-rollout://training-data/iris")
 STORE_VARIABLE = "knative_rollout_artifact_store"
 SERVICE = "{{ params.service_name }}"
-NAMESPACE = "{{ params.namespace }}"
+# Empty Params fall back to Variables, so one DAG file serves every environment (local, compose, Composer).
+NAMESPACE = "{{ params.namespace or var.value.get('knative_rollout_namespace', 'default') }}"
+IMAGE = "{{ params.image or var.value.get('knative_rollout_image', '" + DEFAULT_IMAGE + "') }}"
 TARGET = {"service_name": SERVICE, "namespace": NAMESPACE}
 PREDICTION = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8]]})
 # The gates the candidate must pass on its tag URL before any traffic moves. The metric analysis
@@ -115,6 +120,13 @@ def batch_spec(params: dict[str, Any], extra: dict[str, Any], when: Any) -> Any:
         ) from None
 
 
+def namespace_of(params: dict[str, Any]) -> str:
+    """Return the Service's namespace: the Param, else the Variable, else ``default`` (as NAMESPACE)."""
+    from airflow.sdk import Variable
+
+    return str(params.get("namespace") or Variable.get("knative_rollout_namespace", default="default"))
+
+
 def serving_model_uri(service_name: str, namespace: str) -> str | None:
     """Return the ``MODEL_URI`` of the Service's stable revision, or ``None`` when nothing serves yet."""
     from knative_rollout.hooks import KnativeServingHook
@@ -152,16 +164,17 @@ with DAG(
             description="Knative Service that serves the model",
         ),
         "namespace": Param(
-            "default",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern="^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-            description="its namespace",
+            description="its namespace; empty: the Variable knative_rollout_namespace, else default",
         ),
         "image": Param(
-            "registry.example.com/knative-rollout/model-server:v1",
-            type="string",
+            None,
+            type=["null", "string"],
             minLength=1,
-            description="the model server image; the model comes from MODEL_URI",
+            description="the model server image (the model comes from MODEL_URI); empty: the Variable "
+            "knative_rollout_image, else the example image",
         ),
         "batch": Param(
             None,
@@ -248,7 +261,7 @@ with DAG(
         from model.data import score
 
         new = trained["metrics"]["accuracy"]
-        serving_uri = serving_model_uri(params["service_name"], params["namespace"])
+        serving_uri = serving_model_uri(params["service_name"], namespace_of(params))
         decision: dict[str, Any] = {
             "candidate_version": trained["version"],
             "candidate_accuracy": new,
@@ -321,7 +334,7 @@ with DAG(
     bootstrap = KnativeDeployRevisionOperator(
         task_id="bootstrap",
         **TARGET,
-        image="{{ params.image }}",
+        image=IMAGE,
         env=published["env"],
         autoscaling={"min-scale": 1},
         only_if_missing=True,
@@ -329,7 +342,7 @@ with DAG(
     rollout = progressive_rollout(
         group_id="rollout",
         **TARGET,
-        image="{{ params.image }}",
+        image=IMAGE,
         env=published["env"],
         autoscaling={"min-scale": 1},
         steps=(10, 50, 100),

@@ -41,11 +41,21 @@ CHROMIUM_FLAGS = [
 PAGE = "/knative-rollout/"
 
 
+RETRAIN_NAMESPACE = "retrain-e2e"
+
+
 @pytest.fixture(scope="module")
 def console_stack(
     local_knative: LocalKnative, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowStack]:
-    """Run Airflow on dags/ (the example DAGs) with a connection to the session's local_knative."""
+    """Run Airflow on dags/ (the example DAGs) with a connection to the session's local_knative.
+
+    Scheduled and asset-triggered runs of retrain_and_rollout take their namespace from the Variable
+    ``knative_rollout_namespace``: a namespace of this module's own.
+    """
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RETRAIN_NAMESPACE}}
+    status, body = local_knative.request("POST", "/api/v1/namespaces", namespace)
+    assert status in (201, 409), body
     stack = AirflowStack(
         tmp_path_factory.mktemp("airflow-console"),
         dag_bundles={"example-dags": EXAMPLE_DAGS},
@@ -53,12 +63,14 @@ def console_stack(
             "kubernetes_default": kubernetes_connection(local_knative.kubeconfig, local_knative.ingress_url)
         },
         executor=LOCAL_EXECUTOR,
+        extra_env={"AIRFLOW_VAR_KNATIVE_ROLLOUT_NAMESPACE": RETRAIN_NAMESPACE},
     )
     stack.start()
     try:
         yield stack
     finally:
         stack.stop()
+        local_knative.request("DELETE", f"/api/v1/namespaces/{RETRAIN_NAMESPACE}")
 
 
 @pytest.fixture
@@ -84,6 +96,7 @@ def _train(tmp_path: Path, version: str, seed: int) -> str:
 
 
 def _served(local_knative: LocalKnative, namespace: str) -> list[tuple[str, int]]:
+    """Return what the Service ``iris`` in ``namespace`` serves: (revision, percent)."""
     status, body = local_knative.request(
         "GET", f"/apis/serving.knative.dev/v1/namespaces/{namespace}/services/iris"
     )
@@ -221,3 +234,58 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     text = page.locator("section.card[data-service='iris']").inner_text()
     assert "RolledBack" in text and f"all traffic back to {old}" in text
     page.screenshot(path=str(shots / "6-rolled-back.png"), full_page=True)
+
+
+def _next_run(stack: AirflowStack, before: set[str], timeout: float = 60) -> dict[str, Any] | None:
+    """Wait up to ``timeout`` seconds for a run of retrain_and_rollout not in ``before``; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = stack.api("GET", "/api/v2/dags/retrain_and_rollout/dagRuns?limit=100")["dag_runs"]
+        new = [run for run in runs if run["dag_run_id"] not in before]
+        if new:
+            before.add(new[0]["dag_run_id"])
+            return dict(new[0])
+        time.sleep(0.5)
+    return None
+
+
+def _asset_run(stack: AirflowStack, asset_id: int, extra: dict[str, Any], before: set[str]) -> Any:
+    """Post an asset event with ``extra`` over REST and wait for the retrain run it starts."""
+    stack.api("POST", "/api/v2/assets/events", {"asset_id": asset_id, "extra": extra})
+    run = _next_run(stack, before)
+    assert run is not None, "the asset event started no run of retrain_and_rollout"
+    assert run["run_type"] == "asset_triggered", run
+    return stack.wait_for_run("retrain_and_rollout", run["dag_run_id"], timeout=300)
+
+
+def test_new_training_data_posted_over_rest_starts_a_retrain_that_stops_when_not_better(
+    console_stack: AirflowStack, local_knative: LocalKnative
+) -> None:
+    console_stack.wait_for_dag("retrain_and_rollout")
+    seen: set[str] = set()
+    console_stack.api("PATCH", "/api/v2/dags/retrain_and_rollout", {"is_paused": False})
+    # Unpaused, Airflow 3.3 starts the latest daily run at once: it trains on the day's batch and,
+    # nothing serving yet, deploys that model as the Service.
+    scheduled = _next_run(console_stack, seen, timeout=30)
+    assert scheduled is not None and scheduled["run_type"] == "scheduled", scheduled
+    daily = console_stack.wait_for_run("retrain_and_rollout", scheduled["dag_run_id"], timeout=300)
+    assert daily.state == "success", daily.task_states
+    assert daily.task_states["bootstrap"] == "success"
+    serving = _served(local_knative, RETRAIN_NAMESPACE)
+    day_batch = console_stack.xcom("retrain_and_rollout", daily.run_id, "prepare_data")["name"]
+    [asset] = console_stack.api("GET", "/api/v2/assets?name_pattern=iris_training_data")["assets"]
+
+    # New data with half the labels broken: the retrain stops at the offline evaluation, green.
+    worse = _asset_run(console_stack, asset["id"], {"batch": 2, "label_noise": 0.5}, seen)
+    assert worse.state == "success", worse.task_states
+    assert worse.task_states["publish"] == worse.task_states["rollout.outcome"] == "skipped"
+    decision = console_stack.xcom("retrain_and_rollout", worse.run_id, "evaluate")
+    assert decision["roll_out"] is False and decision["serving_version"] == day_batch
+    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
+
+    # The day's batch again: the same model, so the rollout finds nothing to roll out.
+    batch = int(day_batch.split("-b")[1].split("-")[0])
+    same = _asset_run(console_stack, asset["id"], {"batch": batch}, seen)
+    assert same.state == "success", same.task_states
+    assert same.task_states["rollout.deploy_candidate"] == "skipped"
+    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
