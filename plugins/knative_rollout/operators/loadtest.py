@@ -66,6 +66,18 @@ def _host_port(address: str) -> str:
     return f"{parts.hostname}:{parts.port}"
 
 
+def _check_path(path: str, task_id: str) -> None:
+    """Refuse a path that would leave the tag URL once appended (``@host``, ``http://``) or split one."""
+    if not path:
+        return
+    if not path.startswith("/") or any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in path):
+        raise KnativeInputError(
+            f"{task_id}: path {path[:100]!r} must start with '/' and hold no spaces or control characters: "
+            "it is appended to the tag URL, so anything else could send the load (and its headers) to "
+            "another host or split the request. No load was sent"
+        )
+
+
 def _storage_path(path: ObjectStoragePath | str) -> ObjectStoragePath:
     if isinstance(path, ObjectStoragePath):
         return path
@@ -285,6 +297,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         fail_on_inconclusive = _strict_bool(
             self.fail_on_inconclusive, f"{self.task_id}: fail_on_inconclusive"
         )
+        _check_path(self.path, self.task_id)
         base_url = self.url or self.tag_url()
         url = base_url.rstrip("/") + self.path if self.path else base_url
         connect_to = self.resolve_ingress(url)
