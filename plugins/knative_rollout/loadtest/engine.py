@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ USER_AGENT = "knative-rollout-loadtest/0.1"
 
 class LoadTestConfigError(ValueError):
     """A load test was configured wrongly; the message says what to change."""
+
+
+# RFC 9110 token characters: what a header field name may hold.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,11 @@ class LoadTestConfig:
             if not host or not port.isdigit():
                 raise LoadTestConfigError(f"connect_to must be HOST:PORT, got {self.connect_to!r}")
         for name, value in self.headers:
-            if not name or any(c in name + value for c in "\r\n") or ":" in name:
-                raise LoadTestConfigError(f"invalid header {name!r}: {value!r}")
+            if not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\0"):
+                raise LoadTestConfigError(
+                    f"invalid header {name[:80]!r}: a name is an HTTP token (letters, digits, '-'...; no "
+                    "spaces or ':') and a value holds no line breaks"
+                )
 
     @property
     def schedule_duration_s(self) -> float:

@@ -28,6 +28,7 @@ from knative_rollout.resources import (
     RevisionInfo,
     apply_state,
     check_namespace,
+    check_rollout_id,
     check_service_name,
     is_managed,
     parse_int,
@@ -185,8 +186,11 @@ class KnativeBaseOperator(KnativeConnectionOperator):
             check_service_name(self.service_name)
             check_namespace(self.namespace)
             self.lock_duration = parse_int(self.lock_duration, "lock_duration", minimum=1)
-        # A template that rendered nothing (no rollout) reads as no rollout, not as a rollout named "".
-        self.rollout_id = str(self.rollout_id).strip() or None if self.rollout_id is not None else None
+            # A template that rendered nothing (no rollout) reads as no rollout, not as a rollout named "".
+            if self.rollout_id is not None and str(self.rollout_id) != "":
+                self.rollout_id = check_rollout_id(self.rollout_id)
+            else:
+                self.rollout_id = None
         self.hook.check_connection()
         with permanent_input_errors():
             self.guardrails.check_namespace(self.namespace)

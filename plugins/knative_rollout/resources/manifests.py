@@ -20,6 +20,7 @@ from knative_rollout.resources.validation import (
     REVISION_HASH_LENGTH,
     RolloutInputError,
     check_image,
+    check_qualified_name,
     parse_int,
 )
 
@@ -166,6 +167,7 @@ def _check_annotations(annotations: object) -> tuple[tuple[str, str], ...]:
             raise RolloutInputError(
                 f"annotation {key!r} is reserved for the rollout state; choose another key"
             )
+        check_qualified_name(key, "annotation key")
         checked.append((key, value))
     return tuple(sorted(checked))
 

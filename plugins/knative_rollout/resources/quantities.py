@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from knative_rollout.resources.validation import RolloutInputError
+from knative_rollout.resources.validation import RolloutInputError, check_qualified_name
 
 _DECIMAL_SUFFIXES = {
     "n": Decimal("1e-9"),
@@ -66,6 +66,7 @@ def check_resources(resources: object) -> dict[str, dict[str, str]]:
         if not isinstance(amounts, Mapping):
             raise RolloutInputError(f"resources.{section} must be a mapping like {{'cpu': '500m'}}")
         for resource_name, amount in amounts.items():
+            check_qualified_name(resource_name, f"resources.{section} name")
             parse_quantity(amount, f"resources.{section}.{resource_name}")
         checked[str(section)] = {str(key): str(amount) for key, amount in amounts.items()}
     return checked

@@ -18,9 +18,22 @@ REVISION_HASH_LENGTH = 10
 MAX_NAME_LENGTH = 63
 MAX_SERVICE_NAME_LENGTH = MAX_NAME_LENGTH - REVISION_HASH_LENGTH - 1
 
-_DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_IMAGE = re.compile(r"^[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*$")
+# Patterns are matched whole (fullmatch): "$" alone would also accept a trailing newline.
+_DNS1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_IMAGE = re.compile(r"[a-z0-9]+([._/:@-][A-Za-z0-9_.-]+)*")
+_DIGEST = re.compile(r"[a-z0-9]+([+._-][a-z0-9]+)*:[a-f0-9]{32,}")
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_ROLLOUT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+@~=-]*")
+MAX_IMAGE_LENGTH = 1024
+MAX_ROLLOUT_ID_LENGTH = 253
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """Return ``repr(value)`` for a message, cut to ``limit`` characters (a huge input is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def check_dns1035(value: object, what: str) -> str:
@@ -30,9 +43,9 @@ def check_dns1035(value: object, what: str) -> str:
     """
     if not isinstance(value, str) or not value:
         raise RolloutInputError(f"{what} must be a non-empty string, got {value!r}")
-    if len(value) > MAX_NAME_LENGTH or not _DNS1035.match(value):
+    if len(value) > MAX_NAME_LENGTH or not _DNS1035.fullmatch(value):
         raise RolloutInputError(
-            f"{what} {value!r} is not a valid DNS-1035 label: use at most 63 lowercase letters, digits "
+            f"{what} {shown(value)} is not a valid DNS-1035 label: use at most 63 lowercase letters, digits "
             "and '-', starting with a letter and ending with a letter or digit (e.g. 'iris-classifier')"
         )
     return value
@@ -40,10 +53,11 @@ def check_dns1035(value: object, what: str) -> str:
 
 def check_service_name(value: object) -> str:
     """Return a valid Service name: DNS-1035 and short enough to prefix its revision names."""
-    name = check_dns1035(value, "service name")
+    name = value if isinstance(value, str) and len(value) > MAX_SERVICE_NAME_LENGTH else None
+    name = name or check_dns1035(value, "service name")
     if len(name) > MAX_SERVICE_NAME_LENGTH:
         raise RolloutInputError(
-            f"service name {name!r} has {len(name)} characters; use at most {MAX_SERVICE_NAME_LENGTH} "
+            f"service name {shown(name)} has {len(name)} characters; use at most {MAX_SERVICE_NAME_LENGTH} "
             "so that "
             f"its revision names ({{service}}-{{{REVISION_HASH_LENGTH}-char hash}}) fit in 63"
         )
@@ -52,9 +66,9 @@ def check_service_name(value: object) -> str:
 
 def check_namespace(value: object) -> str:
     """Return ``value`` when it is a valid namespace name (a DNS-1123 label)."""
-    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not _DNS1123.match(value):
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not _DNS1123.fullmatch(value):
         raise RolloutInputError(
-            f"namespace {value!r} is not a valid DNS-1123 label: use at most 63 lowercase letters, "
+            f"namespace {shown(value)} is not a valid DNS-1123 label: use at most 63 lowercase letters, "
             "digits and '-' (e.g. 'models')"
         )
     return value
@@ -116,11 +130,50 @@ def check_percent(value: object, what: str) -> int:
     return percent
 
 
-def check_image(value: object) -> str:
-    """Return ``value`` when it looks like a container image reference."""
-    if not isinstance(value, str) or not value or not _IMAGE.match(value) or value.endswith((":", "@", "/")):
+def check_qualified_name(value: object, what: str) -> str:
+    """Return ``value`` when it is a Kubernetes qualified name, ``[prefix/]name`` (annotation keys...)."""
+    text = value if isinstance(value, str) else ""
+    prefix, _, name = text.rpartition("/")
+    if (
+        not name
+        or len(name) > MAX_NAME_LENGTH
+        or not _QUALIFIED_NAME.fullmatch(name)
+        or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix)))
+        or (not prefix and "/" in text)
+    ):
         raise RolloutInputError(
-            f"image {value!r} is not a valid image reference; use REGISTRY/REPOSITORY:TAG, "
+            f"{what} {shown(value)} is not a valid Kubernetes name: an optional DNS prefix and '/', then at "
+            "most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit "
+            "(e.g. 'example.com/team')"
+        )
+    return text
+
+
+def check_rollout_id(value: object) -> str:
+    """Return a rollout id: printable, no spaces, at most 253 characters (it names a Lease's holder)."""
+    if not isinstance(value, str) or len(value) > MAX_ROLLOUT_ID_LENGTH or not _ROLLOUT_ID.fullmatch(value):
+        raise RolloutInputError(
+            f"rollout_id {shown(value)} is not valid: use at most {MAX_ROLLOUT_ID_LENGTH} letters, digits "
+            "and '._:/+@~=-', with no spaces or control characters (the default dag_id/run_id/group_id is)"
+        )
+    return value
+
+
+def check_image(value: object) -> str:
+    """Return ``value`` when it looks like an image reference (a well-formed ``@digest``, no ``..``)."""
+    name, _, digest = value.partition("@") if isinstance(value, str) else ("", "", "")
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_IMAGE_LENGTH
+        or not _IMAGE.fullmatch(value)
+        or value.endswith((":", "@", "/"))
+        or ".." in name.split("/")
+        or any(part.startswith(".") or part.endswith(".") for part in name.split("/")[1:])
+        or ("@" in value and not _DIGEST.fullmatch(digest))
+    ):
+        raise RolloutInputError(
+            f"image {shown(value)} is not a valid image reference; use REGISTRY/REPOSITORY:TAG, "
             "e.g. 'registry.example.com/team/model-server:v2'"
         )
     return value

@@ -46,28 +46,6 @@ GUARDED = {"kubernetes_conn_id": "guarded"}
 GATE_BASE = {"service_name": "echo", "namespace": NS, "tag": "candidate", "rate": 5, "duration": "1s"}
 GATE_OK = {**GATE_BASE, "slo": "error_rate<=0.01"}
 
-PRODUCT_BUGS = {
-    "name-huge": "the error message repeats the whole 100,000-character name",
-    "namespace-newline": "a namespace with a trailing newline is not refused as invalid",
-    "annotation-key-space": "annotation keys are not checked: 'bad key' is written to the Service",
-    "annotation-key-newline": "annotation keys are not checked: a key with a newline is written",
-    "image-dotdot": "'..' path components pass the image check and the registry prefix allow-list",
-    "image-digest-short": "a malformed @sha256 digest passes the image check and is written",
-    "image-huge": "an image reference of 100,000 characters is written to the Service",
-    "resources-unknown-kind": "resource names are not checked: 'cpu;rm' is written",
-    "rollout-id-newline": "rollout_id is not checked: a newline goes into the Lease holder and annotations",
-    "header-name-space": "header names are not checked: 'Bad Name' is sent and the server answers 400",
-    "rollout-id-huge": "rollout_id has no length limit: 100,000 characters go into the Lease and annotations",
-}
-
-
-def bug(case_id: str, *case: Any) -> Any:
-    """Return a case the product does not refuse yet: strict xfail, so fixing the product turns it green."""
-    # Not run when the write it lets through hangs the test (the huge image: the deploy waits on it).
-    mark = pytest.mark.xfail(reason=PRODUCT_BUGS[case_id], strict=True, run=case_id != "image-huge")
-    return pytest.param(*case, id=case_id, marks=mark)
-
-
 CASES: list[Any] = [
     # Names and namespaces: shell, path and template injection, control characters, look-alikes, size.
     ("name-shell", DEPLOY, {**NEW, "service_name": "echo;rm -rf /"}, "DNS-1035"),
@@ -77,11 +55,11 @@ CASES: list[Any] = [
     ("name-path", DEPLOY, {**NEW, "service_name": "../kube-system/echo"}, "DNS-1035"),
     ("name-cyrillic-e", DEPLOY, {**NEW, "service_name": "\u0435cho"}, "DNS-1035"),
     ("name-fullwidth", DEPLOY, {**NEW, "service_name": "\uff45cho"}, "DNS-1035"),
-    bug("name-huge", DEPLOY, {**NEW, "service_name": "e" * 100_000}, "at most 52"),
+    ("name-huge", DEPLOY, {**NEW, "service_name": "e" * 100_000}, "at most 52"),
     ("name-empty", DEPLOY, {**NEW, "service_name": ""}, "DNS-1035|empty|service_name"),
     ("name-template-left", DEPLOY, {**NEW, "service_name": "{{ params.x }}"}, "DNS-1035"),
     ("namespace-path", DEPLOY, {**NEW, "namespace": "default/../kube-system"}, "DNS-1123"),
-    bug("namespace-newline", DEPLOY, {**NEW, "namespace": "default\n"}, "DNS-1123"),
+    ("namespace-newline", DEPLOY, {**NEW, "namespace": "default\n"}, "DNS-1123"),
     ("namespace-cyrillic", DEPLOY, {**NEW, "namespace": "d\u0435fault"}, "DNS-1123"),
     ("namespace-forbidden", DEPLOY, {**NEW, "namespace": "kube-system", **GUARDED}, "not allowed"),
     # Env: names that smuggle assignments or newlines, look-alikes, values that are not strings.
@@ -98,8 +76,8 @@ CASES: list[Any] = [
     ("env-not-a-map", DEPLOY, {**NEW, "env": "A=1;B=2"}, "mapping"),
     ("env-reserved-ksvc", DEPLOY, {**NEW, "env": {"K_SERVICE": "other"}}, "set by Knative"),
     # Annotations: keys outside Kubernetes' syntax, and the provider's own state keys.
-    bug("annotation-key-space", DEPLOY, {**NEW, "annotations": {"bad key": "x"}}, "annotation"),
-    bug("annotation-key-newline", DEPLOY, {**NEW, "annotations": {"a\nb": "x"}}, "annotation"),
+    ("annotation-key-space", DEPLOY, {**NEW, "annotations": {"bad key": "x"}}, "annotation"),
+    ("annotation-key-newline", DEPLOY, {**NEW, "annotations": {"a\nb": "x"}}, "annotation"),
     (
         "annotation-forges-state",
         DEPLOY,
@@ -120,7 +98,7 @@ CASES: list[Any] = [
         {**NEW, "image": "registry.example.com/knative-rollout-evil/echo:v1", **GUARDED},
         "registry",
     ),
-    bug(
+    (
         "image-dotdot",
         DEPLOY,
         {**NEW, "image": f"{REGISTRY}/../other/echo:v1", **GUARDED},
@@ -133,10 +111,10 @@ CASES: list[Any] = [
         "registry|not a valid image",
     ),
     ("image-digest-elsewhere", DEPLOY, {**NEW, "image": f"evil.com/x@{DIGEST}", **GUARDED}, "registry"),
-    bug("image-digest-short", DEPLOY, {**NEW, "image": f"{ECHO}@sha256:abc"}, "not a valid image"),
+    ("image-digest-short", DEPLOY, {**NEW, "image": f"{ECHO}@sha256:abc"}, "not a valid image"),
     ("image-space-flag", DEPLOY, {**NEW, "image": f"{ECHO}:v1 --privileged"}, "not a valid image"),
     ("image-newline", DEPLOY, {**NEW, "image": f"{ECHO}:v1\nevil.com/x"}, "not a valid image"),
-    bug("image-huge", DEPLOY, {**NEW, "image": f"{ECHO}:" + "v" * 100_000}, "not a valid image"),
+    ("image-huge", DEPLOY, {**NEW, "image": f"{ECHO}:" + "v" * 100_000}, "not a valid image"),
     (
         "image-fullwidth-host",
         DEPLOY,
@@ -157,7 +135,7 @@ CASES: list[Any] = [
         {**NEW, "resources": {"requests": {"memory": "999999Ti"}}, **GUARDED},
         "above the guardrail",
     ),
-    bug(
+    (
         "resources-unknown-kind",
         DEPLOY,
         {**NEW, "resources": {"requests": {"cpu;rm": "1"}}},
@@ -193,8 +171,8 @@ CASES: list[Any] = [
     ("lock-on-conflict-steal", LOCK, {**SVC, "rollout_id": "r1", "on_conflict": "steal"}, "on_conflict"),
     ("lock-timeout-negative", LOCK, {**SVC, "rollout_id": "r1", "lock_timeout": "-1"}, "lock_timeout"),
     ("lock-duration-text", LOCK, {**SVC, "rollout_id": "r1", "lock_duration": "forever"}, "lock_duration"),
-    bug("rollout-id-newline", LOCK, {**SVC, "rollout_id": "r1\nEvil: header"}, "rollout_id"),
-    bug("rollout-id-huge", LOCK, {**SVC, "rollout_id": "r" * 100_000}, "rollout_id"),
+    ("rollout-id-newline", LOCK, {**SVC, "rollout_id": "r1\nEvil: header"}, "rollout_id"),
+    ("rollout-id-huge", LOCK, {**SVC, "rollout_id": "r" * 100_000}, "rollout_id"),
     # The gate: SLOs that are code or nonsense, paths that leave the tag URL or split the request.
     ("slo-code", GATE, {**GATE_BASE, "slo": "__import__('os').system('id')"}, "SLO|slo|threshold"),
     ("slo-sql", GATE, {**GATE_BASE, "slo": "p99<=300ms; DROP TABLE xcom"}, "SLO|slo|threshold"),
@@ -204,7 +182,7 @@ CASES: list[Any] = [
     ("path-crlf", GATE, {**GATE_OK, "path": "/x HTTP/1.1\r\nHost: evil.example.org\r\n\r\nGET /"}, "path"),
     ("path-absolute-url", GATE, {**GATE_OK, "path": "http://evil.example.org/"}, "path"),
     ("header-crlf", GATE, {**GATE_OK, "headers": {"X-A": "1\r\nX-Injected: 1"}}, "header"),
-    bug("header-name-space", GATE, {**GATE_OK, "headers": {"Bad Name": "1"}}, "header"),
+    ("header-name-space", GATE, {**GATE_OK, "headers": {"Bad Name": "1"}}, "header"),
     ("gate-rate-negative", GATE, {**GATE_OK, "rate": -5}, "rate"),
     ("gate-duration-negative", GATE, {**GATE_OK, "duration": "-5s"}, "duration"),
 ]

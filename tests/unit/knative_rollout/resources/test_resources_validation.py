@@ -7,8 +7,11 @@ import pytest
 from knative_rollout.resources import (
     RolloutInputError,
     check_dns1035,
+    check_image,
     check_namespace,
     check_percent,
+    check_qualified_name,
+    check_rollout_id,
     check_service_name,
     image_registry,
     parse_bool,
@@ -108,3 +111,75 @@ def test_anything_else_is_not_a_count(value: object, match: str) -> None:
 @pytest.mark.parametrize(("value", "expected"), [("10", 10), (50, 50), ("100", 100)])
 def test_percents_may_be_templated_text(value: object, expected: int) -> None:
     assert check_percent(value, "traffic_percent") == expected
+
+
+@pytest.mark.parametrize("value", ["iris\n", "default\n"])
+def test_a_trailing_newline_is_not_a_name(value: str) -> None:
+    with pytest.raises(RolloutInputError, match="not a valid DNS"):
+        check_namespace(value)
+
+
+def test_a_huge_name_is_not_echoed_whole() -> None:
+    with pytest.raises(RolloutInputError, match="at most 52") as refused:
+        check_service_name("e" * 100_000)
+    assert len(str(refused.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("rollout_id", "valid"),
+    [
+        ("rollout_example/manual__2026-12-01T08:00:00.123+00:00/rollout", True),
+        ("fleet/scheduled__2026-12-01T00:00:00+00:00/rollout/17", True),
+        ("my-release-42", True),
+        ("r1\nEvil: header", False),
+        ("with space", False),
+        ("r" * 254, False),
+        ("", False),
+    ],
+)
+def test_rollout_ids(rollout_id: str, valid: bool) -> None:
+    if valid:
+        assert check_rollout_id(rollout_id) == rollout_id
+    else:
+        with pytest.raises(RolloutInputError, match="rollout_id"):
+            check_rollout_id(rollout_id)
+
+
+@pytest.mark.parametrize(
+    ("key", "valid"),
+    [
+        ("team", True),
+        ("example.com/team", True),
+        ("nvidia.com/gpu", True),
+        ("bad key", False),
+        ("a\nb", False),
+        ("/x", False),
+        ("Example.com/x", False),
+        ("cpu;rm", False),
+        ("x" * 64, False),
+    ],
+)
+def test_qualified_names(key: str, valid: bool) -> None:
+    if valid:
+        assert check_qualified_name(key, "annotation key") == key
+    else:
+        with pytest.raises(RolloutInputError, match="annotation key"):
+            check_qualified_name(key, "annotation key")
+
+
+@pytest.mark.parametrize(
+    ("image", "valid"),
+    [
+        ("registry.example.com/team/model:v2", True),
+        ("registry.example.com/team/model@sha256:" + "a" * 64, True),
+        ("registry.example.com/team/model@sha256:abc", False),
+        ("registry.example.com/../other/model:v1", False),
+        ("registry.example.com/team/model:" + "v" * 2000, False),
+    ],
+)
+def test_image_references(image: str, valid: bool) -> None:
+    if valid:
+        assert check_image(image) == image
+    else:
+        with pytest.raises(RolloutInputError, match="not a valid image"):
+            check_image(image)
