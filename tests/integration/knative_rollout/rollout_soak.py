@@ -27,6 +27,7 @@ import random
 import shutil
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,12 @@ def main() -> int:
             }
             expect_green = scenario in GREEN
         before = stable
-        run = dag.test(run_conf=conf, **({} if logical_date is None else {"logical_date": logical_date}))
+        # Every run names its logical date and run_after: given the same two, dag.test() clears that very
+        # run and runs it again (same run id, so the same rollout id); a logical date alone makes a new run.
+        if logical_date is None:
+            logical_date = datetime.now(UTC)
+        run = dag.test(run_conf=conf, logical_date=logical_date, run_after=logical_date)
+        new_run_id = run.run_id not in run_ids
         run_ids.add(run.run_id)
         with create_session() as session:
             xcoms = {
@@ -172,6 +178,8 @@ def main() -> int:
         problems = check_cluster(
             args.kubeconfig, args.namespace, str(stable), {name for name in (stable, before) if name}, run_ids
         )
+        if scenario == "cleared" and new_run_id:
+            problems.append(f"the cleared run came back as a new run {run.run_id}, not the same run again")
         if green != expect_green:
             problems.append(f"the run ended {run.state}, expected {'success' if expect_green else 'failed'}")
         if scenario not in PROMOTES and scenario != "cleared" and stable != before:
