@@ -6,7 +6,8 @@ PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest \
           plugins/knative_rollout/analysis/judge.py plugins/knative_rollout/analysis/series.py \
-          plugins/knative_rollout/analysis/checks.py
+          plugins/knative_rollout/analysis/checks.py plugins/knative_rollout/analysis/config.py \
+          plugins/knative_rollout/analysis/ab.py
 
 .PHONY: install demo test lint bench soak chaos clean
 

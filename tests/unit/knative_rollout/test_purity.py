@@ -1,4 +1,5 @@
-"""The pure modules (resources, policy) load without Airflow or Kubernetes and pass mypy --strict."""
+"""The pure modules (resources, policy, loadtest, the analysis statistics) load without Airflow or
+Kubernetes and pass mypy --strict."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from tests.conftest import REPO_ROOT
 PURE_MODULES = (
     "knative_rollout.resources",
     "knative_rollout.policy",
+    "knative_rollout.loadtest",
     "knative_rollout.analysis.judge",
     "knative_rollout.analysis.series",
     "knative_rollout.analysis.checks",
+    "knative_rollout.analysis.config",
+    "knative_rollout.analysis.ab",
 )
 FORBIDDEN_ROOTS = ("airflow", "kubernetes", "kubernetes_asyncio")
 
@@ -33,8 +37,9 @@ def test_pure_modules_import_neither_airflow_nor_kubernetes() -> None:
 
 def test_pure_modules_pass_mypy_strict() -> None:
     package = REPO_ROOT / "plugins" / "knative_rollout"
-    paths = [str(package / "resources"), str(package / "policy.py")]
-    paths += [str(package / "analysis" / name) for name in ("judge.py", "series.py", "checks.py")]
+    paths = [str(package / "resources"), str(package / "policy.py"), str(package / "loadtest")]
+    analysis = ("judge.py", "series.py", "checks.py", "config.py", "ab.py")
+    paths += [str(package / "analysis" / name) for name in analysis]
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *paths],
         capture_output=True,
