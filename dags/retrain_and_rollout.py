@@ -31,6 +31,7 @@ The metric analysis joins the gates in ``GATES`` once it is available.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -88,6 +89,24 @@ def artifact_store() -> str:
         Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "knative-rollout"
     )
     return str(Variable.get(STORE_VARIABLE, default=default)).rstrip("/")
+
+
+def gcs_path(store: str) -> tuple[str, str]:
+    """Return the bucket of a ``gs://`` store and its prefix (empty, or ending in ``/``)."""
+    bucket, _, prefix = store.removeprefix("gs://").partition("/")
+    return bucket, f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+
+
+def gcs_upload(directory: Path, store: str, path: str) -> str:
+    """Upload the files of ``directory`` to ``path`` in a ``gs://`` store (those there already stay)."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    bucket, prefix = gcs_path(store)
+    gcs = GCSHook()
+    for file in sorted(directory.iterdir()):
+        if not gcs.exists(bucket, f"{prefix}{path}/{file.name}"):
+            gcs.upload(bucket, f"{prefix}{path}/{file.name}", filename=str(file))
+    return f"gs://{bucket}/{prefix}{path}"
 
 
 def local_dir(uri: str) -> Path:
@@ -231,27 +250,36 @@ with DAG(
         when = context.get("logical_date") or context["dag_run"].run_after
         spec = batch_spec(params, latest[0] if latest else {}, when)
         store = artifact_store()
+        # A gs:// store keeps batches on the worker: train draws the same rows again if it runs elsewhere.
         directory = (
-            Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout-data"
+            Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout" / "data"
             if store.startswith("gs://")
             else local_dir(store) / "data"
         )
         path = write_batch(spec, directory)
-        return {"batch_file": str(path), "name": spec.name}
+        return {"batch_file": str(path), "name": spec.name, "spec": dataclasses.asdict(spec)}
 
     @task
     def train(batch: dict[str, Any]) -> dict[str, Any]:
         """Fit the model on the batch and write its artifact (with holdout metrics) to staging."""
         use_model_package()
+        from model.data import BatchSpec, write_batch
         from model.train import train_on_batch
 
-        staging = Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout-staging"
         store = artifact_store()
-        if not store.startswith("gs://"):
-            staging = local_dir(store) / "staging"
-        artifact = train_on_batch(batch["batch_file"], staging, version=batch["name"])
+        local = Path(os.environ.get("TMPDIR", "/tmp")) / "knative-rollout"
+        staging = local / "staging" if store.startswith("gs://") else local_dir(store) / "staging"
+        batch_file = Path(batch["batch_file"])
+        if not batch_file.is_file():
+            # Drawn on another worker (a gs:// store keeps batches local): the same spec, the same rows.
+            batch_file = write_batch(BatchSpec(**batch["spec"]), local / "data")
+        artifact = train_on_batch(batch_file, staging, version=batch["name"])
         metadata = json.loads((artifact / "metadata.json").read_text())
-        return {"artifact": str(artifact), "version": metadata["version"], "metrics": metadata["metrics"]}
+        location = str(artifact)
+        if store.startswith("gs://"):
+            # The next tasks may run on other workers: the staged artifact goes to the bucket.
+            location = gcs_upload(artifact, store, f"staging/{metadata['version']}")
+        return {"artifact": location, "version": metadata["version"], "metrics": metadata["metrics"]}
 
     @task
     def evaluate(trained: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -310,13 +338,13 @@ with DAG(
         if store.startswith("gs://"):
             from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-            bucket, _, prefix = store.removeprefix("gs://").partition("/")
-            target = "/".join(part for part in (prefix, "models", version) if part)
+            bucket, prefix = gcs_path(store)
+            staged, target = f"{prefix}staging/{version}/", f"{prefix}models/{version}/"
             gcs = GCSHook()
-            for file in sorted(source.iterdir()):
-                if not gcs.exists(bucket, f"{target}/{file.name}"):
-                    gcs.upload(bucket, f"{target}/{file.name}", filename=str(file))
-            model_uri = f"gs://{bucket}/{target}"
+            for name in gcs.list(bucket, prefix=staged):
+                if not gcs.exists(bucket, target + name.removeprefix(staged)):
+                    gcs.copy(bucket, name, bucket, target + name.removeprefix(staged))
+            model_uri = f"gs://{bucket}/{target.rstrip('/')}"
         else:
             final = local_dir(store) / "models" / version
             if not final.is_dir():

@@ -134,3 +134,5 @@ def test_the_training_batch_comes_from_the_asset_event_then_the_params_then_the_
     assert module.batch_spec(params, {"batch": "7", "label_noise": 0.5}, day).name == "iris-b7-n50-d0"
     with pytest.raises(AirflowFailException, match="label_noise must be between 0 and 1"):
         module.batch_spec(params, {"batch": 1, "label_noise": 2}, day)
+    assert module.gcs_path("gs://models") == ("models", "")
+    assert module.gcs_path("gs://models/ml/iris/") == ("models", "ml/iris/")

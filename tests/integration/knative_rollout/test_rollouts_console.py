@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 
 from local_knative.testing import LocalKnative
-from tests.conftest import require, require_binary
+from tests.conftest import REPO_ROOT, require, require_binary
 from tests.e2e.airflow_stack import LOCAL_EXECUTOR, AirflowStack
-from tests.e2e.conftest import EXAMPLE_DAGS, kubernetes_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -56,12 +55,12 @@ def console_stack(
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RETRAIN_NAMESPACE}}
     status, body = local_knative.request("POST", "/api/v1/namespaces", namespace)
     assert status in (201, 409), body
+    extra = {"kube_config_path": str(local_knative.kubeconfig), "ingress_address": local_knative.ingress_url}
     stack = AirflowStack(
         tmp_path_factory.mktemp("airflow-console"),
-        dag_bundles={"example-dags": EXAMPLE_DAGS},
-        connections={
-            "kubernetes_default": kubernetes_connection(local_knative.kubeconfig, local_knative.ingress_url)
-        },
+        dag_bundles={"example-dags": REPO_ROOT / "dags"},
+        # The gate reaches the candidate's tag URL (*.example.com, no DNS) through the ingress.
+        connections={"kubernetes_default": {"conn_type": "kubernetes", "extra": extra}},
         executor=LOCAL_EXECUTOR,
         extra_env={"AIRFLOW_VAR_KNATIVE_ROLLOUT_NAMESPACE": RETRAIN_NAMESPACE},
     )
