@@ -125,11 +125,11 @@ def rollout_view(
         "rollout_since": state.rollout_since,
         "active": state.is_active(),
         "lock": dict(lock) if lock else {"holder": None},
-        "revisions": sorted(
-            (revision_view(item, now) for item in revisions or []),
-            key=lambda item: str(item["created"]),
-            reverse=True,
-        ),
+        # Newest first, in the order Knative made them (creation times have one-second resolution).
+        "revisions": [
+            revision_view(item, now)
+            for item in sorted(revisions or [], key=lambda item: revision_info(item).order(), reverse=True)
+        ],
         "latest_created": status.get("latestCreatedRevisionName"),
         "latest_ready": status.get("latestReadyRevisionName"),
         # What is served (status), not what was asked (spec): during a change they differ for a moment.
