@@ -29,7 +29,7 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(PYTHON) -m pytest -p no:cacheprovider
+	$(PYTHON) -m pytest -p no:cacheprovider --durations=25
 
 # The rollout soak: SOAK_RUNS runs of the example DAG on one Service (make test runs a sample of 8).
 soak: install
