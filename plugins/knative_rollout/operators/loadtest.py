@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
 
-from knative_rollout.exceptions import KnativeInputError, KnativeRolloutConflictError
+from knative_rollout.exceptions import KnativeInputError, KnativeRolloutConflictError, permanent_input_errors
 from knative_rollout.loadtest import (
     IntervalStats,
     LoadTestConfig,
@@ -38,6 +38,7 @@ from knative_rollout.loadtest import (
     summary_of,
 )
 from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
+from knative_rollout.resources import parse_bool
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -294,9 +295,10 @@ class LoadTestGateOperator(KnativeConnectionOperator):
             slo = Slo.parse(self.slo)
         except SloSyntaxError as error:
             raise KnativeInputError(f"{self.task_id}: {error}") from error
-        fail_on_inconclusive = _strict_bool(
-            self.fail_on_inconclusive, f"{self.task_id}: fail_on_inconclusive"
-        )
+        with permanent_input_errors():
+            fail_on_inconclusive = parse_bool(
+                self.fail_on_inconclusive, f"{self.task_id}: fail_on_inconclusive"
+            )
         _check_path(self.path, self.task_id)
         base_url = self.url or self.tag_url()
         url = base_url.rstrip("/") + self.path if self.path else base_url
@@ -366,21 +368,6 @@ class LoadTestGateOperator(KnativeConnectionOperator):
             return written, warning
         self.log.info("Report written to %s, plot to %s", path, plot_path)
         return written, ""
-
-
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
-
-
-def _strict_bool(value: object, name: str) -> bool:
-    """Return ``value`` as a bool: a bool, or a rendered template such as ``"False"``; else a clear error."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise KnativeInputError(
-        f"{name} must be true or false, got {value!r}: write True/False or 'true'/'false'"
-    )
 
 
 def load_test_cli_arguments(

@@ -102,12 +102,11 @@ def parse_int(value: object, what: str, *, minimum: int | None = None) -> int:
 def parse_bool(value: object, what: str) -> bool:
     """Return a boolean argument, also when a template rendered it as text: ``"False"`` is false.
 
-    Strict: only booleans, 0/1 and the words true/false, yes/no, on/off (any case) are accepted.
+    Strict: only booleans and the words true/false, yes/no, on/off, 1/0 (any case) are accepted; a bare
+    number is refused, since 0 and 1 are more often a typo for a count than a choice.
     """
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
     if isinstance(value, str):
         word = value.strip().lower()
         if word in _TRUE_WORDS:

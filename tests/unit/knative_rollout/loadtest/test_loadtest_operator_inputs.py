@@ -11,10 +11,10 @@ from knative_rollout.exceptions import KnativeInputError
 from knative_rollout.loadtest.cli import build_parser, config_from_args
 from knative_rollout.operators.loadtest import (
     LoadTestGateOperator,
-    _strict_bool,
     load_test_cli_arguments,
     load_test_pod_operator,
 )
+from knative_rollout.resources import parse_bool
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_pod_runs_the_same_engine_with_arguments_the_cli_accepts() -> None:
     [(True, True), (False, False), ("False", False), (" true ", True), ("0", False), ("YES", True)],
 )
 def test_fail_on_inconclusive_is_parsed_strictly(value: object, parsed: bool) -> None:
-    assert _strict_bool(value, "fail_on_inconclusive") is parsed
+    assert parse_bool(value, "fail_on_inconclusive") is parsed
 
 
 def test_pod_passes_an_inconclusive_gate_only_when_asked() -> None:

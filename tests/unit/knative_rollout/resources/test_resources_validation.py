@@ -73,15 +73,15 @@ def test_image_registry(image: str, registry: str) -> None:
         ("True", True),
         (" yes ", True),
         ("off", False),
-        (0, False),
-        (1, True),
+        ("0", False),
+        ("1", True),
     ],
 )
 def test_templated_booleans_are_parsed(value: object, expected: bool) -> None:
     assert parse_bool(value, "delete_service") is expected
 
 
-@pytest.mark.parametrize("value", ["maybe", "", None, 2, 1.0, "Falsey", [True]])
+@pytest.mark.parametrize("value", ["maybe", "", None, 0, 1, 2, 1.0, "Falsey", [True]])
 def test_anything_else_is_not_a_boolean(value: object) -> None:
     with pytest.raises(RolloutInputError, match="delete_service must be true or false"):
         parse_bool(value, "delete_service")
