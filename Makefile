@@ -11,11 +11,13 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
 
 .PHONY: install demo test lint bench soak chaos clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml include/pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	# The development-only local_knative and model, so that subprocesses (python -m local_knative) import them.
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e include
 	touch $(STAMP)
 
 install: $(STAMP)
