@@ -393,6 +393,10 @@ class _KnativeTrafficChangeOperator(KnativeBaseOperator):
             with permanent_input_errors():
                 self.revision = check_revision_name(str(self.revision).strip())
 
+    def nothing_to_do(self, context: Context) -> dict[str, Any] | None:
+        """Return the task's result when there is nothing for it to change (checked before the lock)."""
+        return None
+
     def compute(
         self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
     ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
@@ -407,6 +411,9 @@ class _KnativeTrafficChangeOperator(KnativeBaseOperator):
         """Validate the change against the Service's revisions, write it, and wait until it is served."""
         self.check_input()
         self.validate_target()
+        skipped = self.nothing_to_do(context)
+        if skipped is not None:
+            return skipped
         self.managed_service()
         self.hold_lock()
         revisions = self.revision_infos()
@@ -541,21 +548,20 @@ class KnativeRollbackOperator(_KnativeTrafficChangeOperator):
         with permanent_input_errors():
             self.undo_promotion = parse_bool(self.undo_promotion, "undo_promotion")
 
-    def execute(self, context: Context) -> Any:
-        """Roll back, unless this rollout has nothing of its own to undo."""
-        self.check_input()
-        self.validate_target()
-        if self.rollout_id:
-            service = self.hook.find_service(self.service_name, self.namespace)
-            state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
-            reason = self._nothing_to_undo(service, state)
-            if reason:
-                self.log.info("Nothing to roll back: %s", reason)
-                self.lock.release(self.rollout_id)
-                url = (service or {}).get("status", {}).get("url")
-                self.push_urls(context, url)
-                return {"stable_revision": state.stable, "url": url, "rolled_back": False, "reason": reason}
-        return super().execute(context)
+    def nothing_to_do(self, context: Context) -> dict[str, Any] | None:
+        """Inside a rollout, return the result of a rollback that has nothing of its own to undo."""
+        if not self.rollout_id:
+            return None
+        service = self.hook.find_service(self.service_name, self.namespace)
+        state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
+        reason = self._nothing_to_undo(service, state)
+        if reason is None:
+            return None
+        self.log.info("Nothing to roll back: %s", reason)
+        self.lock.release(self.rollout_id)
+        url = (service or {}).get("status", {}).get("url")
+        self.push_urls(context, url)
+        return {"stable_revision": state.stable, "url": url, "rolled_back": False, "reason": reason}
 
     def _nothing_to_undo(self, service: Mapping[str, Any] | None, state: RolloutState) -> str | None:
         """Return why this rollout has nothing to roll back, or ``None`` when it has."""
