@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from local_airflow import CELERY_EXECUTOR, LOCAL_EXECUTOR, AirflowStack
 from local_knative.testing import LocalKnative
 from tests.conftest import IN_CI, REPO_ROOT, require
-from tests.e2e.airflow_stack import CELERY_EXECUTOR, LOCAL_EXECUTOR, AirflowStack
 from tests.e2e.backing_services import PostgresServer, RedisServer, postgres_bin_dir, redis_server_binary
 
 E2E_DAGS = Path(__file__).resolve().parent / "dags"

@@ -11,9 +11,9 @@ import pytest
 from kubernetes import client, config
 
 from knative_rollout.resources import state_from_annotations
+from local_airflow import AirflowStack
 from local_knative.testing import LocalKnative
 from model.train import train
-from tests.e2e.airflow_stack import AirflowStack
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """docker-compose.yaml and the Dockerfile declare the topology the end-to-end tests run natively.
 
 Docker cannot run here, so the compose stack itself is not started by the tests; instead this module holds
-the file to what ``tests/e2e/airflow_stack.py`` runs (services, commands, executor, database and broker
+the file to what ``include/local_airflow.py`` runs (services, commands, executor, database and broker
 settings, the ``kubernetes_default`` connection), so that the two cannot drift apart.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from local_airflow import COMPONENTS, COMPOSE_SERVICES, celery_settings
 from tests.conftest import REPO_ROOT
-from tests.e2e.airflow_stack import COMPONENTS, COMPOSE_SERVICES, celery_settings
 from tests.e2e.conftest import kubernetes_connection
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client, config
 
 from knative_rollout.resources import state_from_annotations
-from tests.e2e.airflow_stack import AirflowStack
+from local_airflow import AirflowStack
 
 pytestmark = pytest.mark.e2e
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
+from local_airflow import LOCAL_EXECUTOR, AirflowStack
 from local_knative.testing import LocalKnative
 from tests.conftest import REPO_ROOT, require, require_binary
-from tests.e2e.airflow_stack import LOCAL_EXECUTOR, AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

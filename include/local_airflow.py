@@ -1,4 +1,6 @@
-"""Run a real Airflow 3.3 deployment (api-server, scheduler, dag-processor, triggerer) for end-to-end tests.
+"""Run a real Airflow 3.3 deployment (api-server, scheduler, dag-processor, triggerer) on one machine.
+
+``make demo`` and the end-to-end tests share this launcher.
 
 Two topologies, each in its own AIRFLOW_HOME:
 
@@ -14,7 +16,8 @@ Two topologies, each in its own AIRFLOW_HOME:
 Every component is a separate ``airflow`` process, as in production, so a deferred task really leaves its
 worker, its trigger really runs in the triggerer, and the task resumes in a new worker process (with
 Celery, possibly on the other worker). The test process drives the stack through the public REST API only;
-it cannot share Airflow's in-process configuration because the test session has its own AIRFLOW_HOME.
+it cannot share Airflow's in-process configuration because the caller (a test session) may have its own
+AIRFLOW_HOME.
 """
 
 from __future__ import annotations
