@@ -59,7 +59,7 @@ def canary_rollout_with_approval(
     namespace: str = "default",
     image: str,
     analysis: Mapping[str, Any],
-    steps: Sequence[int] = (10, 25, 50),
+    steps: Sequence[int] | str = (10, 25, 50),
     response_timeout: timedelta = timedelta(hours=4),
     subject: str | None = None,
     rollout_id: str | None = None,
@@ -76,6 +76,7 @@ def canary_rollout_with_approval(
     :param image: the candidate's image. (templated)
     :param analysis: each step's analysis (see :mod:`knative_rollout.analysis.config`).
     :param steps: the candidate's traffic percents before the approval (100 comes with the promotion).
+        (templated, as the canary's)
     :param response_timeout: how long the approval waits; then it rejects.
     :param subject: the approval's title.
     :param rollout_id: the rollout's identity; default ``dag_id/run_id/group_id``.
@@ -90,7 +91,9 @@ def canary_rollout_with_approval(
 
     from knative_rollout.task_groups import KnativeRolloutOutcomeOperator, default_rollout_id
 
-    if any(step >= 100 for step in steps):
+    # Templated steps (an XComArg, text) are the canary's to check when it runs; promote=False stops it
+    # before 100% whatever they say.
+    if isinstance(steps, Sequence) and not isinstance(steps, str) and any(step >= 100 for step in steps):
         raise ValueError(
             f"steps {list(steps)} include 100: with an approval the candidate reaches 100% only by the "
             "promotion the person approves; end the steps below 100, e.g. (10, 25, 50)"

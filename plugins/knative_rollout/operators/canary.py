@@ -63,7 +63,9 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
 
     :param steps: the candidate's traffic percents, strictly increasing; 100 is added when missing.
         At 100% the stable serves nothing to compare with: that step checks the ``slo`` only (without
-        an ``slo`` it is promoted on the earlier steps' analyses).
+        an ``slo`` it is promoted on the earlier steps' analyses). A list is checked when the DAG is
+        parsed; a template or an XComArg (e.g. steps a form chose) when the task runs, as a list or
+        text such as ``"10,50,100"``. (templated)
     :param analysis: what each step measures and how it is judged (see
         :mod:`knative_rollout.analysis.config`). (templated)
     :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
@@ -85,6 +87,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
 
     template_fields = (
         *KnativeDeployRevisionOperator.template_fields,
+        "steps",
         "on_conflict",
         "lock_timeout",
         "analysis",
@@ -100,7 +103,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
     def __init__(
         self,
         *,
-        steps: Sequence[int] = (10, 25, 50, 100),
+        steps: Sequence[int] | str = (10, 25, 50, 100),
         analysis: Mapping[str, Any],
         max_inconclusive: int | str = 1,
         bake: float | str = 0,
@@ -115,10 +118,12 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                     f"{type(self).__name__} sets {fixed} itself (the candidate starts at the first step); "
                     "remove it"
                 )
-        # Checked when the DAG is parsed: a bad plan is an import error, not a half-done rollout.
-        RolloutPlan.of(steps)
+        # A fixed plan is checked when the DAG is parsed: a bad plan is an import error, not a half-done
+        # rollout. Templated steps (text, an XComArg) can only be checked in execute, before any write.
+        if isinstance(steps, Sequence) and not isinstance(steps, str):
+            RolloutPlan.of(steps)
         super().__init__(analysis=analysis, rollout_id=rollout_id, create_service=False, **kwargs)
-        self.steps = tuple(int(step) for step in steps)
+        self.steps = steps
         self.max_inconclusive = max_inconclusive
         self.bake = bake
         self.notifiers = tuple(notifiers)
@@ -136,6 +141,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         config = self.analysis_config()
         with permanent_input_errors():
             self.max_inconclusive = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
+        self.plan()
         self.bake = self._bake_seconds()
         if self.bake and config.slo is None:
             raise KnativeInputError(
@@ -163,14 +169,20 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         """Return the rollout plan (steps and how many inconclusive analyses are measured again)."""
         with permanent_input_errors():
             retries = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
-        return RolloutPlan.of(self.steps, max_inconclusive=retries)
+        steps: Sequence[object] = self.steps
+        if isinstance(steps, str):  # a template rendered as text: "10,50,100" or "[10, 50, 100]"
+            steps = [part for part in steps.strip().strip("[]()").split(",") if part.strip()]
+        try:
+            return RolloutPlan.of([parse_int(step, "steps") for step in steps], max_inconclusive=retries)
+        except (TypeError, ValueError) as error:
+            raise KnativeInputError(f"steps {self.steps!r}: {error}") from None
 
     def _taken(self, context: Context, result: LockResult) -> Any:
         """With the lock held (an abandoned rollout rolled back first), resume or deploy."""
         super()._taken(context, result)
         service = self.hook.find_service(self.service_name, self.namespace)
         state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
-        self.traffic_percent = self.steps[0]
+        self.traffic_percent = self.plan().steps[0]
         if service is not None and state.rollout_id == self.rollout_id:
             if state.phase is RolloutPhase.PROMOTED and state.stable == state.rollout_revision:
                 self.log.info("This rollout promoted %s already (a retry): nothing left to do", state.stable)

@@ -33,3 +33,25 @@ def test_default_rollout_id_names_the_task() -> None:
 def test_bad_plans_are_import_errors(extra: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         KnativeCanaryRolloutOperator(task_id="canary", **{**ARGS, **extra})
+
+
+@pytest.mark.parametrize(
+    ("steps", "plan"),
+    [("20,100", (20, 100)), ("[10, 50]", (10, 50, 100)), (["20", 60], (20, 60, 100))],
+)
+def test_templated_steps_are_read_when_the_task_runs(steps: object, plan: tuple[int, ...]) -> None:
+    operator = KnativeCanaryRolloutOperator(task_id="canary", **ARGS, steps=steps)  # type: ignore[arg-type]
+    assert "steps" in operator.template_fields
+    assert operator.plan().steps == plan
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [("50,10", "strictly increasing"), ("ten", "steps must be an integer"), ("", "at least one")],
+)
+def test_bad_templated_steps_fail_the_task_naming_them(steps: str, message: str) -> None:
+    from knative_rollout.exceptions import KnativeInputError
+
+    operator = KnativeCanaryRolloutOperator(task_id="canary", **ARGS, steps=steps)
+    with pytest.raises(KnativeInputError, match=f"steps {steps!r}: .*{message}"):
+        operator.plan()
