@@ -1,0 +1,51 @@
+"""canary_rollout_with_approval on a real scheduler: an approval nobody answers times out and rolls back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from knative_rollout.resources import state_from_annotations
+from local_airflow import AirflowStack
+from local_knative.testing import LocalKnative
+
+pytestmark = pytest.mark.e2e
+
+# deploy + one 6 s window + the 20 s response timeout + the scheduler's sweep (every 15 s) + the rollback
+RUN_TIMEOUT = 150.0
+
+
+def test_unanswered_approval_times_out_and_rolls_back(
+    airflow_stack: AirflowStack, local_knative: LocalKnative, kube_namespace: str, kubeconfig_path: Path
+) -> None:
+    conf = {"namespace": kube_namespace, "metrics_url": local_knative.metrics_url}
+    run_id = airflow_stack.trigger("e2e_approval_timeout", conf)
+    started = time.monotonic()
+    result = airflow_stack.wait_for_run("e2e_approval_timeout", run_id, timeout=RUN_TIMEOUT)
+    diagnostics = airflow_stack.diagnostics(result.dag_id, result.run_id)
+    states = result.task_states
+    assert result.state == "failed", diagnostics
+    assert states["rollout.canary"] == "success", diagnostics
+    # The timeout answered with the default, Reject: the approval succeeded and skipped the promotion.
+    assert states["rollout.approve"] == "success" and states["rollout.promote"] == "skipped", diagnostics
+    assert states["rollout.rollback"] == "success" and states["rollout.outcome"] == "failed", diagnostics
+    assert time.monotonic() - started >= 20, "not before the response timeout"
+
+    details = airflow_stack.api("GET", f"/api/v2/dags/{result.dag_id}/dagRuns/{run_id}/hitlDetails")
+    (detail,) = details["hitl_details"]
+    assert detail["chosen_options"] == ["Reject"] and detail["responded_by_user"] is None, detail
+
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig_path)))
+    service = api.get_namespaced_custom_object(
+        "serving.knative.dev", "v1", kube_namespace, "services", "echo"
+    )
+    state = state_from_annotations(service["metadata"]["annotations"])
+    served = [(t["revisionName"], t["percent"]) for t in service["status"]["traffic"]]
+    assert served == [(state.stable, 100)] and state.phase.value == "RolledBack", service["status"]
+    assert state.rollout_revision != state.stable, "the candidate that was waiting serves nothing"
+    leases = client.CoordinationV1Api(config.new_client_from_config(config_file=str(kubeconfig_path)))
+    holders = [lease.spec.holder_identity for lease in leases.list_namespaced_lease(kube_namespace).items]
+    assert not any(holders), f"the lock is released: {holders}"
