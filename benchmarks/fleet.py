@@ -27,11 +27,11 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "include"), str(REPO / "plugins")]
 
-from local_airflow import CELERY_EXECUTOR, AirflowStack  # noqa: E402
+from local_airflow import CELERY_EXECUTOR, AirflowStack, kubernetes_connection  # noqa: E402
 from local_knative.runtime import FAST_SCALING_ARGS  # noqa: E402
 from local_knative.testing import LocalKnative  # noqa: E402
 from tests.e2e.backing_services import PostgresServer, RedisServer  # noqa: E402
-from tests.e2e.conftest import E2E_DAGS, EXAMPLE_DAGS, kubernetes_connection  # noqa: E402
+from tests.e2e.conftest import E2E_DAGS, EXAMPLE_DAGS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

@@ -129,6 +129,19 @@ def celery_settings(*, database_url: str, broker_url: str, api_url: str) -> dict
     }
 
 
+def kubernetes_connection(kubeconfig: Path, ingress_url: str) -> dict[str, object]:
+    """Return an Airflow ``kubernetes`` connection (as JSON) to the cluster of a kubeconfig and its ingress.
+
+    The load-test gates of the example DAGs send their requests to the ``ingress_address`` extra:
+    local_knative's Knative hosts (``*.example.com``) have no DNS. It takes ``http://host:port``, the form
+    of local_knative's ``ingress`` endpoint.
+    """
+    return {
+        "conn_type": "kubernetes",
+        "extra": {"kube_config_path": str(kubeconfig), "ingress_address": ingress_url},
+    }
+
+
 def _airflow_executable() -> str:
     # The console script of the interpreter that runs the tests, so the stack uses the same venv.
     return str(Path(sys.executable).with_name("airflow"))
@@ -146,6 +159,7 @@ class AirflowStack:
     :param celery_workers: how many ``airflow celery worker`` processes to run.
     :param worker_concurrency: task slots per Celery worker (``--concurrency``).
     :param extra_env: more environment for every component (e.g. pool or parallelism settings).
+    :param port: the api-server's port (default: a free one), e.g. a fixed one for a UI left running.
     """
 
     def __init__(
@@ -160,6 +174,7 @@ class AirflowStack:
         celery_workers: int = 2,
         worker_concurrency: int = 2,
         extra_env: Mapping[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         if not dag_bundles:
             raise ValueError("dag_bundles is empty: give at least one bundle name -> folder of DAG files")
@@ -172,7 +187,7 @@ class AirflowStack:
             raise ValueError("the CeleryExecutor needs database_url (PostgreSQL) and broker_url (Redis)")
         self.home = Path(home).resolve()
         self.dag_bundles = {name: Path(path).resolve() for name, path in dag_bundles.items()}
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.executor = executor
         self.database_url = database_url

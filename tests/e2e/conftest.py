@@ -14,26 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from local_airflow import CELERY_EXECUTOR, LOCAL_EXECUTOR, AirflowStack
+from local_airflow import CELERY_EXECUTOR, LOCAL_EXECUTOR, AirflowStack, kubernetes_connection
 from local_knative.testing import LocalKnative
 from tests.conftest import IN_CI, REPO_ROOT, require
 from tests.e2e.backing_services import PostgresServer, RedisServer, postgres_bin_dir, redis_server_binary
 
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAGS = REPO_ROOT / "dags"
-
-
-def kubernetes_connection(kubeconfig: Path, ingress_url: str) -> dict[str, object]:
-    """Return an Airflow ``kubernetes`` connection (as JSON) to the cluster of a kubeconfig and its ingress.
-
-    The load-test gate of dags/rollout_example.py sends its requests to the ``ingress_address`` extra:
-    local_knative's Knative hosts (``*.example.com``) have no DNS. It takes ``http://host:port``, the form
-    of local_knative's ``ingress`` endpoint.
-    """
-    return {
-        "conn_type": "kubernetes",
-        "extra": {"kube_config_path": str(kubeconfig), "ingress_address": ingress_url},
-    }
 
 
 def e2e_executor() -> str:

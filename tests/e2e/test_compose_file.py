@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from local_airflow import COMPONENTS, COMPOSE_SERVICES, celery_settings
+from local_airflow import COMPONENTS, COMPOSE_SERVICES, celery_settings, kubernetes_connection
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import kubernetes_connection
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
