@@ -76,6 +76,9 @@ class RolloutState:
         or ``None`` for changes made outside a rollout.
     :param rollout_revision: the revision that rollout deployed, kept after it was promoted or rejected.
     :param rollout_since: when that rollout first changed the Service.
+    :param baseline: a fresh copy of the stable revision that rollout judges its candidate against
+        (``KnativeCanaryRolloutOperator(baseline=True)``); never stable, previous or promoted, and
+        deleted when the rollout ends.
     :param history: most recent actions, oldest first, at most :data:`HISTORY_LIMIT`.
     """
 
@@ -87,6 +90,7 @@ class RolloutState:
     rollout_id: str | None = None
     rollout_revision: str | None = None
     rollout_since: str | None = None
+    baseline: str | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
 
     def same_position(self, other: RolloutState) -> bool:

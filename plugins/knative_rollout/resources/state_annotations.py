@@ -20,6 +20,7 @@ HISTORY_ANNOTATION = ANNOTATION_PREFIX + "history"
 ROLLOUT_ID_ANNOTATION = ANNOTATION_PREFIX + "rollout-id"
 ROLLOUT_REVISION_ANNOTATION = ANNOTATION_PREFIX + "rollout-revision"
 ROLLOUT_SINCE_ANNOTATION = ANNOTATION_PREFIX + "rollout-since"
+BASELINE_ANNOTATION = ANNOTATION_PREFIX + "baseline-revision"
 
 
 def state_to_annotations(state: RolloutState) -> dict[str, str | None]:
@@ -33,6 +34,7 @@ def state_to_annotations(state: RolloutState) -> dict[str, str | None]:
         ROLLOUT_ID_ANNOTATION: state.rollout_id,
         ROLLOUT_REVISION_ANNOTATION: state.rollout_revision,
         ROLLOUT_SINCE_ANNOTATION: state.rollout_since,
+        BASELINE_ANNOTATION: state.baseline,
         HISTORY_ANNOTATION: json.dumps(
             [
                 {"time": entry.time, "action": entry.action, "detail": entry.detail, "by": entry.by}
@@ -90,5 +92,6 @@ def state_from_annotations(annotations: Mapping[str, str] | None) -> RolloutStat
         rollout_id=annotations.get(ROLLOUT_ID_ANNOTATION) or None,
         rollout_revision=annotations.get(ROLLOUT_REVISION_ANNOTATION) or None,
         rollout_since=annotations.get(ROLLOUT_SINCE_ANNOTATION) or None,
+        baseline=annotations.get(BASELINE_ANNOTATION) or None,
         history=history,
     )

@@ -17,6 +17,7 @@ def test_state_round_trips_through_annotations_and_keeps_foreign_ones() -> None:
         previous_stable=None,
         phase=RolloutPhase.CANARY,
         step=10,
+        baseline="iris-c",
         history=(HistoryEntry("2026-01-01T00:00:00Z", "TrafficSet", "iris-a=90%, iris-b=10%"),),
     )
     annotations = apply_state(
