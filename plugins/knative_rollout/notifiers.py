@@ -5,13 +5,18 @@ plus ``knative_rollout``: ``{"event", "service", "namespace", "revision", "stabl
 "analysis", "url"}``, where ``event`` is one of :data:`EVENTS`. Any ``airflow.sdk.BaseNotifier`` works,
 so the Slack webhook and SMTP providers' notifiers can render ``{{ knative_rollout.reason }}`` in their
 messages; :class:`KnativeRolloutWebhookNotifier` posts the payload as JSON to a URL (a chat webhook
-relay, an incident tool). A notifier that fails is logged, never fails the rollout: the alert is not
-the decision. The same moments are also Kubernetes Events on the Service (``RolledBack``,
+relay, an incident tool), and :func:`notifiers_from_config` builds all three from one mapping (an Airflow
+Variable). Each alert renders a copy of the notifier: a ``BaseNotifier`` renders its templates in place,
+once, so the original would send the first alert's text for every later one. A notifier that fails is
+logged, never fails the rollout: the alert is not the decision.
+
+The same moments are also Kubernetes Events on the Service (``RolledBack``,
 ``AnalysisFailed``, ``Promoted``, ...), written with the state change.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import urllib.request
@@ -44,11 +49,12 @@ def notify_all(
     """
     if payload.get("event") not in EVENTS:
         raise ValueError(f"unknown rollout event {payload.get('event')!r}; one of {', '.join(EVENTS)}")
-    rollout_context: Any = {**context, CONTEXT_KEY: dict(payload)}
     errors: list[str] = []
     for notifier in notifiers:
+        send = copy.copy(notifier) if isinstance(notifier, BaseNotifier) else notifier
         try:
-            notifier(rollout_context)
+            # A context of its own too: BaseNotifier adds its template fields to the one it is given.
+            send({**context, CONTEXT_KEY: dict(payload)})
         except Exception as error:  # an alert that cannot be sent must not change the rollout's outcome
             message = f"{type(notifier).__name__} failed on {payload.get('event')}: {error}"
             log.warning("Notifier %s", message)
@@ -109,3 +115,69 @@ class KnativeRolloutWebhookNotifier(BaseNotifier):
         )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             response.read()
+
+
+ALERT_SUBJECT = (
+    "knative-rollout {{ knative_rollout.event }}: "
+    "{{ knative_rollout.namespace }}/{{ knative_rollout.service }}"
+)
+ALERT_TEXT = (
+    "Knative Service {{ knative_rollout.namespace }}/{{ knative_rollout.service }}: "
+    "{{ knative_rollout.event }} (candidate {{ knative_rollout.revision }}, stable "
+    "{{ knative_rollout.stable_revision }}): {{ knative_rollout.reason }}"
+)
+"""The subject and text of the alerts :func:`notifiers_from_config` builds (Jinja, rendered per alert)."""
+ALERT_CONFIG_KEYS = ("slack_webhook_conn_id", "email_to", "email_from", "smtp_conn_id", "webhook_url")
+
+
+def notifiers_from_config(config: Mapping[str, Any] | None) -> list[BaseNotifier]:
+    """Return the notifiers a mapping configures, e.g. the JSON Variable ``knative_rollout_alerts``.
+
+    So a DAG offers alerts in one line and whoever runs it turns them on or off without editing it;
+    an empty or missing mapping means no alerts. The Slack and SMTP notifiers are the providers' own
+    (``apache-airflow-providers-slack``, ``-smtp``), with :data:`ALERT_SUBJECT` / :data:`ALERT_TEXT`.
+
+    :param config: ``slack_webhook_conn_id`` (a ``slackwebhook`` connection), ``email_to`` (an address or
+        a list; with ``smtp_conn_id``, default ``smtp_default``, and ``email_from``, default the
+        connection's ``from_email``), ``webhook_url`` (:class:`KnativeRolloutWebhookNotifier`).
+    :raises ValueError: on an unknown key or a value of the wrong type, naming it.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(ALERT_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"alert config: unknown keys {unknown}; use {', '.join(ALERT_CONFIG_KEYS)}")
+    for key, value in config.items():
+        valid = isinstance(value, str) and value.strip()
+        if key == "email_to" and isinstance(value, list):
+            valid = bool(value) and all(isinstance(item, str) and item.strip() for item in value)
+        if not valid:
+            raise ValueError(f"alert config: {key} must be a non-empty string, got {value!r}")
+    if ("email_from" in config or "smtp_conn_id" in config) and "email_to" not in config:
+        raise ValueError("alert config: email_from/smtp_conn_id without email_to; say who gets the email")
+    notifiers: list[BaseNotifier] = []
+    if "slack_webhook_conn_id" in config:
+        try:
+            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+        except ImportError:
+            raise ValueError(
+                "alert config: slack_webhook_conn_id needs the Slack provider; pip install "
+                "apache-airflow-providers-slack"
+            ) from None
+        notifiers.append(
+            SlackWebhookNotifier(slack_webhook_conn_id=config["slack_webhook_conn_id"], text=ALERT_TEXT)
+        )
+    if "email_to" in config:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        notifiers.append(
+            SmtpNotifier(
+                to=config["email_to"],
+                from_email=config.get("email_from"),
+                smtp_conn_id=config.get("smtp_conn_id", "smtp_default"),
+                subject=ALERT_SUBJECT,
+                html_content=ALERT_TEXT,
+            )
+        )
+    if "webhook_url" in config:
+        notifiers.append(KnativeRolloutWebhookNotifier(url=config["webhook_url"]))
+    return notifiers
