@@ -45,6 +45,23 @@ class ActionKind(StrEnum):
     RETRY_GATE = "retry_gate"
 
 
+class StepCheck(StrEnum):
+    """What the analysis at a traffic step checks."""
+
+    COMPARE = "compare"
+    """The candidate against the stable revision (and the slo, if any)."""
+    SLO = "slo"
+    """The slo only: at 100% the stable serves nothing to compare with, or the analysis does not compare."""
+    NONE = "none"
+    """Nothing: at 100% without an slo; the step passes on the earlier steps' analyses."""
+
+
+NOTHING_TO_CHECK = (
+    "at 100% the stable serves no traffic to compare with and analysis has no slo: promoted on the earlier "
+    "steps' analyses"
+)
+"""The reason of the pass a :attr:`StepCheck.NONE` step gets."""
+
 ACTIVE_PHASES = frozenset({RolloutPhase.DEPLOYING, RolloutPhase.CANARY})
 """Phases in which a rollout has changed the Service and not yet finished: someone must end it."""
 
@@ -225,8 +242,25 @@ class RolloutPlan:
             raise ValueError("max_inconclusive must be 0 or more")
         return cls(steps=tuple(values), max_inconclusive=max_inconclusive)
 
+    @staticmethod
+    def check_at(percent: int, *, compare: bool, has_slo: bool) -> StepCheck:
+        """Return what the analysis at ``percent`` checks (its verdict then goes to :meth:`next_action`).
+
+        :param compare: whether the analysis judges the candidate against the stable revision.
+        :param has_slo: whether it has an slo.
+        """
+        if not compare:
+            return StepCheck.SLO
+        if percent < 100:
+            return StepCheck.COMPARE
+        return StepCheck.SLO if has_slo else StepCheck.NONE
+
     def next_action(self, current_percent: int, verdict: Verdict, inconclusive_so_far: int = 0) -> NextAction:
-        """Return what to do after a gate gave ``verdict`` with the candidate at ``current_percent``."""
+        """Return what to do after a gate gave ``verdict`` with the candidate at ``current_percent``.
+
+        The one decision both forms of the progressive rollout make after each analysis: the task group
+        (``progressive_rollout``, a task per step) and the single task (``KnativeCanaryRolloutOperator``).
+        """
         if verdict is Verdict.FAIL:
             return NextAction(ActionKind.ROLLBACK, 0, f"gate failed at {current_percent}%")
         if verdict is Verdict.INCONCLUSIVE:

@@ -41,7 +41,14 @@ from knative_rollout.operators.rollout import (
     KnativeRollbackOperator,
     KnativeSetTrafficOperator,
 )
-from knative_rollout.policy import ActionKind, RolloutPhase, RolloutPlan, Verdict
+from knative_rollout.policy import (
+    NOTHING_TO_CHECK,
+    ActionKind,
+    RolloutPhase,
+    RolloutPlan,
+    StepCheck,
+    Verdict,
+)
 from knative_rollout.resources import parse_int, state_from_annotations
 
 if TYPE_CHECKING:
@@ -232,15 +239,12 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         state = self.recorded_state()
         self.check_owner(state)
         self.hold_lock()
-        overrides: dict[str, Any] = {}
-        if percent >= 100 and config.compare:
-            if config.slo is None:
-                reason = (
-                    "at 100% the stable serves no traffic to compare with and analysis has no slo: promoted "
-                    "on the earlier steps' analyses"
-                )
-                return self._decide(context, revision, percent, inconclusive, steps, Verdict.PASS, reason, {})
-            overrides["compare"] = False
+        check = RolloutPlan.check_at(percent, compare=config.compare, has_slo=config.slo is not None)
+        if check is StepCheck.NONE:
+            return self._decide(
+                context, revision, percent, inconclusive, steps, Verdict.PASS, NOTHING_TO_CHECK, {}
+            )
+        overrides = {"compare": False} if check is StepCheck.SLO and config.compare else {}
         carry = {"revision": revision, "percent": percent, "inconclusive": inconclusive, "steps": steps}
         trigger = self.analysis_trigger(
             config, canary=revision, baseline=state.stable, carry=carry, overrides=overrides

@@ -11,6 +11,7 @@ from knative_rollout.policy import (
     RolloutPhase,
     RolloutPlan,
     RolloutState,
+    StepCheck,
     Verdict,
 )
 
@@ -93,6 +94,22 @@ PLAN = RolloutPlan.of([10, 50])
 )
 def test_next_action(percent: int, verdict: Verdict, inconclusive: int, expected: NextAction) -> None:
     assert PLAN.next_action(percent, verdict, inconclusive) == expected
+
+
+@pytest.mark.parametrize(
+    ("percent", "compare", "has_slo", "expected"),
+    [
+        (10, True, True, StepCheck.COMPARE),
+        (10, True, False, StepCheck.COMPARE),
+        (10, False, True, StepCheck.SLO),
+        # At 100% the stable serves nothing: the slo alone, or nothing (promoted on the earlier steps).
+        (100, True, True, StepCheck.SLO),
+        (100, True, False, StepCheck.NONE),
+        (100, False, True, StepCheck.SLO),
+    ],
+)
+def test_check_at(percent: int, compare: bool, has_slo: bool, expected: StepCheck) -> None:
+    assert RolloutPlan.check_at(percent, compare=compare, has_slo=has_slo) is expected
 
 
 @pytest.mark.parametrize(
