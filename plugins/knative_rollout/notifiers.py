@@ -28,6 +28,8 @@ from airflow.sdk import BaseNotifier
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from knative_rollout.hooks import KnativeServingHook
+
 log = logging.getLogger(__name__)
 
 ROLLED_BACK = "rolled_back"
@@ -60,6 +62,51 @@ def notify_all(
             log.warning("Notifier %s", message)
             errors.append(message)
     return errors
+
+
+def rollout_alert(
+    notifiers: Sequence[Callable[[Any], Any]],
+    context: Context,
+    hook: KnativeServingHook,
+    *,
+    event: str,
+    service: str,
+    namespace: str,
+    rollout_id: str | None,
+    revision: str,
+    reason: str,
+    analysis: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Tell the notifiers what a rollout decided; a failed analysis is also a Kubernetes Event.
+
+    The one payload of both forms of the progressive rollout (the single task and the task group), with
+    the stable revision as the Service records it now. State changes write their own Events.
+
+    :param notifiers: see :func:`notify_all`; none: only the Event is written.
+    :param context: the task's context.
+    :param hook: reads the Service and writes the Event.
+    :param event: one of :data:`EVENTS`.
+    :return: the notifiers' errors (logged).
+    """
+    from knative_rollout.resources import state_from_annotations
+
+    found = hook.find_service(service, namespace)
+    if event == ANALYSIS_FAILED and found is not None:
+        hook.record_event(found, "AnalysisFailed", f"{revision}: {reason}"[:1000], warning=True)
+    if not notifiers:
+        return []
+    state = state_from_annotations((found or {}).get("metadata", {}).get("annotations"))
+    payload = {
+        "event": event,
+        "service": service,
+        "namespace": namespace,
+        "rollout_id": rollout_id,
+        "revision": revision,
+        "stable_revision": state.stable,
+        "reason": reason,
+        "analysis": dict(analysis or {}),
+    }
+    return notify_all(notifiers, context, payload)
 
 
 class KnativeRolloutWebhookNotifier(BaseNotifier):

@@ -32,7 +32,13 @@ from knative_rollout.exceptions import (
     KnativeRolloutConflictError,
     permanent_input_errors,
 )
-from knative_rollout.notifiers import ANALYSIS_FAILED, APPROVAL_REQUESTED, PROMOTED, ROLLED_BACK, notify_all
+from knative_rollout.notifiers import (
+    ANALYSIS_FAILED,
+    APPROVAL_REQUESTED,
+    PROMOTED,
+    ROLLED_BACK,
+    rollout_alert,
+)
 from knative_rollout.operators.analysis import AnalysisStep
 from knative_rollout.operators.lock import KnativeLockOperator
 from knative_rollout.operators.rollout import (
@@ -447,24 +453,16 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
     def _alert(
         self, context: Context, kind: str, revision: str, reason: str, report: Mapping[str, Any]
     ) -> None:
-        """Tell the notifiers; a failed analysis is also an Event (state changes write their own)."""
-        if kind == ANALYSIS_FAILED:
-            service = self.hook.find_service(self.service_name, self.namespace)
-            if service is not None:
-                self.hook.record_event(
-                    service, "AnalysisFailed", f"{revision}: {reason}"[:1000], warning=True
-                )
-        if not self.notifiers:
-            return
-        state = self.recorded_state()
-        payload = {
-            "event": kind,
-            "service": self.service_name,
-            "namespace": self.namespace,
-            "rollout_id": self.rollout_id,
-            "revision": revision,
-            "stable_revision": state.stable,
-            "reason": reason,
-            "analysis": dict(report),
-        }
-        notify_all(self.notifiers, context, payload)
+        """Tell the notifiers, as the task group does (a failed analysis is also an Event)."""
+        rollout_alert(
+            self.notifiers,
+            context,
+            self.hook,
+            event=kind,
+            service=self.service_name,
+            namespace=self.namespace,
+            rollout_id=self.rollout_id,
+            revision=revision,
+            reason=reason,
+            analysis=report,
+        )
