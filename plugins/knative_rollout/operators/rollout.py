@@ -163,16 +163,8 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Validate, decide what the deploy means, write the template (traffic pinned), wait for Ready."""
+        spec = self.revision_spec()
         with permanent_input_errors():
-            spec = RevisionSpec.build(
-                image=self.image,
-                env=self.env,
-                resources=self.container_resources,
-                annotations=self.annotations,
-                autoscaling=self.autoscaling,
-                container_port=self.container_port,
-                attempt=self.attempt,
-            )
             check_tag(self.tag)
             self.traffic_percent = check_percent(self.traffic_percent, "traffic_percent")
             self.allow_older = parse_bool(self.allow_older, "allow_older")
@@ -217,6 +209,19 @@ class KnativeDeployRevisionOperator(KnativeBaseOperator):
             renew_lock=self.lock_renewal(),
         )
         return self.wait(context, trigger, "execute_complete")
+
+    def revision_spec(self) -> RevisionSpec:
+        """Return the checked spec of the revision this task deploys (its name is a hash of it)."""
+        with permanent_input_errors():
+            return RevisionSpec.build(
+                image=self.image,
+                env=self.env,
+                resources=self.container_resources,
+                annotations=self.annotations,
+                autoscaling=self.autoscaling,
+                container_port=self.container_port,
+                attempt=self.attempt,
+            )
 
     def _create(self, context: Context, spec: RevisionSpec, revision: str) -> dict[str, Any] | None:
         """Create the Service with its first revision; return ``None`` when this deploy created it."""
