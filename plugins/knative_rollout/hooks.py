@@ -39,6 +39,7 @@ from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiExcepti
 from kubernetes_asyncio.client.rest import RESTResponse
 from urllib3.exceptions import HTTPError
 
+from knative_rollout.diagnostics import secrets_redactor
 from knative_rollout.exceptions import (
     KnativeApiRejectedError,
     KnativeInputError,
@@ -48,6 +49,20 @@ from knative_rollout.exceptions import (
     error_text,
 )
 from knative_rollout.resources import KSVC, REVISION, SERVICE_LABEL, Guardrails, Resource, RolloutInputError
+from knative_rollout.resources.diagnostics import (
+    LOG_LIMIT_BYTES,
+    LOG_LINES,
+    LOG_PODS,
+    REVISION_LABEL,
+    PodLog,
+    RevisionDiagnostics,
+    conditions_of,
+    container_state,
+    newest_pods,
+    pod_container,
+    tail,
+    user_container,
+)
 
 GUARDRAILS_VARIABLE = "knative_rollout_guardrails"
 GUARDRAILS_EXTRA = "guardrails"
@@ -466,6 +481,66 @@ class KnativeServingHook(KubernetesHook):
     def delete_revision(self, name: str, namespace: str) -> bool:
         """Delete a Revision; return whether it existed."""
         return self.delete_object(REVISION, name, namespace)
+
+    def revision_diagnostics(
+        self, name: str, namespace: str, *, pods: int = LOG_PODS, lines: int = LOG_LINES
+    ) -> RevisionDiagnostics:
+        """Return a Revision's Knative conditions and the last log lines of its newest pods; never raise.
+
+        A failed candidate is where the operator's question "why?" is answered, so the outcome task and
+        the Rollouts page show this instead of sending people to kubectl. Each read that fails (RBAC, a
+        pod gone, the API down) becomes one line in ``errors`` or the pod's ``error``; the caller goes
+        on. Log lines and messages pass through Airflow's secrets masker, which also learns the values
+        of the Revision's env vars whose names Airflow deems sensitive. One attempt per read: it is a
+        diagnosis, not a step of the rollout.
+
+        :param name: the Revision.
+        :param namespace: its namespace.
+        :param pods: how many of its newest pods to read the logs of.
+        :param lines: how many last lines of each pod's log (each line cut at a few hundred characters).
+        """
+        errors: list[str] = []
+        revision: dict[str, Any] | None = None
+        try:
+            revision = self.find_revision(name, namespace)
+            if revision is None:
+                errors.append(f"revision {namespace}/{name} does not exist (any more)")
+        except Exception as error:
+            errors.append(f"reading revision {namespace}/{name} failed: {_failure_text(error)}")
+        wanted = user_container(revision)
+        logs: list[PodLog] = []
+        try:
+            listed = self.core_v1_client.list_namespaced_pod(
+                namespace,
+                label_selector=f"{REVISION_LABEL}={name}",
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            found = self.api_client.sanitize_for_serialization(listed).get("items") or []
+        except Exception as error:
+            errors.append(f"listing the pods of revision {namespace}/{name} failed: {_failure_text(error)}")
+            found = []
+        for pod in newest_pods(found, pods):
+            pod_name, container = str(pod["metadata"]["name"]), pod_container(pod, wanted)
+            state = container_state(pod, container)
+            try:
+                response = self.core_v1_client.read_namespaced_pod_log(
+                    pod_name,
+                    namespace,
+                    container=container,
+                    tail_lines=lines,
+                    limit_bytes=LOG_LIMIT_BYTES,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                )
+                text = response.data.decode("utf-8", errors="replace")
+                logs.append(PodLog(pod_name, container, state, tail(text, lines)))
+            except Exception as error:
+                failure = f"log not readable: {_failure_text(error)}"
+                logs.append(PodLog(pod_name, container, state, error=failure))
+        diagnostics = RevisionDiagnostics(
+            name, namespace, conditions_of(revision or {}), tuple(logs), tuple(errors)
+        )
+        return diagnostics.redacted(secrets_redactor(revision))
 
     # -- events ---------------------------------------------------------------------------------------
 
