@@ -14,11 +14,13 @@ The rest of the provider imports from this package; the submodules are its seams
 - :mod:`~knative_rollout.resources.revisions`: revision readiness and teardown selection.
 - :mod:`~knative_rollout.resources.state_annotations`: the rollout state kept in the Service's annotations.
 - :mod:`~knative_rollout.resources.deploys`: what a deploy does (nothing, create, reuse) or why it is refused.
+- :mod:`~knative_rollout.resources.baselines`: a canary analysis' fresh baseline: its template and weights.
 - :mod:`~knative_rollout.resources.leases`: the per-Service rollout lock (a Lease) and who holds it.
 """
 
 from __future__ import annotations
 
+from knative_rollout.resources.baselines import baseline_percent, baseline_template, canary_split
 from knative_rollout.resources.deploys import DeployKind, DeployPlan, adopted_stable, plan_deploy
 from knative_rollout.resources.guardrails import GPU_RESOURCE, Guardrails, GuardrailViolation
 from knative_rollout.resources.leases import (
@@ -58,6 +60,7 @@ from knative_rollout.resources.revisions import (
 )
 from knative_rollout.resources.state_annotations import (
     ANNOTATION_PREFIX,
+    BASELINE_ANNOTATION,
     CANDIDATE_ANNOTATION,
     HISTORY_ANNOTATION,
     PHASE_ANNOTATION,
@@ -73,6 +76,7 @@ from knative_rollout.resources.state_annotations import (
 )
 from knative_rollout.resources.traffic import (
     ALIASES,
+    BASELINE_TAG,
     CANDIDATE_ALIAS,
     DEFAULT_CANDIDATE_TAG,
     LATEST_ALIAS,
@@ -114,6 +118,8 @@ __all__ = [
     "ATTEMPT_ANNOTATION",
     "AUTOSCALING_KEYS",
     "AUTOSCALING_PREFIX",
+    "BASELINE_ANNOTATION",
+    "BASELINE_TAG",
     "CANDIDATE_ALIAS",
     "CANDIDATE_ANNOTATION",
     "DEFAULT_CANDIDATE_TAG",
@@ -153,6 +159,9 @@ __all__ = [
     "TrafficKey",
     "adopted_stable",
     "apply_state",
+    "baseline_percent",
+    "baseline_template",
+    "canary_split",
     "check_dns1035",
     "check_image",
     "check_keep",

@@ -1,7 +1,8 @@
 """Traffic: splits that always name revisions, tags, aliases, and checks before a split is applied.
 
 The stable revision carries the tag ``stable`` and the candidate a configurable tag (``candidate``), so
-both have their own URL: ``http://{tag}-{service}.{ns}.{domain}``.
+both have their own URL: ``http://{tag}-{service}.{ns}.{domain}``; a canary analysis' fresh baseline
+(:mod:`~knative_rollout.resources.baselines`) carries ``baseline``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from knative_rollout.resources.validation import (
 )
 
 STABLE_TAG = "stable"
+BASELINE_TAG = "baseline"
 DEFAULT_CANDIDATE_TAG = "candidate"
 STABLE_ALIAS = "@stable"
 CANDIDATE_ALIAS = "@candidate"
@@ -163,12 +165,17 @@ def resolve_traffic(
 
 
 def traffic_tags(split: Mapping[str, int], state: RolloutState, candidate_tag: str) -> dict[str, str]:
-    """Return the tags of a split: ``stable`` on the stable revision, the candidate tag on the candidate."""
+    """Return the tags of a split: ``stable`` on the stable revision, the candidate tag on the candidate.
+
+    A recorded baseline in the split is tagged ``baseline``.
+    """
     tags: dict[str, str] = {}
     if state.stable:
         tags[state.stable] = STABLE_TAG
     if state.candidate and state.candidate != state.stable:
         tags[state.candidate] = candidate_tag
+    if state.baseline and state.baseline not in tags:
+        tags[state.baseline] = BASELINE_TAG
     return {revision: tag for revision, tag in tags.items() if revision in split or revision == state.stable}
 
 
