@@ -90,6 +90,8 @@ def rollout_alert(
     """
     from knative_rollout.resources import state_from_annotations
 
+    if event != ANALYSIS_FAILED and not notifiers:
+        return []
     found = hook.find_service(service, namespace)
     if event == ANALYSIS_FAILED and found is not None:
         hook.record_event(found, "AnalysisFailed", f"{revision}: {reason}"[:1000], warning=True)
