@@ -8,8 +8,8 @@ side: the secrets masker, and the lines a rollout's ``outcome`` task logs when i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from knative_rollout.exceptions import error_text
 from knative_rollout.resources.diagnostics import RevisionDiagnostics, failed_candidate
@@ -17,24 +17,36 @@ from knative_rollout.resources.diagnostics import RevisionDiagnostics, failed_ca
 if TYPE_CHECKING:
     from knative_rollout.hooks import KnativeServingHook
 
+T = TypeVar("T")
 
-def secrets_redactor(revision: Mapping[str, Any] | None) -> Callable[[str], str]:
-    """Return a function that masks every secret Airflow knows, and the revision's sensitive env values.
 
-    An env var whose name Airflow deems sensitive (``*_PASSWORD``, ``*_TOKEN``, ``*SECRET*``, ...) is
-    masked from here on, as a Variable of such a name is when read. Both of Airflow's maskers are used:
-    the task SDK's (task processes) and the core one (the API server, where the Rollouts page runs).
+REDACT_DEPTH = 12
+"""How deep a page's data is walked for secrets (Airflow's default of 5 stops short of a log line)."""
+
+
+def secrets_redactor(revisions: Iterable[Mapping[str, Any] | None]) -> Callable[[T], T]:
+    """Return a function that masks every secret Airflow knows in a text or a nested structure.
+
+    The values of the revisions' env vars whose names Airflow deems sensitive (``*_PASSWORD``,
+    ``*_TOKEN``, ``*SECRET*``, ...) are masked from here on, as a Variable of such a name is when read.
+    Both of Airflow's maskers apply: the task SDK's (task processes) and the core one (the API server,
+    where the Rollouts page runs).
     """
     from airflow._shared.secrets_masker import mask_secret as core_mask_secret
     from airflow._shared.secrets_masker import redact as core_redact
     from airflow.sdk.log import mask_secret, redact
 
-    containers = ((revision or {}).get("spec") or {}).get("containers") or [{}]
-    for item in containers[0].get("env") or []:
-        if item.get("value"):
-            mask_secret(str(item["value"]), str(item.get("name")))
-            core_mask_secret(str(item["value"]), str(item.get("name")))
-    return lambda text: str(core_redact(redact(text)))
+    for revision in revisions:
+        containers = ((revision or {}).get("spec") or {}).get("containers") or [{}]
+        for item in containers[0].get("env") or []:
+            if item.get("value"):
+                mask_secret(str(item["value"]), str(item.get("name")))
+                core_mask_secret(str(item["value"]), str(item.get("name")))
+
+    def masked(value: T) -> T:
+        return core_redact(redact(value, max_depth=REDACT_DEPTH), max_depth=REDACT_DEPTH)  # type: ignore[no-any-return]
+
+    return masked
 
 
 def candidate_diagnostics(

@@ -540,7 +540,7 @@ class KnativeServingHook(KubernetesHook):
         diagnostics = RevisionDiagnostics(
             name, namespace, conditions_of(revision or {}), tuple(logs), tuple(errors)
         )
-        return diagnostics.redacted(secrets_redactor(revision))
+        return diagnostics.redacted(secrets_redactor([revision]))
 
     # -- events ---------------------------------------------------------------------------------------
 

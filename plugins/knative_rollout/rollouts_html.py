@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+from knative_rollout.resources.charts import analysis_charts, latency_chart
+
 ACTIONS_DAG = "manual_rollout"
 """The DAG the page's actions trigger (``dags/manual_rollout.py``)."""
 ACTION_HEADER = "X-Rollouts-Action"
@@ -32,6 +34,11 @@ th { color: #52606d; font-weight: 600; } .time { white-space: nowrap; }
 .error, .gate.failed { color: #b00020; }
 .actions { margin: .5rem 0; } .actions form { display: inline; } .actions input { font-size: .85rem; }
 button.rollback { background: #ffd6d6; border: 1px solid #b00020; border-radius: 4px; }
+.plots svg { margin: .2rem 1rem .2rem 0; vertical-align: top; }
+.diagnostics { border-left: 3px solid #b00020; padding-left: .6rem; margin: .5rem 0; }
+pre.log { background: #f5f7fa; font-size: .8rem; padding: .4rem; margin: .2rem 0; white-space: pre-wrap;
+          max-height: 18rem; overflow: auto; }
+.verdict-fail { color: #b00020; } .verdict-pass { color: #1f7a3a; } .verdict-inconclusive { color: #8a6d00; }
 """
 
 
@@ -60,7 +67,14 @@ def _rollout_line(view: Mapping[str, Any]) -> str:
     )
 
 
+def _task_link(report: Mapping[str, Any]) -> str:
+    link = (report.get("links") or {}).get("task")
+    task = _text(report["task"])
+    return f'<a target="_top" href="{escape(link)}">{task}</a>' if link else task
+
+
 def _gate_line(view: Mapping[str, Any]) -> str:
+    """Return the load test's numbers and verdict, and its latency plot."""
     gate = view.get("load_test")
     if not gate:
         return ""
@@ -70,14 +84,99 @@ def _gate_line(view: Mapping[str, Any]) -> str:
         f"p50 {float(gate['p50_ms'] or 0):.1f} ms, p99 {float(gate['p99_ms'] or 0):.1f} ms, "
         f"error rate {float(gate['error_rate'] or 0):.2%}"
     )
-    link = (gate.get("links") or {}).get("task")
-    task = (
-        f'<a target="_top" href="{escape(link)}">{_text(gate["task"])}</a>' if link else _text(gate["task"])
-    )
     report = f" &middot; report {_text(gate['report'])}" if gate.get("report") else ""
     status = "passed" if gate["passed"] else "failed"
+    plot = latency_chart(gate.get("latency_ms") or {}, gate.get("checks") or [], gate.get("error_rate"))
     return (
-        f'<p class="meta gate {status}">Load test ({task}): {escape(numbers)}: {escape(outcome)}{report}</p>'
+        f'<p class="meta gate {status}">Load test ({_task_link(gate)}): {escape(numbers)}: {escape(outcome)}'
+        f'{report}</p><div class="plots load-test-plot">{plot}</div>'
+    )
+
+
+def _verdict(value: object) -> str:
+    return f'<span class="verdict-{escape(str(value))}">{_text(value)}</span>'
+
+
+def _number(value: object, digits: int = 3) -> str:
+    return (
+        f"{value:.{digits}g}" if isinstance(value, int | float) and not isinstance(value, bool) else "&ndash;"
+    )
+
+
+def _table(css: str, headers: tuple[str, ...], rows: list[list[str]]) -> str:
+    """Return a table of already escaped cells, or nothing without rows."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{header}</th>" for header in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{css}"><tr>{head}</tr>{body}</table>'
+
+
+def _analysis_section(view: Mapping[str, Any]) -> str:
+    """Return the metric analysis: each step's verdict, the newest report per metric and SLO, and plots."""
+    analysis = view.get("analysis")
+    if not analysis:
+        return ""
+    latest = analysis["latest"]
+    steps = [
+        [_text(step["label"]), _verdict(step["verdict"]), _number(step.get("score")), _text(step["reason"])]
+        for step in analysis["steps"]
+    ]
+    metrics = [
+        [
+            *(_text(item[key]) for key in ("metric", "classification")),
+            *(_number(item[key]) for key in ("ratio", "p_value")),
+            _text(item["reason"]),
+        ]
+        for item in latest["metrics"]
+    ]
+    checks = [
+        [
+            _text(item.get("check")),
+            *(_number(item.get(key)) for key in ("threshold", "observed")),
+            _verdict(item.get("verdict")),
+            _text(item.get("reason")),
+        ]
+        for item in latest["slo"]
+    ]
+    charted = [step for step in analysis["steps"] if step.get("totals")] or [latest]
+    plots = "".join(analysis_charts(charted, latest["slo"]))
+    score = f", score {_number(latest['score'])}" if latest.get("score") is not None else ""
+    against = f" against {_text(latest['baseline'])}" if latest.get("baseline") else ""
+    return (
+        f'<div class="analysis"><p class="meta">Analysis ({_task_link(analysis)}): newest window of '
+        f"{_text(latest['canary'])}{against}: {_verdict(latest['verdict'])}{score}: "
+        f"{_text(latest['reason'])}</p>"
+        + _table("analysis-steps", ("Step", "Verdict", "Score", "Reason"), steps)
+        + _table("analysis-metrics", ("Metric", "Classification", "Ratio", "p-value", "Reason"), metrics)
+        + _table("analysis-slos", ("SLO", "Threshold", "Observed", "Verdict", "Reason"), checks)
+        + f'<div class="plots analysis-plot">{plots}</div></div>'
+    )
+
+
+def _diagnostics_section(view: Mapping[str, Any]) -> str:
+    """Return the failed candidate's conditions and its pods' last log lines (masked by the hook)."""
+    found = view.get("diagnostics")
+    if not found:
+        return ""
+    conditions = "".join(f'<li class="condition">{_text(item["text"])}</li>' for item in found["conditions"])
+    pods = "".join(
+        f'<p class="meta">Pod <code>{_text(pod["pod"])}</code> ({_text(pod["state"])}), container '
+        f"{_text(pod['container'])}: "
+        + (
+            f'<span class="error">{_text(pod["error"])}</span></p>'
+            if pod["error"]
+            else f"last {len(pod['lines'])} log lines</p>"
+            f'<pre class="log">{escape(chr(10).join(pod["lines"])) or "(no output)"}</pre>'
+        )
+        for pod in found["pods"]
+    )
+    note = f'<p class="meta">{_text(found["note"])}, so no logs.</p>' if found["note"] else ""
+    errors = "".join(f'<p class="error">{_text(error)}</p>' for error in found["errors"])
+    return (
+        f'<div class="diagnostics"><p><strong>Why {_text(found["revision"])} failed</strong> '
+        f'(its Knative conditions and last pod log lines)</p><ul class="conditions">{conditions}</ul>'
+        f"{pods}{note}{errors}</div>"
     )
 
 
@@ -160,7 +259,8 @@ def _service_card(view: Mapping[str, Any]) -> str:
         f"<h2>{_text(view['namespace'])}/{_text(view['name'])} "
         f'<span class="phase {escape(view["phase"])}">{_text(view["phase"])}</span></h2>'
         f'<p class="meta">URL {_link(view["url"])} &middot; Ready {ready}{step}</p>'
-        f"{_rollout_line(view)}{_gate_line(view)}{_actions(view)}"
+        f"{_rollout_line(view)}{_diagnostics_section(view)}{_gate_line(view)}{_analysis_section(view)}"
+        f"{_actions(view)}"
         f'<table class="state">{revisions}</table>'
         '<table class="traffic"><tr><th>Revision</th><th>Traffic</th><th></th><th>Tag</th>'
         "<th>Tag URL</th></tr>"

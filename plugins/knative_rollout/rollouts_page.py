@@ -22,6 +22,7 @@ token); a browser without one is sent to the login page.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -31,12 +32,16 @@ from airflow.api_fastapi.core_api.security import get_user, requires_authenticat
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from knative_rollout.diagnostics import secrets_redactor
 from knative_rollout.exceptions import (
     KnativeInputError,
     permanent_input_errors,
 )
 from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.locks import RolloutLock
+from knative_rollout.operators.analysis import ANALYSIS_XCOM_KEY
+from knative_rollout.operators.canary import ROLLOUT_XCOM_KEY
+from knative_rollout.operators.loadtest import XCOM_KEY as LOAD_TEST_XCOM_KEY
 from knative_rollout.resources import (
     check_namespace,
     check_service_name,
@@ -45,6 +50,7 @@ from knative_rollout.resources import (
     revision_info,
     state_from_annotations,
 )
+from knative_rollout.resources.diagnostics import failed_candidate
 from knative_rollout.rollouts_html import ACTION_HEADER, ACTIONS_DAG, render_error, render_page
 
 URL_PREFIX = "/knative-rollout"
@@ -155,44 +161,131 @@ def rollout_view(
     }
 
 
-def gate_view(rollout_id: str | None) -> dict[str, Any] | None:
-    """Return the load-test gate's verdict of a rollout, from its XCom in Airflow's database, if it has one.
+def _rollout_xcoms(rollout_id: str | None, key: str) -> list[tuple[str, Any]]:
+    """Return ``(task_id, value)`` of a rollout's XComs under ``key``, oldest first, from Airflow's database.
 
-    Only a rollout whose id has the default form ``dag_id/run_id/group_id`` can be found; the gate is the
-    group's ``load_test`` task.
+    Only a rollout whose id has the default form ``dag_id/run_id/group_id[/map_index]`` can be found: its
+    tasks are the group's (``group_id.*``), or the single task of that id (the canary rollout). Empty when
+    Airflow's database cannot tell: the page then shows the cluster's state without these extras.
     """
     parts = (rollout_id or "").split("/")
     if len(parts) < 3:
-        return None
+        return []
     dag_id, run_id, group = parts[:3]
-    task_id = f"{group}.load_test"
+    map_index = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else -1
     try:
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
 
         with create_session() as session:
-            query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids=task_id, key="loadtest")
-            row = session.scalars(query).first()
-            summary = XComModel.deserialize_value(row) if row is not None else None
-    # The page shows the cluster's state without this extra when Airflow's database cannot tell it.
+            query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, key=key, map_indexes=map_index)
+            rows = sorted(session.scalars(query).all(), key=lambda row: row.timestamp)
+            return [
+                (str(row.task_id), XComModel.deserialize_value(row))
+                for row in rows
+                if row.task_id == group or str(row.task_id).startswith(f"{group}.")
+            ]
     except Exception:
+        return []
+
+
+def _task_links(rollout_id: str, task_id: str) -> dict[str, str] | None:
+    dag_id, run_id = rollout_id.split("/")[:2]
+    return history_links(f"{dag_id}/{run_id}/{task_id}/1")
+
+
+def gate_view(rollout_id: str | None) -> dict[str, Any] | None:
+    """Return the load-test gate's verdict of a rollout (the group's ``load_test`` task), from its XCom."""
+    found = [
+        (task_id, summary)
+        for task_id, summary in _rollout_xcoms(rollout_id, LOAD_TEST_XCOM_KEY)
+        if task_id.endswith(".load_test") and isinstance(summary, Mapping) and "verdict" in summary
+    ]
+    if not found:
         return None
-    if not isinstance(summary, Mapping) or "verdict" not in summary:
-        return None
+    task_id, summary = found[-1]
     latency = summary.get("latency_ms") or {}
     verdict = summary["verdict"]
     return {
         "task": task_id,
-        "links": history_links(f"{dag_id}/{run_id}/{task_id}/1"),
+        "links": _task_links(str(rollout_id), task_id),
         "requests": summary.get("requests"),
         "completed": summary.get("completed"),
         "achieved_rate": summary.get("achieved_rate"),
         "p50_ms": latency.get("p50"),
         "p99_ms": latency.get("p99"),
+        "latency_ms": dict(latency),
         "error_rate": summary.get("error_rate"),
         "passed": bool(verdict.get("passed")),
         "violations": [str(check.get("message")) for check in verdict.get("failed") or []],
+        "checks": list(verdict.get("checks") or []),
         "report": summary.get("report"),
+    }
+
+
+def _step_label(task_id: str) -> str:
+    leaf = task_id.rsplit(".", 1)[-1]
+    match = re.fullmatch(r"analysis_(\d+)", leaf)
+    return f"{match.group(1)}%" if match else leaf
+
+
+def _analysis_step(label: str, report: Mapping[str, Any]) -> dict[str, Any]:
+    judgement = report.get("judgement") or {}
+    return {
+        "label": label,
+        "verdict": report.get("verdict"),
+        "reason": report.get("reason"),
+        "score": judgement.get("score"),
+        "canary": report.get("canary"),
+        "baseline": report.get("baseline"),
+        "totals": report.get("totals") or {},
+    }
+
+
+def analysis_view(rollout_id: str | None) -> dict[str, Any] | None:
+    """Return a rollout's metric analyses: the verdict of each step and the newest report in full.
+
+    The steps are the group's analysis tasks (one report each), or the canary task's own record of its
+    steps (it keeps only its newest report).
+    """
+    reports = [
+        (task_id, report)
+        for task_id, report in _rollout_xcoms(rollout_id, ANALYSIS_XCOM_KEY)
+        if isinstance(report, Mapping) and "verdict" in report
+    ]
+    if not reports:
+        return None
+    task_id, latest = reports[-1]
+    group = str(rollout_id).split("/")[2]
+    steps = [_analysis_step(_step_label(task), report) for task, report in reports if task != group]
+    if not steps:
+        summaries = [
+            value for _, value in _rollout_xcoms(rollout_id, ROLLOUT_XCOM_KEY) if isinstance(value, Mapping)
+        ]
+        recorded = (summaries[-1].get("steps") if summaries else None) or []
+        steps = [
+            {
+                "label": f"{step.get('percent')}%" + (" bake" if step.get("bake") else ""),
+                "verdict": step.get("verdict"),
+                "reason": step.get("reason"),
+            }
+            for step in recorded
+            if isinstance(step, Mapping)
+        ]
+    judgement = latest.get("judgement") or {}
+    return {
+        "task": task_id,
+        "links": _task_links(str(rollout_id), task_id),
+        "latest": {
+            **_analysis_step("newest window", latest),
+            "window": latest.get("window"),
+            "metrics": [
+                {key: metric.get(key) for key in ("metric", "classification", "ratio", "p_value", "reason")}
+                for metric in judgement.get("metrics") or []
+            ],
+            "slo": list(latest.get("slo") or []),
+        },
+        "steps": steps,
     }
 
 
@@ -270,7 +363,12 @@ def collect_rollouts(hook: KnativeServingHook, namespaces: list[str] | None) -> 
                 revisions, lock = [], None
             view = rollout_view(item, revisions, lock)
             view["load_test"] = gate_view(view["rollout_id"])
-            services.append(view)
+            view["analysis"] = analysis_view(view["rollout_id"])
+            failed = failed_candidate(item)
+            # Read only for a failed candidate: a healthy Service costs no pod or log reads.
+            view["diagnostics"] = hook.revision_diagnostics(failed, namespace).to_dict() if failed else None
+            # Condition messages and history details can quote a container's output, as logs do.
+            services.append(secrets_redactor(revisions)(view))
     return {
         "connection": _describe(hook),
         "namespaces": namespaces,

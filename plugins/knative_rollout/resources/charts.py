@@ -86,25 +86,24 @@ def bar_chart(title: str, bars: Sequence[Bar], *, unit: str = "", limits: Sequen
     return "".join(parts)
 
 
-def latency_chart(summary: Mapping[str, Any]) -> str:
-    """Return the load test's latency by percentile (all requests), bars past an SLO limit in red.
+def latency_chart(
+    latency_ms: Mapping[str, Any], checks: Sequence[Mapping[str, Any]] = (), error_rate: object = None
+) -> str:
+    """Return a load test's latency by percentile (all requests), the bars past an SLO limit in red.
 
-    :param summary: the gate's ``loadtest`` XCom (``latency_ms`` and ``verdict.checks``).
+    :param latency_ms: the gate's ``latency_ms`` (``p50`` ... ``max``).
+    :param checks: its verdict's ``checks``; the latency thresholds are drawn as limits.
+    :param error_rate: shown in the title.
     """
-    latency = summary.get("latency_ms") or {}
-    checks = [
-        check
-        for check in (summary.get("verdict") or {}).get("checks") or []
-        if check.get("metric") in LATENCY_ROWS and check.get("unit") == "ms"
-    ]
-    failed = {check["metric"] for check in checks if not check.get("passed")}
+    limited = [check for check in checks if check.get("metric") in LATENCY_ROWS and check.get("unit") == "ms"]
+    failed = {check["metric"] for check in limited if not check.get("passed")}
     bars = [
-        Bar(name, _float(latency.get(name)), "over" if name in failed else "bar")
+        Bar(name, _float(latency_ms.get(name)), "over" if name in failed else "bar")
         for name in LATENCY_ROWS
-        if name in latency
+        if name in latency_ms
     ]
-    limits = [Limit(str(check.get("threshold")), float(check["limit"])) for check in checks]
-    rate = _float(summary.get("error_rate"))
+    limits = [Limit(str(check.get("threshold")), float(check["limit"])) for check in limited]
+    rate = _float(error_rate)
     errors = f", error rate {rate:.2%}" if rate is not None else ""
     return bar_chart(f"latency by percentile (ms){errors}", bars, unit="ms", limits=limits)
 

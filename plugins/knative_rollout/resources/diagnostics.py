@@ -75,14 +75,23 @@ class RevisionDiagnostics:
             errors=tuple(redact(error) for error in self.errors),
         )
 
+    @property
+    def note(self) -> str:
+        """Return why no log is shown when no pod was found and nothing failed to be read, else ``""``."""
+        if self.pods or self.errors:
+            return ""
+        where = f"{self.namespace}/{self.revision}"
+        return f"no pod of revision {where} exists now (scaled to zero or never started)"
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form the Rollouts page shows."""
+        """Return the JSON form the Rollouts page shows (each condition also as ``text``)."""
         return {
             "revision": self.revision,
             "namespace": self.namespace,
-            "conditions": [vars(item) for item in self.conditions],
+            "conditions": [{**vars(item), "text": str(item)} for item in self.conditions],
             "pods": [{**vars(pod), "lines": list(pod.lines)} for pod in self.pods],
             "errors": list(self.errors),
+            "note": self.note,
         }
 
     def text(self) -> list[str]:
@@ -97,8 +106,8 @@ class RevisionDiagnostics:
             count = f"last {len(pod.lines)} log lines" if pod.lines else "no log output"
             out.append(f"  pod {pod.pod}{state}, container {pod.container}, {count}:")
             out.extend(f"    | {line}" for line in pod.lines)
-        if not self.pods and not self.errors:
-            out.append(f"  no pod of {where} exists now (scaled to zero or never started), so no logs")
+        if self.note:
+            out.append(f"  {self.note}, so no logs")
         out.extend(f"  {error}" for error in self.errors)
         return out
 

@@ -86,12 +86,12 @@ SUMMARY = {
 
 
 def test_latency_chart_marks_the_percentiles_past_their_limit() -> None:
-    svg = latency_chart(SUMMARY)
+    svg = latency_chart(SUMMARY["latency_ms"], SUMMARY["verdict"]["checks"], SUMMARY["error_rate"])
     assert [kind for kind, _ in rects(svg)] == ["over", "bar", "bar", "bar", "bar", "bar"]
     assert re.findall(r"<text[^>]*>(p\d+&lt;=\d+ms)</text>", svg) == ["p50&lt;=100ms", "p99&lt;=400ms"]
     assert "error rate 2.50%" in svg
     # Without a measurement (no request answered) every row says so.
-    empty = latency_chart({"latency_ms": dict.fromkeys(SUMMARY["latency_ms"])})
+    empty = latency_chart(dict.fromkeys(SUMMARY["latency_ms"]))
     assert rects(empty) == [] and empty.count(">no data<") == 6
 
 

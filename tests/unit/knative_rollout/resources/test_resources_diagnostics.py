@@ -228,5 +228,11 @@ def test_redacted_masks_every_message_and_line() -> None:
     assert "abc" not in repr(masked.to_dict()) and "abc" not in "\n".join(masked.text())
     assert masked.pods[0].lines == ("starting", "token *** refused")
     assert masked.to_dict()["conditions"] == [
-        {"type": "Ready", "status": "False", "reason": "ExitCode1", "message": "failed with: token ***"}
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "ExitCode1",
+            "message": "failed with: token ***",
+            "text": "Ready=False (ExitCode1: failed with: token ***)",
+        }
     ]
