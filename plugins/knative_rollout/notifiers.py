@@ -196,11 +196,12 @@ def notifiers_from_config(config: Mapping[str, Any] | None) -> list[BaseNotifier
     if unknown:
         raise ValueError(f"alert config: unknown keys {unknown}; use {', '.join(ALERT_CONFIG_KEYS)}")
     for key, value in config.items():
-        valid = isinstance(value, str) and value.strip()
+        valid = isinstance(value, str) and bool(value.strip())
         if key == "email_to" and isinstance(value, list):
             valid = bool(value) and all(isinstance(item, str) and item.strip() for item in value)
         if not valid:
-            raise ValueError(f"alert config: {key} must be a non-empty string, got {value!r}")
+            kind = "string (email_to: or a list of them)" if key == "email_to" else "string"
+            raise ValueError(f"alert config: {key} must be a non-empty {kind}, got {value!r}")
     if ("email_from" in config or "smtp_conn_id" in config) and "email_to" not in config:
         raise ValueError("alert config: email_from/smtp_conn_id without email_to; say who gets the email")
     notifiers: list[BaseNotifier] = []

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 ANALYSIS_XCOM_KEY = "analysis"
 """Where an analysis step leaves its last report (also when it failed)."""
+TAG_HEADER = "Knative-Serving-Tag"
+"""The request header that routes to a tagged revision on the Service's own host (Knative's
+``tag-header-based-routing`` feature)."""
+AB_ROUTES = ("weight", "header")
 
 
 class AnalysisStep(KnativeBaseOperator):
@@ -89,18 +93,20 @@ class AnalysisStep(KnativeBaseOperator):
         baseline: str | None,
         carry: Mapping[str, Any],
         overrides: Mapping[str, Any] | None = None,
+        load_by_header: bool = False,
     ) -> KnativeAnalysisTrigger:
         """Return the trigger that waits one analysis window from now and judges it.
 
         :param overrides: keys of the mapping to replace for this window, e.g. ``{"compare": False}``
             (SLO checks only, when the stable serves no traffic).
+        :param load_by_header: see :meth:`load_targets`.
         """
         analysis = dict(self.analysis) | dict(overrides or {})
         if overrides:
             config = self.analysis_config(analysis)
         prometheus_url, headers = self.metrics_endpoint(config)
         judged = [canary] + ([baseline] if baseline and config.compare else [])
-        load = self.load_targets(config, judged) if config.load else None
+        load = self.load_targets(config, judged, by_header=load_by_header) if config.load else None
         budget = config.window + config.settle + 4 * config.timeout + 60
         return KnativeAnalysisTrigger(
             name=self.service_name,
@@ -137,10 +143,14 @@ class AnalysisStep(KnativeBaseOperator):
             timeout=timedelta(seconds=trigger.timeout_seconds + 60),
         )
 
-    def load_targets(self, config: AnalysisConfig, revisions: list[str]) -> list[dict[str, Any]]:
+    def load_targets(
+        self, config: AnalysisConfig, revisions: list[str], *, by_header: bool = False
+    ) -> list[dict[str, Any]]:
         """Return where the synthetic load goes: each judged revision's tag URL (through the ingress).
 
-        :raises KnativeInputError: when a revision has no tag URL (no load could reach it alone).
+        :param by_header: send it to the Service's own URL with ``Knative-Serving-Tag: <tag>`` instead,
+            the way the audience of a header-routed A/B test reaches its revision.
+        :raises KnativeInputError: when a revision has no tag (no load could reach it alone).
         """
         from urllib.parse import urlsplit
 
@@ -148,21 +158,25 @@ class AnalysisStep(KnativeBaseOperator):
 
         assert config.load is not None
         load = config.load
-        service = self.hook.get_service(self.service_name, self.namespace)
-        urls = {
-            str(target.get("revisionName")): str(target["url"])
-            for target in (service.get("status") or {}).get("traffic") or []
+        status = self.hook.get_service(self.service_name, self.namespace).get("status") or {}
+        tagged = {
+            str(target.get("revisionName")): (str(target["tag"]), str(target["url"]))
+            for target in status.get("traffic") or []
             if target.get("tag") and target.get("url")
         }
         targets: list[dict[str, Any]] = []
         for revision in revisions:
-            url = urls.get(revision)
-            if url is None:
+            if revision not in tagged or (by_header and not status.get("url")):
                 raise KnativeInputError(
                     f"revision {revision} of Knative Service {self.service_path} has no tag URL, so the "
                     "analysis' synthetic load cannot reach it alone; tag it (the rollout tags the stable "
                     "and the candidate) or remove load"
                 )
+            tag, url = tagged[revision]
+            headers = dict(load.headers)
+            if by_header:
+                url = str(status["url"])
+                headers[TAG_HEADER] = tag
             host = urlsplit(url).hostname or ""
             connect_to = None
             if load.ingress_address:
@@ -183,7 +197,7 @@ class AnalysisStep(KnativeBaseOperator):
                     "connect_to": connect_to,
                     "rate": load.rate,
                     "method": load.method,
-                    "headers": dict(load.headers),
+                    "headers": headers,
                     "bodies": list(load.bodies),
                     "timeout": load.timeout,
                 }
@@ -320,30 +334,45 @@ class KnativeCanaryAnalysisOperator(AnalysisStep):
 
 
 class KnativeABTestOperator(AnalysisStep):
-    """Hold a fixed split between the stable (A) and the candidate (B) for one window; name the winner.
+    """Hold an A/B test between the stable (A) and the candidate (B) for one window; name the winner.
 
-    Sets the traffic to ``split`` percent for B (computed and written as
-    :class:`~knative_rollout.operators.KnativeSetTrafficOperator` does), waits until it is served, waits one
-    analysis window in the triggerer, and compares B with A both ways with the judge (default metrics:
-    p99 latency and error rate, direction ``either``; see :mod:`knative_rollout.analysis.ab`). The split
-    is left in place: what follows (promote, roll back, another test) is the DAG's choice, e.g. a branch
-    on the returned ``winner``. The task fails only when the SLO (if given) is violated or the
-    analysis cannot run; "B is worse" is a result, not an error.
+    With ``route_by="weight"`` it sets the traffic to ``split`` percent for B (computed and written as
+    :class:`~knative_rollout.operators.KnativeSetTrafficOperator` does). With ``route_by="header"`` the
+    Service's route keeps 100% on A and only requests carrying ``Knative-Serving-Tag: <B's tag>`` reach B,
+    so the test is limited to an audience the caller chooses (a client, a team, an internal tool) and
+    nobody else sees B; Knative needs its ``tag-header-based-routing`` feature on, local_knative has it.
+    Synthetic ``load`` then goes to the Service's own URL with each revision's tag header. Either way it
+    waits until the traffic is served, waits one analysis window in the triggerer, and compares B with A
+    both ways with the judge (default metrics: p99 latency and error rate, direction ``either``; see
+    :mod:`knative_rollout.analysis.ab`). The traffic is left in place: what follows (promote, roll back,
+    another test) is the DAG's choice, e.g. a branch on the returned ``winner``. The task fails only when
+    the SLO (if given) is violated or the analysis cannot run; "B is worse" is a result, not an error.
 
     :param analysis: see :class:`AnalysisStep`; ``metrics`` default to the A/B metrics. (templated)
     :param revision: B; default the recorded candidate. (templated)
-    :param split: B's percent of the traffic, 1..99. (templated)
+    :param route_by: ``"weight"`` (a split of everyone's traffic) or ``"header"`` (B only for requests
+        with its tag header). (templated)
+    :param split: B's percent of the traffic, 1..99, with ``route_by="weight"`` (default 50). (templated)
     :return: ``{"winner": "a" | "b" | "no significant difference" | "mixed" | "inconclusive",
-        "winner_revision", "a", "b", "split", "summary", "analysis"}``.
+        "winner_revision", "a", "b", "route_by", "split", "header", "summary", "analysis"}``; ``header``
+        is ``{"Knative-Serving-Tag": tag}`` with ``route_by="header"``, else None.
     """
 
-    template_fields = (*KnativeBaseOperator.template_fields, "analysis", "revision", "split")
+    template_fields = (*KnativeBaseOperator.template_fields, "analysis", "revision", "route_by", "split")
     template_fields_renderers = {"analysis": "json"}
     ui_color = "#e8ccff"
 
-    def __init__(self, *, revision: str | None = None, split: int | str = 50, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        revision: str | None = None,
+        route_by: str = "weight",
+        split: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.revision = revision
+        self.route_by = route_by
         self.split = split
 
     def _overrides(self) -> dict[str, Any]:
@@ -363,13 +392,29 @@ class KnativeABTestOperator(AnalysisStep):
         ]
         return {"compare": True, "metrics": metrics}
 
-    def execute(self, context: Context) -> Any:
-        """Check the input, set the split, and wait until it is served."""
-        self.analysis_config({**self.analysis, **self._overrides()})
+    def _check_route(self) -> tuple[str, int]:
+        """Check ``route_by`` and ``split``; return the route and B's percent of everyone's traffic."""
+        route_by = str(self.route_by).strip().lower()
+        if route_by not in AB_ROUTES:
+            raise KnativeInputError(f"route_by is {self.route_by!r}; use one of {', '.join(AB_ROUTES)}")
+        given = self.split is not None and str(self.split).strip() != ""
+        if route_by == "header":
+            if given:
+                raise KnativeInputError(
+                    f"split is {self.split} but route_by is 'header': B gets only the requests with its "
+                    "tag header and everyone else stays on A; drop split, or use route_by='weight'"
+                )
+            return route_by, 0
         with permanent_input_errors():
-            self.split = check_percent(self.split, "split")
-        if not 1 <= int(self.split) <= 99:
-            raise KnativeInputError(f"split is {self.split}; an A/B test gives B between 1 and 99 percent")
+            split = check_percent(self.split if given else 50, "split")
+        if not 1 <= split <= 99:
+            raise KnativeInputError(f"split is {split}; an A/B test gives B between 1 and 99 percent")
+        return route_by, split
+
+    def execute(self, context: Context) -> Any:
+        """Check the input, route B's traffic, and wait until it is served."""
+        self.analysis_config({**self.analysis, **self._overrides()})
+        route_by, split = self._check_route()
         self.validate_target()
         state = state_from_annotations(self.managed_service()["metadata"].get("annotations"))
         self.check_owner(state)
@@ -381,22 +426,28 @@ class KnativeABTestOperator(AnalysisStep):
             )
         from knative_rollout.operators.rollout import KnativeSetTrafficOperator
 
-        split = int(self.split)
+        # By header B stays in the route at 0%, tagged: its tag is what the audience's header names.
         step = self.step_operator(
             KnativeSetTrafficOperator, revision=b, traffic={"@stable": 100 - split, "@candidate": split}
         )
-        return self.change_traffic(context, step, "split_complete", a=state.stable, b=b)
+        carry = {"a": state.stable, "b": b, "route_by": route_by, "split": split}
+        return self.change_traffic(context, step, "split_complete", **carry)
 
     def split_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Once the split is served, wait one window and compare."""
-        self.check_event(event, f"waiting for service {self.service_name} to serve the A/B split")
+        """Once the traffic is served, wait one window and compare."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve the A/B traffic")
         overrides = self._overrides()
+        carry = {key: event[key] for key in ("a", "b", "route_by", "split")}
+        if event["route_by"] == "header":
+            tags = {t.get("revisionName"): t.get("tag") for t in event.get("traffic") or [] if t.get("tag")}
+            carry["tag"] = tags.get(event["b"])
         trigger = self.analysis_trigger(
             self.analysis_config({**self.analysis, **overrides}),
             canary=str(event["b"]),
             baseline=str(event["a"]),
-            carry={"a": event["a"], "b": event["b"]},
+            carry=carry,
             overrides=overrides,
+            load_by_header=event["route_by"] == "header",
         )
         return self.wait_for_analysis(context, trigger, "execute_complete")
 
@@ -413,7 +464,9 @@ class KnativeABTestOperator(AnalysisStep):
             "winner_revision": {A_WINS: a, B_WINS: b}.get(outcome.winner),
             "a": a,
             "b": b,
-            "split": int(self.split),
+            "route_by": event["route_by"],
+            "split": int(event["split"]),
+            "header": {TAG_HEADER: event["tag"]} if event.get("tag") else None,
             "summary": outcome.describe(a, b),
             "analysis": report,
         }
