@@ -202,3 +202,160 @@ def test_an_anonymous_browser_is_sent_to_the_login_page(api) -> None:
     assert response.status_code == 303
     assert "/login" in response.headers["location"]
     assert quote("/knative-rollout/", safe="") in response.headers["location"]
+
+
+FAILURES_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
+from knative_rollout.task_groups import progressive_rollout
+
+ECHO = "registry.example.com/knative-rollout/echo"
+
+
+def target(name):
+    return dict(service_name=name, namespace="{namespace}", wait_timeout=90)
+
+
+def stable(name):
+    return KnativeDeployRevisionOperator(task_id=name + "_stable", image=ECHO + ":v1", **target(name))
+
+
+with DAG(
+    "{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), default_args={{"retries": 0}}
+) as dag:
+    # Crashes at start. DB_PASSWORD's value is also in its output: Airflow deems the name sensitive.
+    stable("crash") >> progressive_rollout(
+        group_id="crash_rollout", image=ECHO + ":v2", steps=(50,), **target("crash"),
+        env={{"ECHO_FAIL_AT_START": "1", "DB_PASSWORD": "failing at start"}},
+    )
+    # Too slow for the load-test gate.
+    stable("slow") >> progressive_rollout(
+        group_id="slow_rollout", image=ECHO + ":v2", steps=(50,), env={{"ECHO_DELAY_MS": "150"}},
+        load_test=dict(rate=10, duration="2s", timeout="2s", slo="p50<=100ms,p99<=1s"), **target("slow"),
+    )
+    # Too slow for the metric analysis at its first step (the single-task canary, synthetic load).
+    stable("judged") >> KnativeCanaryRolloutOperator(
+        task_id="canary", image=ECHO + ":v2", env={{"ECHO_DELAY_MS": "300"}}, steps=[50], **target("judged"),
+        analysis={{
+            "scrape_urls": ["{metrics_url}"], "window": "4s", "interval": "1s",
+            "slo": {{"max_p99_latency": "200ms", "min_requests": 5}},
+            "load": {{"rate": 20, "path": "/", "ingress_address": "{ingress}"}},
+        }},
+    )
+"""
+
+
+def test_failed_candidates_show_their_conditions_logs_reports_and_plots(
+    api, run_dag, local_knative, kube_namespace, tmp_path, monkeypatch, caplog
+) -> None:
+    import importlib.util
+    import logging
+    import re
+
+    from knative_rollout.diagnostics import log_candidate_diagnostics
+
+    client, login = api
+    extra = {"kube_config_path": str(local_knative.kubeconfig), "ingress_address": local_knative.ingress_url}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps({"conn_type": "kubernetes", "extra": extra})
+    )
+    dag_id = f"failures_{kube_namespace}".replace("-", "_")
+    # run_dag's bundle folder: dag.test() runs only a DAG found in a configured bundle.
+    path = tmp_path / "dags" / f"{dag_id}.py"
+    path.write_text(
+        FAILURES_DAG.format(
+            namespace=kube_namespace,
+            dag_id=dag_id,
+            metrics_url=local_knative.metrics_url,
+            ingress=local_knative.ingress_url,
+        )
+    )
+    spec = importlib.util.spec_from_file_location(dag_id, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = module.dag.test()
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert {
+        task: states[task] for task in ("crash_rollout.deploy_candidate", "slow_rollout.load_test", "canary")
+    } == {
+        "crash_rollout.deploy_candidate": "failed",
+        "slow_rollout.load_test": "failed",
+        "canary": "failed",
+    }, states
+
+    response = client.get(JSON, params={"namespace": kube_namespace}, headers=login)
+    assert response.status_code == 200, response.text
+    views = {view["name"]: view for view in response.json()["services"]}
+
+    # The crashed candidate: its condition message and its log line, with the password's value masked.
+    crash = views["crash"]
+    assert crash["phase"] == "Failed" and crash["diagnostics"]["revision"] == crash["rollout_revision"]
+    ready = crash["diagnostics"]["conditions"][0]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "False", "ExitCode1")
+    assert "echo: *** because ECHO_FAIL_AT_START is set" in ready["message"]
+    [pod] = crash["diagnostics"]["pods"]
+    assert (pod["container"], pod["error"]) == ("user-container", "")
+    assert pod["state"].startswith("Failed, exited with code 1")
+    assert pod["lines"][-1] == "echo: *** because ECHO_FAIL_AT_START is set"
+    assert "failing at start" not in response.text
+
+    # The candidate the load test rejected: the gate's numbers for its plot, its conditions.
+    slow = views["slow"]
+    assert slow["phase"] == "RolledBack" and slow["diagnostics"]["revision"] == slow["rollout_revision"]
+    assert slow["diagnostics"]["conditions"][0]["text"] == "Ready=True"
+    gate = slow["load_test"]
+    assert (gate["task"], gate["passed"]) == ("slow_rollout.load_test", False)
+    assert gate["latency_ms"]["p50"] >= 150
+    assert [check["threshold"] for check in gate["checks"]] == ["p50<=100ms", "p99<=1000ms"]
+
+    # The candidate the analysis rejected: each step's verdict and the newest report per metric.
+    judged = views["judged"]
+    assert judged["phase"] == "RolledBack" and judged["diagnostics"]["revision"] == judged["rollout_revision"]
+    analysis = judged["analysis"]
+    assert analysis["task"] == "canary"
+    assert [(step["label"], step["verdict"]) for step in analysis["steps"]] == [("50%", "fail")]
+    latest = analysis["latest"]
+    assert (latest["verdict"], latest["canary"]) == ("fail", judged["rollout_revision"])
+    assert {check["check"]: check["verdict"] for check in latest["slo"]}["p99_latency"] == "fail"
+    assert latest["totals"][judged["rollout_revision"]]["p99_latency"] >= 0.2
+    assert latest["metrics"], latest
+
+    # The HTML: the diagnostics, the masked log, and both reports with their plots inline.
+    page = client.get(PAGE, params={"namespace": kube_namespace}, headers=login).text
+    cards = dict(re.findall(r'<section class="card" data-service="([^"]+)">(.*?)</section>', page, re.S))
+    assert f"Why {crash['rollout_revision']} failed" in cards["crash"]
+    assert (
+        '<pre class="log">' in cards["crash"]
+        and "echo: *** because ECHO_FAIL_AT_START is set" in cards["crash"]
+    )
+    plot = re.search(r'<div class="plots load-test-plot">(<svg.*?</svg>)</div>', cards["slow"], re.S)
+    assert plot and 'class="over"' in plot.group(1) and "p50&lt;=100ms" in plot.group(1)
+    plots = re.search(r'<div class="plots analysis-plot">(.*?)</div>', cards["judged"], re.S)
+    assert plots and plots.group(1).count("<svg") == 2 and "p99 latency per step" in plots.group(1)
+    assert "<td>50%</td>" in cards["judged"] and 'class="verdict-fail"' in cards["judged"]
+    assert "failing at start" not in page
+
+    # What the outcome task logs for its rollout: the same conditions and log lines.
+    caplog.set_level(logging.INFO, logger="outcome-test")
+    found = log_candidate_diagnostics(
+        KnativeServingHook(), "crash", kube_namespace, crash["rollout_id"], logging.getLogger("outcome-test")
+    )
+    assert found is not None and found.revision == crash["rollout_revision"]
+    logged = [record.getMessage() for record in caplog.records if record.name == "outcome-test"]
+    assert logged[0].startswith(
+        f"Diagnostics of revision {kube_namespace}/{found.revision}: Ready=False (ExitCode1"
+    )
+    assert "    | echo: *** because ECHO_FAIL_AT_START is set" in logged
+    # Another rollout's record is not this one's.
+    assert (
+        log_candidate_diagnostics(
+            KnativeServingHook(),
+            "crash",
+            kube_namespace,
+            "other/run/group",
+            logging.getLogger("outcome-test"),
+        )
+        is None
+    )
