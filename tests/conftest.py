@@ -13,11 +13,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Airflow reads its configuration at import time, so the environment is set before any test imports it.
 # The home is remembered in the environment so that a second import of this module and the subprocesses
-# that tests start share it.
-_AIRFLOW_HOME = Path(
-    os.environ.get("KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="airflow-home-")
-)
-os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+# that tests start share it; the process that made it removes it when the session ends.
+if "KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME" not in os.environ:
+    os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
+    os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME_OWNER"] = str(os.getpid())
+_AIRFLOW_HOME = Path(os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"])
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
@@ -27,6 +27,12 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/
 pytest_plugins = ["local_knative.testing"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_unconfigure() -> None:
+    """Remove the Airflow home this process made (after every fixture's teardown, which may still use it)."""
+    if os.environ.get("KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME_OWNER") == str(os.getpid()):
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def require(condition: bool, reason: str) -> None:
