@@ -139,7 +139,8 @@ def _analysis_section(view: Mapping[str, Any]) -> str:
         ]
         for item in latest["slo"]
     ]
-    charted = [step for step in analysis["steps"] if step.get("totals")] or [latest]
+    # The canary task keeps only its newest report: then that one window is plotted.
+    charted = [step for step in analysis["steps"] if step.get("totals")] or [{**latest, "label": ""}]
     plots = "".join(analysis_charts(charted, latest["slo"]))
     score = f", score {_number(latest['score'])}" if latest.get("score") is not None else ""
     against = f" against {_text(latest['baseline'])}" if latest.get("baseline") else ""

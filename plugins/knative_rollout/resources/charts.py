@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-LABEL_WIDTH = 130
+LABEL_WIDTH = 140
 BAR_WIDTH = 240
 VALUE_WIDTH = 90
 ROW_HEIGHT = 18
@@ -130,7 +130,7 @@ def analysis_charts(steps: Sequence[Mapping[str, Any]], slo: Sequence[Mapping[st
                 if not revision:
                     continue
                 value = _float((step["totals"].get(revision) or {}).get(metric))
-                label = f"{step['label']} {'candidate' if side == 'canary' else 'baseline'}"
+                label = f"{step.get('label') or ''} {'candidate' if side == 'canary' else 'baseline'}".strip()
                 bars.append(Bar(label, None if value is None else value * factor, kind))
         thresholds = [_float(check.get("threshold")) for check in slo if check.get("check") == metric]
         limits = [

@@ -106,3 +106,6 @@ def test_analysis_charts_show_candidate_and_baseline_per_step_with_the_slo() -> 
     assert ">10% candidate<" in latency and ">300 ms<" in latency and ">SLO 200 ms<" in latency
     assert [kind for kind, _ in rects(errors)] == ["bar"] and ">no data<" in errors
     assert analysis_charts([{"label": "10%", "canary": "c", "totals": {}}]) == []
+    # A step without a label (the canary's single newest window) is just candidate and baseline.
+    [unlabelled, _] = analysis_charts([{"label": "", "canary": "c", "baseline": "b", "totals": totals}])
+    assert ">candidate<" in unlabelled and ">baseline<" in unlabelled
