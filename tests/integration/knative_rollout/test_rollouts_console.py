@@ -209,6 +209,10 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     # The rollout's load-test gate, read from its XCom: what it measured and its verdict.
     gate = card.locator("p.gate").inner_text()
     assert "Load test (rollout.load_test)" in gate and "SLO passed" in gate, gate
+    # Its latency plot, an inline SVG drawn from the same XCom, is rendered with a bar per percentile.
+    plot = card.locator(".load-test-plot svg.chart")
+    assert plot.is_visible() and plot.bounding_box()["width"] > 100, plot.bounding_box()
+    assert plot.locator("rect").count() == 6
     page.screenshot(path=str(shots / "4-promoted.png"), full_page=True)
 
     # The history names who wrote each entry and links to that DAG run in the Airflow UI.
