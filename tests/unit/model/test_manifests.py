@@ -84,6 +84,7 @@ REQUIRED = (
         for verb in ("get", "list")
     ]
     + [("", "events", "create")]
+    + [("", "pods", "list"), ("", "pods/log", "get")]
 )
 FORBIDDEN = [
     ("serving.knative.dev", "revisions", "create"),
