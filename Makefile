@@ -42,6 +42,7 @@ bench: install
 	$(PYTHON) benchmarks/local_knative_api.py
 	$(PYTHON) benchmarks/ingress.py
 	$(PYTHON) benchmarks/loadgen/run.py
+	$(PYTHON) benchmarks/canary_judge/run.py
 
 # One DAG run rolls out to 10, 50 and 100 Services on the Celery topology (PostgreSQL, Redis, two
 # workers) against local_knative; about 15 minutes on 2 cores. `make test` runs a 5-Service sample.
