@@ -44,7 +44,7 @@ def secrets_redactor(revisions: Iterable[Mapping[str, Any] | None]) -> Callable[
                 core_mask_secret(str(item["value"]), str(item.get("name")))
 
     def masked(value: T) -> T:
-        return core_redact(redact(value, max_depth=REDACT_DEPTH), max_depth=REDACT_DEPTH)  # type: ignore[no-any-return]
+        return core_redact(redact(value, max_depth=REDACT_DEPTH), max_depth=REDACT_DEPTH)  # type: ignore[return-value]
 
     return masked
 
