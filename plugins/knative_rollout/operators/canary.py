@@ -16,12 +16,21 @@ The task resumes from the Service, not from memory: a retry reads the rollout re
 candidate at its step and carries on measuring there (a promotion or rollback it already made is not
 redone). The resumed methods get only the trigger's event, so what the loop needs (revision, step,
 inconclusive count, the steps' verdicts) travels in the triggers' ``carry``.
+
+With ``baseline=True`` every compared step judges the candidate against a fresh copy of the stable
+instead of the warm stable itself (how it is made, weighted and removed, and why that way, is in
+:mod:`knative_rollout.resources.baselines`). Before the first analysis the task sets the template to it,
+waits until it is Ready, sets the template back to the candidate and gives it the canary's weight;
+every shift keeps it beside the canary. It is in the rollout record, so a resumed task finds it and
+routes it again rather than making another. When the rollout ends it leaves the traffic with the
+promotion or the rollback (or by a shift before a stop for approval), and only then is it deleted.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -29,6 +38,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
     KnativeInputError,
+    KnativeNotFoundError,
     KnativeRolloutConflictError,
     permanent_input_errors,
 )
@@ -55,12 +65,25 @@ from knative_rollout.policy import (
     StepCheck,
     Verdict,
 )
-from knative_rollout.resources import parse_int, state_from_annotations
+from knative_rollout.resources import (
+    BASELINE_TAG,
+    baseline_percent,
+    baseline_template,
+    canary_split,
+    parse_bool,
+    parse_int,
+    pinned_traffic,
+    render_template,
+    split_of,
+    state_from_annotations,
+)
+from knative_rollout.triggers import KnativeRevisionReadyTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from knative_rollout.locks import LockResult
+    from knative_rollout.policy import RolloutState
 
 ROLLOUT_XCOM_KEY = "rollout"
 """Where the task leaves the rollout's summary (also when it rolled back)."""
@@ -82,6 +105,9 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
     :param analysis: what each step measures and how it is judged (see
         :mod:`knative_rollout.analysis.config`). (templated)
     :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
+    :param baseline: judge the candidate against a fresh revision of the stable's spec, tagged
+        ``baseline`` and given the canary's weight (at most what the stable has left), instead of against
+        the warm stable; deleted when the rollout ends. Needs ``compare`` on in ``analysis``. (templated)
     :param bake: seconds to keep checking the ``slo`` after the promotion, in analysis windows; a
         failure undoes the promotion (back to the previous stable). 0: no bake. (templated)
     :param notifiers: ``BaseNotifier`` instances called on rollback, failed analysis and promotion
@@ -94,7 +120,8 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         instead of succeeding with ``unchanged``.
     :param rollout_id: the rollout's identity; default ``dag_id/run_id/task_id``. (templated)
     :return: ``{"revision", "stable_revision", "previous_stable_revision", "promoted", "unchanged",
-        "steps": [{"percent", "verdict", "reason", "score"}], "url"}``; a rollback fails the task
+        "steps": [{"percent", "verdict", "reason", "score", "baseline"}], "url"}`` (a step's ``baseline``
+        is the revision it was judged against); a rollback fails the task
         (after traffic is back on the stable), so a rejected candidate is a failed run.
     """
 
@@ -105,6 +132,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         "lock_timeout",
         "analysis",
         "max_inconclusive",
+        "baseline",
         "bake",
     )
     template_fields_renderers = {
@@ -119,6 +147,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         steps: Sequence[int] | str = (10, 25, 50, 100),
         analysis: Mapping[str, Any],
         max_inconclusive: int | str = 1,
+        baseline: bool | str = False,
         bake: float | str = 0,
         notifiers: Sequence[Callable[[Any], Any]] = (),
         promote: bool = True,
@@ -138,6 +167,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         super().__init__(analysis=analysis, rollout_id=rollout_id, create_service=False, **kwargs)
         self.steps = steps
         self.max_inconclusive = max_inconclusive
+        self.baseline = baseline
         self.bake = bake
         self.notifiers = tuple(notifiers)
         self.promote = promote
@@ -155,6 +185,17 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         with permanent_input_errors():
             self.max_inconclusive = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
         self.plan()
+        if self._baseline_on():
+            if not config.compare:
+                raise KnativeInputError(
+                    "baseline=True needs compare on in analysis: the baseline is what the candidate is "
+                    "compared with. Remove baseline, or compare"
+                )
+            if self.tag == BASELINE_TAG:
+                raise KnativeInputError(
+                    f"tag {BASELINE_TAG!r} is the baseline revision's; give the candidate another tag "
+                    "(default 'candidate')"
+                )
         self.bake = self._bake_seconds()
         if self.bake and config.slo is None:
             raise KnativeInputError(
@@ -177,6 +218,11 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             return parse_seconds(self.bake, "bake")
         except ValueError as error:
             raise KnativeInputError(str(error)) from None
+
+    def _baseline_on(self) -> bool:
+        # Parsed wherever it is read: a resumed task has only the rendered text.
+        with permanent_input_errors():
+            return parse_bool(self.baseline, "baseline")
 
     def plan(self) -> RolloutPlan:
         """Return the rollout plan (steps and how many inconclusive analyses are measured again)."""
@@ -201,6 +247,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 self.log.info("This rollout promoted %s already (a retry): nothing left to do", state.stable)
                 return self._finish(context, str(state.stable), [], (service.get("status") or {}).get("url"))
             if state.phase is RolloutPhase.ROLLED_BACK:
+                self._drop_baseline(context)
                 self.lock.release(str(self.rollout_id))
                 raise KnativeAnalysisFailedError(
                     f"this rollout ({self.rollout_id}) rolled {state.rollout_revision} back already; "
@@ -210,6 +257,9 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 # A retry: carry on at the step the Service records, not back at the first one.
                 self.log.info("Resuming the rollout of %s at %s%%", state.candidate, state.step)
                 self.traffic_percent = state.step
+        if service is not None and state.baseline and state.rollout_id != self.rollout_id:
+            # An earlier rollout's, left behind (its task died; the lock taken over rolled it back).
+            self._drop_baseline(context, leftover=True)
         try:
             deployed = KnativeDeployRevisionOperator.execute(self, context)
         except AirflowSkipException:
@@ -251,15 +301,20 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 context, revision, percent, inconclusive, steps, Verdict.PASS, NOTHING_TO_CHECK, {}
             )
         overrides = {"compare": False} if check is StepCheck.SLO and config.compare else {}
+        against = state.stable
+        if check is StepCheck.COMPARE and self._baseline_on():
+            if not self._baseline_served(state, percent):
+                return self._deploy_baseline(context, state, revision, percent, steps)
+            against = state.baseline
         carry = {"revision": revision, "percent": percent, "inconclusive": inconclusive, "steps": steps}
         trigger = self.analysis_trigger(
-            config, canary=revision, baseline=state.stable, carry=carry, overrides=overrides
+            config, canary=revision, baseline=against, carry=carry, overrides=overrides
         )
         self.log.info(
             "Analysing %s at %s%% against %s",
             revision,
             percent,
-            "the slo" if overrides else state.stable,
+            "the slo" if overrides else against,
         )
         return self.wait_for_analysis(context, trigger, "analysis_complete")
 
@@ -289,10 +344,8 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         report: Mapping[str, Any],
     ) -> Any:
         score = (report.get("judgement") or {}).get("score")
-        steps = [
-            *steps,
-            {"percent": percent, "verdict": verdict.value, "reason": reason[:400], "score": score},
-        ]
+        step = {"percent": percent, "verdict": verdict.value, "reason": reason[:400], "score": score}
+        steps = [*steps, {**step, "baseline": report.get("baseline")}]
         if verdict is Verdict.FAIL:
             self._alert(context, ANALYSIS_FAILED, revision, reason, report)
         action = self.plan().next_action(percent, verdict, inconclusive)
@@ -323,9 +376,20 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         percent: int,
         steps: list[dict[str, Any]],
         report: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """End here with the candidate at its last step and the lock held: a person decides the promotion."""
+    ) -> Any:
+        """End here with the candidate at its last step and the lock held: a person decides the promotion.
+
+        A baseline first leaves the traffic (its share back to the stable) and is deleted: it judged the
+        steps, and the approval only needs their reports.
+        """
         self.hold_lock()
+        if self._in_traffic(self.recorded_state().baseline):
+            step = self.step_operator(
+                KnativeSetTrafficOperator, revision=revision, traffic=canary_split(percent, None)
+            )
+            carry = {"revision": revision, "percent": percent, "steps": steps, "report": dict(report)}
+            return self.change_traffic(context, step, "approval_ready", **carry)
+        self._drop_baseline(context)
         state = self.recorded_state()
         summary = {
             "revision": revision,
@@ -342,8 +406,15 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         self._alert(context, APPROVAL_REQUESTED, revision, reason, report)
         return summary
 
+    def approval_ready(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the baseline serves nothing, delete it and stop for the approval."""
+        self.check_event(event, f"waiting for service {self.service_name} to serve without the baseline")
+        revision, percent, steps = str(event["revision"]), int(event["percent"]), list(event["steps"])
+        return self._await_approval(context, revision, percent, steps, dict(event["report"]))
+
     def _shift(self, context: Context, revision: str, percent: int, steps: list[dict[str, Any]]) -> Any:
-        traffic = {"@stable": 100 - percent, "@candidate": percent}
+        baseline = self.recorded_state().baseline if self._baseline_on() else None
+        traffic = canary_split(percent, baseline)
         step = self.step_operator(KnativeSetTrafficOperator, revision=revision, traffic=traffic)
         return self.change_traffic(
             context, step, "shift_complete", revision=revision, percent=percent, steps=steps
@@ -354,11 +425,131 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         self.check_event(event, f"waiting for service {self.service_name} to serve the new traffic")
         return self._analyse(context, str(event["revision"]), int(event["percent"]), 0, list(event["steps"]))
 
+    # The baseline: deployed before the first compared step, routed with every shift, deleted at the end.
+
+    def _baseline_served(self, state: RolloutState, percent: int) -> bool:
+        """Return whether the recorded baseline serves its share at ``percent`` and is not the template."""
+        if not state.baseline:
+            return False
+        service = self.hook.get_service(self.service_name, self.namespace)
+        template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
+        share = baseline_percent(percent)
+        wanted = split_of(service["spec"].get("traffic") or []).get(state.baseline)
+        served = split_of((service.get("status") or {}).get("traffic") or []).get(state.baseline)
+        return template != state.baseline and wanted == served == share
+
+    def _deploy_baseline(
+        self,
+        context: Context,
+        state: RolloutState,
+        revision: str,
+        percent: int,
+        steps: list[dict[str, Any]],
+    ) -> Any:
+        """Set the template to the stable's spec under the baseline's name (once); wait until it is Ready."""
+        stable = self.hook.find_revision(str(state.stable), self.namespace)
+        if stable is None:
+            raise KnativeNotFoundError(
+                f"the stable revision {state.stable} of Knative Service {self.service_path} does not exist, "
+                f"so no baseline of it can be deployed; {revision} still has {percent}%. Roll back to a "
+                "revision that exists (KnativeRollbackOperator(revision=...)), or run without baseline"
+            )
+        template = baseline_template(self.service_name, stable, str(self.rollout_id))
+        name = template["metadata"]["name"]
+
+        def deploy(
+            service: dict[str, Any], recorded: RolloutState
+        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+            spec = {**service["spec"], "template": template, "traffic": pinned_traffic(service)}
+            detail = f"deploying baseline {name}: {recorded.stable}'s spec again, to judge {revision} against"
+            return spec, replace(recorded, baseline=name), "BaselineDeploying", detail
+
+        if state.baseline != name or self.hook.find_revision(name, self.namespace) is None:
+            self.rewrite(context, deploy)
+        trigger = KnativeRevisionReadyTrigger(
+            name=name,
+            namespace=self.namespace,
+            timeout_seconds=self.wait_timeout,
+            hook_params=self.trigger_hook_params(),
+            carry={"revision": revision, "percent": percent, "steps": steps},
+            renew_lock=self.lock_renewal(),
+        )
+        return self.wait(context, trigger, "baseline_ready")
+
+    def baseline_ready(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the baseline is Ready, set the template back to the candidate and route the baseline."""
+        revision, percent, steps = str(event["revision"]), int(event["percent"]), list(event["steps"])
+        name = event.get("name")
+        if event.get("status") == "failed":
+            self._restore_template(context, "BaselineFailed", f"baseline {name}: {event.get('message')}")
+            return self._rollback(
+                context, revision, f"the baseline could not start: {event.get('message')}", steps
+            )
+        self.check_event(event, f"waiting for the baseline revision {name}")
+        self._restore_template(context, "BaselineReady", f"baseline {name} is Ready")
+        return self._shift(context, revision, percent, steps)
+
+    def _restore_template(self, context: Context, action: str, detail: str) -> None:
+        """Set the template back to the candidate's if it names the baseline (Knative reuses the revision)."""
+        candidate = render_template(self.service_name, self.revision_spec())
+
+        def restore(
+            service: dict[str, Any], state: RolloutState
+        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+            template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
+            if not state.baseline or template != state.baseline:
+                return None
+            spec = {**service["spec"], "template": candidate}
+            return spec, state, action, f"{detail}; template back to {candidate['metadata']['name']}"
+
+        self.rewrite(context, restore)
+
+    def _in_traffic(self, revision: str | None, service: Mapping[str, Any] | None = None) -> bool:
+        """Return whether the Service routes to ``revision`` (in its spec, or still in its status)."""
+        if not revision:
+            return False
+        service = service or self.hook.get_service(self.service_name, self.namespace)
+        targets = [
+            *(service["spec"].get("traffic") or []),
+            *((service.get("status") or {}).get("traffic") or []),
+        ]
+        return revision in split_of(targets)
+
+    def _drop_baseline(self, context: Context, *, leftover: bool = False) -> None:
+        """Delete the recorded baseline once nothing routes to it and the template names another; forget it.
+
+        :param leftover: the baseline of an earlier rollout, whose record this rollout now replaces.
+        """
+        service = self.hook.get_service(self.service_name, self.namespace)
+        state = state_from_annotations(service["metadata"].get("annotations"))
+        baseline = state.baseline
+        if baseline is None:
+            return
+        if not leftover:
+            self.check_owner(state)
+        template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
+        if template == baseline or self._in_traffic(baseline, service):
+            # Never deleted while it serves; and Knative would create the template's revision again.
+            self.log.warning("Baseline %s still serves or is the template: not deleted", baseline)
+            return
+        if self.hook.delete_revision(baseline, self.namespace):
+            self.log.info("Deleted the baseline revision %s", baseline)
+
+        def forget(
+            service: dict[str, Any], recorded: RolloutState
+        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
+            if recorded.baseline != baseline:
+                return None
+            return service["spec"], replace(recorded, baseline=None), "BaselineDeleted", f"deleted {baseline}"
+
+        self.rewrite(context, forget, starts_rollout=leftover)
+
     # The end: promote (and bake) or roll back.
 
     def promote_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the promotion is served, bake it or finish."""
         self.check_event(event, f"waiting for service {self.service_name} to serve the promoted revision")
+        self._drop_baseline(context)
         revision, steps = str(event["revision"]), list(event["steps"])
         bake = self._bake_seconds()
         baking = f"; baking for {bake:g}s" if bake else ""
@@ -403,6 +594,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
     def _finish(
         self, context: Context, revision: str, steps: list[dict[str, Any]], url: str | None
     ) -> dict[str, Any]:
+        self._drop_baseline(context)
         state = self.recorded_state()
         self.lock.release(str(self.rollout_id))
         summary = {
@@ -429,6 +621,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         """Once the stable serves everything again, release the lock, alert, and fail the task."""
         self.check_event(event, f"waiting for service {self.service_name} to serve the rollback")
         revision, reason = str(event["revision"]), str(event["reason"])
+        self._drop_baseline(context)
         state = self.recorded_state()
         self.lock.release(str(self.rollout_id))
         summary = {
