@@ -14,7 +14,7 @@
   a rejection skips it.
 * ``rollback``: runs whatever happened (``all_done``) and undoes what this rollout left, which after a
   promotion is nothing (it never undoes a promotion); so a rejection or a timeout puts all traffic back on
-  the stable revision.
+  the stable revision, and tells the notifiers ``rolled_back``.
 * ``outcome``: the group's only leaf, as in ``progressive_rollout``: it releases the lock and fails the
   run unless the candidate was promoted or there was nothing to roll out.
 
@@ -27,16 +27,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, chain
 
+from knative_rollout.notifiers import ROLLED_BACK, rollout_alert
 from knative_rollout.operators import (
     KnativeCanaryRolloutOperator,
     KnativePromoteOperator,
     KnativeRollbackOperator,
 )
 from knative_rollout.operators.base import CONNECTION_FIELDS
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 APPROVAL_BODY = """\
 Candidate **{{ r.revision }}** of Knative Service `{{ params_service }}` passed every analysis and serves \
@@ -50,6 +54,46 @@ Candidate **{{ r.revision }}** of Knative Service `{{ params_service }}` passed 
 {% endfor %}
 Last analysis: `{{ r.analysis.totals | tojson }}`
 """
+
+
+class _RollbackAlert:
+    """The rollback task's success callback: alert ``rolled_back`` when it undid a candidate left waiting.
+
+    That is, when the canary task succeeded (its candidate waited for the approval) and the rollback still
+    had something to undo: the approval rejected it (a person, or the timeout, which answers Reject), or
+    the promotion failed. A rollback after a failed canary step was alerted by the canary task itself.
+    Airflow pushes no XCom for a rejection (its skip path), so only an approval is seen, not who rejected.
+    """
+
+    def __init__(
+        self, notifiers: Sequence[Any], *, canary: str, approve: str, response_timeout: timedelta
+    ) -> None:
+        self.notifiers = tuple(notifiers)
+        self.canary = canary
+        self.approve = approve
+        self.response_timeout = response_timeout
+
+    def __call__(self, context: Context) -> None:
+        ti = context["ti"]
+        waited = ti.xcom_pull(task_ids=self.canary)
+        if not waited or not (ti.xcom_pull(task_ids=ti.task_id) or {}).get("rolled_back"):
+            return
+        if ti.xcom_pull(task_ids=self.approve):
+            why = "approved, but the promotion did not complete"
+        else:
+            why = f"not approved: rejected, or no answer within {self.response_timeout}"
+        rollback: Any = context["task"]
+        rollout_alert(
+            self.notifiers,
+            context,
+            rollback.hook,
+            event=ROLLED_BACK,
+            service=rollback.service_name,
+            namespace=rollback.namespace,
+            rollout_id=rollback.rollout_id,
+            revision=str(waited.get("revision")),
+            reason=f"{why}; all traffic back to the stable revision",
+        )
 
 
 def canary_rollout_with_approval(
@@ -82,7 +126,8 @@ def canary_rollout_with_approval(
     :param rollout_id: the rollout's identity; default ``dag_id/run_id/group_id``.
     :param lock_duration: seconds the lock lasts unrenewed; default the response timeout plus 10 minutes.
     :param notifiers: notifiers of the canary task (``approval_requested``, ``analysis_failed``,
-        ``rolled_back``; ``promoted`` is the promote task's to announce, e.g. with ``on_success_callback``).
+        ``rolled_back``) and of the rollback after a rejection or a timeout (``rolled_back``); ``promoted``
+        is the promote task's to announce, e.g. with ``on_success_callback``.
     :param approval_kwargs: more ``ApprovalOperator`` arguments (``assigned_users``, ``notifiers``...).
     :param canary_kwargs: more :class:`~knative_rollout.operators.KnativeCanaryRolloutOperator` arguments
         (``env``, ``resources``, ``max_inconclusive``, the connection...); the connection goes to every task.
@@ -143,8 +188,15 @@ def canary_rollout_with_approval(
             revision="{{ " + result + "['revision'] }}",
         )
         chain(canary, approve, promote)
+        alert = _RollbackAlert(
+            notifiers, canary=canary.task_id, approve=approve.task_id, response_timeout=response_timeout
+        )
         rollback = KnativeRollbackOperator(
-            task_id="rollback", **rollout, **connection, trigger_rule=TriggerRule.ALL_DONE
+            task_id="rollback",
+            **rollout,
+            **connection,
+            trigger_rule=TriggerRule.ALL_DONE,
+            on_success_callback=alert if notifiers else None,
         )
         outcome = KnativeRolloutOutcomeOperator(
             task_id="outcome",

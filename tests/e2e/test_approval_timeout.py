@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -16,10 +21,41 @@ pytestmark = pytest.mark.e2e
 
 # deploy + one 6 s window + the 20 s response timeout + the scheduler's sweep (every 15 s) + the rollback
 RUN_TIMEOUT = 150.0
+ALERTS_VARIABLE = "e2e_approval_timeout_alerts"
+
+
+@pytest.fixture
+def alerts(airflow_stack: AirflowStack) -> Iterator[list[dict[str, Any]]]:
+    """An HTTP endpoint keeping the alerts posted to it, configured as the DAG's alerts Variable."""
+    posted: list[dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    value = json.dumps({"webhook_url": url})
+    airflow_stack.api("POST", "/api/v2/variables", {"key": ALERTS_VARIABLE, "value": value})
+    try:
+        yield posted
+    finally:
+        airflow_stack.api("DELETE", f"/api/v2/variables/{ALERTS_VARIABLE}")
+        server.shutdown()
 
 
 def test_unanswered_approval_times_out_and_rolls_back(
-    airflow_stack: AirflowStack, local_knative: LocalKnative, kube_namespace: str, kubeconfig_path: Path
+    airflow_stack: AirflowStack,
+    alerts: list[dict[str, Any]],
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    kubeconfig_path: Path,
 ) -> None:
     conf = {"namespace": kube_namespace, "metrics_url": local_knative.metrics_url}
     run_id = airflow_stack.trigger("e2e_approval_timeout", conf)
@@ -49,3 +85,7 @@ def test_unanswered_approval_times_out_and_rolls_back(
     leases = client.CoordinationV1Api(config.new_client_from_config(config_file=str(kubeconfig_path)))
     holders = [lease.spec.holder_identity for lease in leases.list_namespaced_lease(kube_namespace).items]
     assert not any(holders), f"the lock is released: {holders}"
+    # Alerts from the workers, configured by the Variable: asked, then rolled back by nobody's answer.
+    assert [alert["event"] for alert in alerts] == ["approval_requested", "rolled_back"], alerts
+    assert alerts[1]["task_id"] == "rollout.rollback" and alerts[1]["revision"] == state.rollout_revision
+    assert alerts[1]["reason"].startswith("not approved: rejected, or no answer within 0:00:20"), alerts

@@ -161,4 +161,6 @@ def test_approval_waits_then_promotes_or_rolls_back(
         assert states["rollout.promote"] == "skipped" and states["rollout.rollback"] == "success"
         assert served == [(state.stable, 100, "stable")] and state.phase.value == "RolledBack"
         assert state.stable != state.rollout_revision, "the rejected candidate serves nothing"
-        assert hook.events() == ["approval_requested"]
+        assert hook.events() == ["approval_requested", "rolled_back"]
+        assert hook.posted[1]["task_id"] == "rollout.rollback"
+        assert hook.posted[1]["reason"].startswith("not approved: rejected, or no answer"), hook.posted[1]
