@@ -3,8 +3,9 @@
 The candidate is judged against a new revision of the stable's spec (tagged ``baseline``, the canary's
 weight) under real load through the ingress; whatever the outcome, the baseline leaves the traffic and
 is deleted, and production ends at 100% on one revision. The resumed run is the cheap variant: the
-operator is called as a worker would call it, the first run is dropped at its first deferral (as if the
-worker died), and a second one of the same rollout drives every deferral's real trigger to the end.
+operator is called as a worker would call it, the first run is dropped at its first analysis (as if the
+worker died), and a second one of the same rollout drives every deferral's real trigger to its stop for
+approval (the baseline deleted first), which a separate promote then ends.
 """
 
 from __future__ import annotations
@@ -124,12 +125,17 @@ def drive(operator: Any, context: dict[str, Any], stop_at: str | None = None) ->
             step = functools.partial(getattr(operator, deferred.method_name), context, event)
 
 
-def test_a_resumed_rollout_finds_its_baseline_instead_of_making_another(
+def test_a_resumed_rollout_finds_its_baseline_and_deletes_it_before_stopping_for_approval(
     cluster: Any, local_knative: LocalKnative, kube_namespace: str
 ) -> None:
-    from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
+    from knative_rollout.operators import (
+        KnativeCanaryRolloutOperator,
+        KnativeDeployRevisionOperator,
+        KnativePromoteOperator,
+    )
 
     target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 90}
+    rollout = {"rollout_id": "baseline-test/one-rollout", **target}
     stable = KnativeDeployRevisionOperator(
         task_id="deploy_stable", image=f"{ECHO}:v1", deferrable=False, **target
     ).execute(task_context("deploy_stable"))["revision"]
@@ -141,8 +147,8 @@ def test_a_resumed_rollout_finds_its_baseline_instead_of_making_another(
             steps=[25],
             analysis=judge_only(local_knative.metrics_url),
             baseline=True,
-            rollout_id="baseline-test/one-rollout",
-            **target,
+            promote=False,
+            **rollout,
         )
 
     context = task_context("canary")
@@ -152,9 +158,22 @@ def test_a_resumed_rollout_finds_its_baseline_instead_of_making_another(
         assert (killed.phase.value, killed.step) == ("Canary", 25), "left mid-rollout"
         assert killed.baseline and (killed.baseline, 25, "baseline") in served, served
         summary = drive(canary(), context)  # the same rollout, run again
-    assert summary["promoted"] is True and summary["previous_stable_revision"] == stable, summary
+    assert summary["awaiting_promotion"] is True, summary
     assert summary["steps"][0]["baseline"] == killed.baseline, "judged against the baseline it found"
-    state, _ = service_state(cluster, kube_namespace)
+    candidate = summary["revision"]
+    state, served = service_state(cluster, kube_namespace)
+    assert sorted(served) == sorted([(stable, 75, "stable"), (candidate, 25, "candidate")])
     assert baseline_of(state) == killed.baseline, "no second baseline was made"
     assert_gone(cluster, kube_namespace, killed.baseline)
+    assert lease_holder(cluster, kube_namespace) == rollout["rollout_id"], "held for the approval"
+
+    # What the approval's promote task then does, with no baseline left to mistake for anything.
+    KnativePromoteOperator(task_id="promote", revision=candidate, deferrable=False, **rollout).execute(
+        task_context("promote")
+    )
+    state, served = service_state(cluster, kube_namespace)
+    assert served == [(candidate, 100, "stable")] and (state.stable, state.previous_stable) == (
+        candidate,
+        stable,
+    )
     assert lease_holder(cluster, kube_namespace) is None
