@@ -380,21 +380,38 @@ with DAG(
         return plan
 
     # Short circuits rather than a branch: a short circuit skips everything after it whatever the trigger
-    # rules, so the outcome tasks (trigger rule all_done) of the paths not taken do not run.
+    # rules, so the outcome tasks (trigger rule all_done) of the paths not taken do not run. The groups'
+    # own run whatever happened (all_done) for the same reason: after a failed check_params they skip
+    # their group instead of leaving its rollback and outcome to run; the run still fails, by the leaf
+    # rollback_now (upstream_failed). Their result is the plan the group reads, so no task in a group
+    # hangs on check_params directly (it would be upstream_failed before the short circuit could skip it).
     @task.short_circuit
-    def takes(paths: list[str], plan: dict[str, Any]) -> bool:
-        """Go on only when this run's plan takes one of ``paths``."""
-        return plan["path"] in paths
+    def takes(paths: list[str], after_bootstrap: bool = False, **context: Any) -> dict[str, Any] | bool:
+        """Return this run's plan (check_params' result) when it takes one of ``paths``, else False."""
+        ti = context["ti"]
+        plan = ti.xcom_pull(task_ids="check_params")
+        if plan is None or plan["path"] not in paths:
+            return False
+        if after_bootstrap and ti.xcom_pull(task_ids="bootstrap") is None:
+            raise AirflowFailException("bootstrap did not succeed (its log says why); nothing was rolled out")
+        return dict(plan)
 
     plan = check_params()
     chain(
-        takes.override(task_id="rollback_path")(["rollback"], plan),
+        plan,
+        takes.override(task_id="rollback_path")(["rollback"]),
         KnativeRollbackOperator(task_id="rollback_now", **TARGET, undo_promotion="{{ params.rollback_now }}"),
     )
     bootstrap = KnativeDeployRevisionOperator(
         task_id="bootstrap", **TARGET, **CANDIDATE, only_if_missing=True
     )
-    chain(takes.override(task_id="deploy_path")(list(PATHS), plan), bootstrap)
+    chain(plan, takes.override(task_id="deploy_path")(list(PATHS)), bootstrap)
+
+    def path_to(path: str) -> Any:
+        """Return the short circuit into ``path``'s group, after the bootstrap."""
+        taken = takes.override(task_id=f"{path}_path", trigger_rule=TriggerRule.ALL_DONE)([path], True)
+        bootstrap >> taken
+        return taken
 
     def locked_candidate(group_id: str) -> tuple[dict[str, Any], list[Any], str]:
         """Return the rollout's identity, its lock and 0% candidate tasks, and the candidate's template."""
@@ -425,6 +442,7 @@ with DAG(
         chain(*steps)
         steps >> rollback >> outcome
 
+    rollout_plan = path_to("rollout")
     with TaskGroup(group_id="rollout") as canary_path:
         rollout, steps, revision = locked_candidate("rollout")
         steps.append(
@@ -444,7 +462,11 @@ with DAG(
         )
         steps.append(
             KnativeCanaryRolloutOperator(
-                task_id="canary", **rollout, **CANDIDATE, steps=plan["steps"], analysis=plan["analysis"]
+                task_id="canary",
+                **rollout,
+                **CANDIDATE,
+                steps=rollout_plan["steps"],
+                analysis=rollout_plan["analysis"],
             )
         )
         ending(rollout, steps)
@@ -453,17 +475,19 @@ with DAG(
         """Give the approval this run's timeout (the operator takes a fixed one when the DAG is parsed)."""
         context["task"].response_timeout = timedelta(seconds=int(context["params"]["approval_timeout"]))
 
+    approval_plan = path_to("approval")
     approval_path = canary_rollout_with_approval(
         group_id="approval",
         **TARGET,
         **CANDIDATE,
-        steps=plan["approval_steps"],
-        analysis=plan["analysis"],
+        steps=approval_plan["approval_steps"],
+        analysis=approval_plan["analysis"],
         response_timeout=timedelta(seconds=MAX_APPROVAL_TIMEOUT),
         lock_duration="{{ params.approval_timeout + 600 }}",  # type: ignore[arg-type]
         approval_kwargs={"pre_execute": approval_timeout},
     )
 
+    ab_plan = path_to("ab")
     with TaskGroup(group_id="ab") as ab_path:
         rollout, steps, revision = locked_candidate("ab")
         ab_test = KnativeABTestOperator(
@@ -471,7 +495,7 @@ with DAG(
             **rollout,
             revision=revision,
             split="{{ params.ab_split }}",
-            analysis=plan["ab_analysis"],
+            analysis=ab_plan["ab_analysis"],
         )
 
         @task
@@ -488,5 +512,5 @@ with DAG(
         ]
         ending(rollout, steps)
 
-    for path, group in (("rollout", canary_path), ("approval", approval_path), ("ab", ab_path)):
-        chain(bootstrap, takes.override(task_id=f"{path}_path")([path], plan), group)
+    for taken, group in ((rollout_plan, canary_path), (approval_plan, approval_path), (ab_plan, ab_path)):
+        taken >> group
