@@ -13,7 +13,7 @@ import json
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -49,6 +49,8 @@ class DagResult:
     state: str
     task_states: dict[str, str]
     results: dict[str, Any]
+    xcom: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Every XCom of the run: ``{task_id: {key: value}}``."""
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +75,10 @@ def k8s_connection(kubeconfig_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 def run_dag(
     airflow_db: None, k8s_connection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """Return ``run(dag_id, tasks)``: build a DAG chaining ``(task_id, class name, kwargs)`` and run it."""
+    """Return ``run(dag_id, tasks)``: build a DAG chaining ``(task_id, class name, kwargs)`` and run it.
+
+    ``run(dag_id, source=text)`` runs the DAG a file of that text defines instead.
+    """
     dag_dir = tmp_path / "dags"
     dag_dir.mkdir()
     monkeypatch.setenv(
@@ -89,9 +94,12 @@ def run_dag(
         ),
     )
 
-    def run(dag_id: str, tasks: list[tuple[str, str, dict[str, Any]]]) -> DagResult:
+    def run(
+        dag_id: str, tasks: list[tuple[str, str, dict[str, Any]]] | None = None, *, source: str | None = None
+    ) -> DagResult:
         path = dag_dir / f"{dag_id}.py"
-        path.write_text(DAG_TEMPLATE.format(spec=json.dumps({"dag_id": dag_id, "tasks": tasks})))
+        generated = DAG_TEMPLATE.format(spec=json.dumps({"dag_id": dag_id, "tasks": tasks}))
+        path.write_text(source if source is not None else generated)
         spec = importlib.util.spec_from_file_location(dag_id, path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -101,6 +109,7 @@ def run_dag(
             state=str(dagrun.state),
             task_states={ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()},
             results=_return_values(dagrun),
+            xcom=_xcoms(dagrun),
         )
 
     yield run
@@ -115,6 +124,17 @@ def _return_values(dagrun: Any) -> dict[str, Any]:
             XComModel.get_many(run_id=dagrun.run_id, dag_ids=dagrun.dag_id, key="return_value")
         ).all()
         return {row.task_id: XComModel.deserialize_value(row) for row in rows}
+
+
+def _xcoms(dagrun: Any) -> dict[str, dict[str, Any]]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    xcoms: dict[str, dict[str, Any]] = {}
+    with create_session() as session:
+        for row in session.scalars(XComModel.get_many(run_id=dagrun.run_id, dag_ids=dagrun.dag_id)).all():
+            xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
+    return xcoms
 
 
 class RolloutCluster:
