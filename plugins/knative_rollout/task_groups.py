@@ -5,18 +5,31 @@ only, so a rollback that worked would, as the last task, end the run green and h
 was rejected. The outcome task runs whatever happened before it and fails unless the candidate was
 promoted; being the group's only leaf, it also keeps tasks placed after the group from running after a
 rollback.
+
+With ``analysis``, every traffic step is followed by an ``analysis_<percent>`` task that judges the
+candidate on live metrics and decides what follows with the very functions the single-task rollout
+(:class:`~knative_rollout.operators.KnativeCanaryRolloutOperator`) uses: what the step checks
+(:meth:`~knative_rollout.policy.RolloutPlan.check_at`) and what its verdict means
+(:meth:`~knative_rollout.policy.RolloutPlan.next_action`), so both forms promote or roll back at the same
+step. The group's tasks are the plan's steps in a fixed chain, so "shift to the next step" is the next
+task running, "measure again" happens inside the analysis task, and "roll back" is that task failing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TaskGroup, TriggerRule, chain
+from airflow.sdk.definitions.xcom_arg import XComArg
 from airflow.sdk.exceptions import AirflowFailException
 
+from knative_rollout.analysis import AnalysisConfig
+from knative_rollout.exceptions import KnativeAnalysisFailedError, permanent_input_errors
 from knative_rollout.locks import RolloutLock
+from knative_rollout.notifiers import ANALYSIS_FAILED, PROMOTED, ROLLED_BACK, rollout_alert
 from knative_rollout.operators import (
+    KnativeCanaryAnalysisOperator,
     KnativeDeployRevisionOperator,
     KnativeLockOperator,
     KnativePromoteOperator,
@@ -27,11 +40,16 @@ from knative_rollout.operators import (
 from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
 from knative_rollout.operators.loadtest import XCOM_KEY as LOAD_TEST_XCOM_KEY
 from knative_rollout.operators.rollout import DEPLOY_XCOM_KEY
-from knative_rollout.policy import RolloutPlan
-from knative_rollout.resources import DEFAULT_LEASE_SECONDS
+from knative_rollout.policy import NOTHING_TO_CHECK, ActionKind, RolloutPlan, StepCheck, Verdict
+from knative_rollout.resources import DEFAULT_LEASE_SECONDS, parse_int
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
+
+    from knative_rollout.triggers import KnativeAnalysisTrigger
+
+STEP_XCOM_KEY = "step"
+"""Where a step's analysis leaves its decision (also when it rolls back)."""
 
 # The group sets these itself: the gate always loads the candidate's tag URL of the rolled-out Service.
 _GATE_FIXED_ARGUMENTS = (
@@ -50,9 +68,11 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
     """Succeed when the rollout promoted its candidate or found nothing to roll out; otherwise fail.
 
     It runs whatever the steps did (trigger rule ``all_done``), says which step failed and why (a failed
-    load-test gate with the thresholds it violated, from the gate's ``loadtest`` XCom) and whether the
-    rollback put all traffic back on the stable revision. Last, it releases the rollout's lock, so the
-    next rollout of the Service can start whatever happened here.
+    load-test gate with the thresholds it violated, from the gate's ``loadtest`` XCom; an analysis that
+    rolled the candidate back, from its ``step`` XCom) and whether the rollback put all traffic back on
+    the stable revision. It releases the rollout's lock, so the next rollout of the Service can start
+    whatever happened here, and then alerts the notifiers: ``promoted``, or ``rolled_back`` (with the
+    failure as the reason) when a candidate was deployed and not promoted.
 
     :param service_name: the Knative Service being rolled out. (templated)
     :param namespace: its namespace. (templated)
@@ -60,10 +80,11 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
     :param step_task_ids: the rollout's steps in order, from the lock to the promote task.
     :param deploy_task_id: the step that deploys the candidate (its ``deploy`` XCom says "unchanged").
     :param rollback_task_id: the task that rolls back when a step failed.
+    :param notifiers: ``BaseNotifier`` instances (see :mod:`knative_rollout.notifiers`).
     :return: the promote task's return value, or the deploy's summary when there was nothing to roll out.
     """
 
-    template_fields: Sequence[str] = ("service_name", "namespace", "rollout_id", *CONNECTION_FIELDS)
+    template_fields = ("service_name", "namespace", "rollout_id", *CONNECTION_FIELDS)
     ui_color = "#cce8ff"
 
     def __init__(
@@ -75,6 +96,7 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         step_task_ids: Sequence[str],
         deploy_task_id: str,
         rollback_task_id: str,
+        notifiers: Sequence[Callable[[Any], Any]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(trigger_rule=TriggerRule.ALL_DONE, **kwargs)
@@ -88,6 +110,7 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         self.step_task_ids = tuple(step_task_ids)
         self.deploy_task_id = deploy_task_id
         self.rollback_task_id = rollback_task_id
+        self.notifiers = tuple(notifiers)
 
     def execute(self, context: Context) -> Any:
         """Release the lock, then return the promotion's summary or raise naming the failed step."""
@@ -104,8 +127,11 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         suffix = f"_{index}" if index >= 0 else ""
         states = {task_id: by_run.get(ti.run_id, {}).get(task_id + suffix) for task_id in watched}
         promote = self.step_task_ids[-1]
+        deployed = ti.xcom_pull(task_ids=self.deploy_task_id, map_indexes=index)
+        revision = str(deployed.get("revision")) if isinstance(deployed, Mapping) else ""
         if states.get(promote) == "success":
             self.log.info("Service %s/%s: candidate promoted", self.namespace, self.service_name)
+            self._alert(context, PROMOTED, revision, f"{revision} promoted to stable at 100%")
             return ti.xcom_pull(task_ids=promote, map_indexes=index)
         unchanged = ti.xcom_pull(task_ids=self.deploy_task_id, key=DEPLOY_XCOM_KEY, map_indexes=index)
         if states.get(self.deploy_task_id) == "skipped" and isinstance(unchanged, Mapping):
@@ -128,17 +154,159 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
                 f"log of {self.rollback_task_id}, fix the cause and clear that task to roll back again"
             )
         service = f"{self.namespace}/{self.service_name}"
-        raise AirflowFailException(f"rollout of Knative Service {service} was not promoted: {why}; {after}")
+        message = f"rollout of Knative Service {service} was not promoted: {why}; {after}"
+        if states.get(self.deploy_task_id) == "success":
+            self._alert(context, ROLLED_BACK, revision, message)
+        raise AirflowFailException(message)
+
+    def _alert(self, context: Context, event: str, revision: str, reason: str) -> None:
+        rollout_alert(
+            self.notifiers,
+            context,
+            self.hook,
+            event=event,
+            service=self.service_name,
+            namespace=self.namespace,
+            rollout_id=self.rollout_id,
+            revision=revision,
+            reason=reason,
+        )
 
     @staticmethod
     def _failure_of(context: Context, task_id: str) -> str:
-        """Return why a step failed: a gate's violated thresholds, or where to read about it."""
+        """Return why a step failed: a gate's violated thresholds, an analysis' verdict, or where to read."""
         ti = context["ti"]
         summary = ti.xcom_pull(task_ids=task_id, key=LOAD_TEST_XCOM_KEY, map_indexes=_map_index(ti))
         if isinstance(summary, Mapping) and summary.get("verdict", {}).get("failed"):
             violated = ", ".join(str(check["message"]) for check in summary["verdict"]["failed"])
             return f"{task_id} failed the SLO ({violated})"
+        step = ti.xcom_pull(task_ids=task_id, key=STEP_XCOM_KEY, map_indexes=_map_index(ti))
+        if isinstance(step, Mapping) and step.get("action") == ActionKind.ROLLBACK.value:
+            verdict, percent = step.get("verdict"), step.get("percent")
+            return f"{task_id} judged the candidate {verdict} at {percent}% ({step.get('reason')})"
         return f"{task_id} failed (its log says why)"
+
+
+class KnativeStepAnalysisOperator(KnativeCanaryAnalysisOperator):
+    """Judge the candidate at one traffic step of ``progressive_rollout``; decide as the single task does.
+
+    The group's ``analysis_<percent>`` task. It measures one window as
+    :class:`~knative_rollout.operators.KnativeCanaryAnalysisOperator` does, checking what
+    :meth:`~knative_rollout.policy.RolloutPlan.check_at` says for this step (at 100% the slo only, or
+    nothing without an slo), and follows :meth:`~knative_rollout.policy.RolloutPlan.next_action`: it
+    succeeds, so the next step runs; measures again here (inconclusive, up to ``max_inconclusive`` times in
+    a row); or fails, so the group's ``rollback`` runs. A failed analysis alerts the notifiers
+    (``analysis_failed``) and is a Kubernetes Event.
+
+    :param percent: the candidate's traffic at this step.
+    :param steps: the group's traffic steps (the plan the decision follows).
+    :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
+    :param notifiers: ``BaseNotifier`` instances called on a failed analysis.
+    :return: ``{"percent", "verdict", "reason", "score", "action", "steps"}``: the last measurement, what
+        the plan does next, and every measurement of this step as the single task's ``steps`` lists them;
+        also the XCom ``step``, pushed when it rolls back too.
+    """
+
+    template_fields = (*KnativeCanaryAnalysisOperator.template_fields, "max_inconclusive")
+
+    def __init__(
+        self,
+        *,
+        percent: int,
+        steps: Sequence[int],
+        max_inconclusive: int | str = 1,
+        notifiers: Sequence[Callable[[Any], Any]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.percent = int(percent)
+        self.steps = tuple(steps)
+        self.max_inconclusive = max_inconclusive
+        self.notifiers = tuple(notifiers)
+        # What the next window carries and overrides; set by _measure before each window.
+        self._measured: list[dict[str, Any]] = []
+        self._overrides: dict[str, Any] = {}
+
+    def plan(self) -> RolloutPlan:
+        """Return the group's plan with this task's ``max_inconclusive``."""
+        with permanent_input_errors():
+            retries = parse_int(self.max_inconclusive, "max_inconclusive", minimum=0)
+        return RolloutPlan.of(self.steps, max_inconclusive=retries)
+
+    def execute(self, context: Context) -> Any:
+        """Check the input and measure this step (a step with nothing to check passes at once)."""
+        return self._measure(context, [])
+
+    def _measure(self, context: Context, measured: list[dict[str, Any]]) -> Any:
+        config = self.analysis_config()
+        self.plan()
+        check = RolloutPlan.check_at(self.percent, compare=config.compare, has_slo=config.slo is not None)
+        if check is StepCheck.NONE:
+            return self._decide(context, measured, Verdict.PASS, NOTHING_TO_CHECK, {}, str(self.revision))
+        self._measured = measured
+        self._overrides = {"compare": False} if check is StepCheck.SLO and config.compare else {}
+        return super().execute(context)
+
+    def analysis_trigger(
+        self,
+        config: AnalysisConfig,
+        *,
+        carry: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> KnativeAnalysisTrigger:
+        """Return the window's trigger with this step's overrides, carrying its earlier measurements."""
+        return super().analysis_trigger(
+            config,
+            carry={**carry, "measured": self._measured},
+            overrides={**self._overrides, **(overrides or {})},
+            **kwargs,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Decide on the window's verdict: the next step, another window, or the rollback."""
+        verdict, reason, report = self.analysis_outcome(context, event)
+        measured = list(event.get("measured") or [])
+        return self._decide(context, measured, verdict, reason, report, str(event.get("canary")))
+
+    def _decide(
+        self,
+        context: Context,
+        measured: list[dict[str, Any]],
+        verdict: Verdict,
+        reason: str,
+        report: Mapping[str, Any],
+        revision: str,
+    ) -> Any:
+        score = (report.get("judgement") or {}).get("score")
+        entry = {"percent": self.percent, "verdict": verdict.value, "reason": reason[:400], "score": score}
+        measured = [*measured, entry]
+        if verdict is Verdict.FAIL:
+            rollout_alert(
+                self.notifiers,
+                context,
+                self.hook,
+                event=ANALYSIS_FAILED,
+                service=self.service_name,
+                namespace=self.namespace,
+                rollout_id=self.rollout_id,
+                revision=revision,
+                reason=reason,
+                analysis=report,
+            )
+        # Only an inconclusive verdict is measured again, so every earlier one of this step was inconclusive.
+        action = self.plan().next_action(self.percent, verdict, len(measured) - 1)
+        self.log.info("At %s%%: %s -> %s (%s)", self.percent, verdict.value, action.kind.value, action.reason)
+        summary = {**entry, "action": action.kind.value, "steps": measured}
+        context["ti"].xcom_push(key=STEP_XCOM_KEY, value=summary)
+        if action.kind is ActionKind.RETRY_GATE:
+            return self._measure(context, measured)
+        if action.kind is ActionKind.ROLLBACK:
+            raise KnativeAnalysisFailedError(
+                f"analysis of {revision} in {self.service_path}: {action.reason}: {reason}. Traffic was not "
+                "changed by this step; the group's rollback sends it back to the stable revision"
+            )
+        return summary
 
 
 def _map_index(ti: Any) -> int:
@@ -167,6 +335,9 @@ def progressive_rollout(
     env: dict[str, str] | None = None,
     tag: str = "candidate",
     load_test: Mapping[str, Any] | None = None,
+    analysis: Mapping[str, Any] | XComArg | None = None,
+    max_inconclusive: int | str = 1,
+    notifiers: Sequence[Callable[[Any], Any]] = (),
     rollout_id: str | None = None,
     on_conflict: str = "wait",
     lock_timeout: float = 3600,
@@ -179,15 +350,16 @@ def progressive_rollout(
 
     Tasks: ``lock`` (the Service's rollout lock, see :class:`~knative_rollout.operators.KnativeLockOperator`),
     ``deploy_candidate`` (Ready, on its tag URL, no traffic), ``load_test`` when ``load_test`` is given,
-    ``traffic_<percent>`` per step, ``promote``; then ``rollback``, which runs when any of those failed
-    and undoes what this rollout changed (nothing, if it changed nothing), and ``outcome``, which
+    ``traffic_<percent>`` per step, each followed by ``analysis_<percent>`` when ``analysis`` is given
+    (see :class:`KnativeStepAnalysisOperator`), ``promote``; then ``rollback``, which runs when any of
+    those failed and undoes what this rollout changed (nothing, if it changed nothing), and ``outcome``, which
     releases the lock and fails the DAG run unless the candidate was promoted or there was nothing to roll
     out (see the module docstring). Every step after the deploy names the revision the deploy returned.
     The Service must already have a stable revision (deploy one with
     :class:`~knative_rollout.operators.KnativeDeployRevisionOperator` first).
 
-    The steps and the gate's arguments are checked when the DAG is parsed, so a bad plan shows up as an
-    import error rather than as a half-done rollout.
+    The steps, the gate's arguments and a literal ``analysis`` mapping are checked when the DAG is parsed,
+    so a bad plan shows up as an import error rather than as a half-done rollout.
 
     :param group_id: the TaskGroup's id.
     :param service_name: Knative Service. (templated in the tasks)
@@ -201,6 +373,14 @@ def progressive_rollout(
         "path": "/v1/models/iris:predict", "bodies": [...]}``; ``slo`` is required. The group sets the
         target (Service, namespace, tag) and the connection. Keep its duration well under
         ``lock_duration``: the gate does not renew the lock.
+    :param analysis: judge the candidate against the stable on live metrics after every traffic step, as
+        :class:`~knative_rollout.operators.KnativeCanaryRolloutOperator` does (the same mapping, see
+        :mod:`knative_rollout.analysis.config`; at 100% the slo only, or nothing without an slo). A
+        mapping is checked when the DAG is parsed (templates only where any text is valid: URLs, paths,
+        bodies); an XComArg (e.g. from a task that reads Variables) when the step runs. (templated)
+    :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
+    :param notifiers: ``BaseNotifier`` instances alerted on a failed analysis, the promotion and a
+        rollback, with the single task's payload (see :mod:`knative_rollout.notifiers`).
     :param rollout_id: this rollout's identity (templated); default :func:`default_rollout_id`.
     :param on_conflict: when another rollout holds the Service: ``"wait"`` (deferred) or ``"fail"``.
     :param lock_timeout: seconds to wait for the lock.
@@ -210,9 +390,12 @@ def progressive_rollout(
     :param deploy_kwargs: more :class:`KnativeDeployRevisionOperator` arguments (resources, connection...);
         the connection arguments are used by every task.
     """
-    plan = RolloutPlan.of(steps)
+    plan = RolloutPlan.of(
+        steps, max_inconclusive=max_inconclusive if isinstance(max_inconclusive, int) else 0
+    )
     gate_arguments = _gate_arguments(load_test)
-    rollout = {
+    _check_analysis(analysis)
+    rollout: dict[str, Any] = {
         "service_name": service_name,
         "namespace": namespace,
         "rollout_id": rollout_id or default_rollout_id(group_id),
@@ -259,16 +442,30 @@ def progressive_rollout(
                     **gate_arguments,
                 )
             )
-        rollout_steps += [
-            KnativeSetTrafficOperator(
-                task_id=f"traffic_{percent}",
-                **rollout,
-                **connection,
-                revision=deployed,
-                traffic={"@stable": 100 - percent, "@candidate": percent},
+        for percent in plan.steps:
+            rollout_steps.append(
+                KnativeSetTrafficOperator(
+                    task_id=f"traffic_{percent}",
+                    **rollout,
+                    **connection,
+                    revision=deployed,
+                    traffic={"@stable": 100 - percent, "@candidate": percent},
+                )
             )
-            for percent in plan.steps
-        ]
+            if analysis is not None:
+                rollout_steps.append(
+                    KnativeStepAnalysisOperator(
+                        task_id=f"analysis_{percent}",
+                        **rollout,
+                        **connection,
+                        revision=deployed,
+                        analysis=analysis,
+                        percent=percent,
+                        steps=plan.steps,
+                        max_inconclusive=max_inconclusive,
+                        notifiers=notifiers,
+                    )
+                )
         rollout_steps.append(
             KnativePromoteOperator(task_id="promote", **rollout, **connection, revision=deployed)
         )
@@ -285,6 +482,7 @@ def progressive_rollout(
             step_task_ids=[step.task_id for step in rollout_steps],
             deploy_task_id=deploy.task_id,
             rollback_task_id=rollback.task_id,
+            notifiers=notifiers,
         )
         # The rollback watches every step, so a failure anywhere (even in promote) sends traffic back.
         rollout_steps >> rollback >> outcome
@@ -311,3 +509,13 @@ def _gate_arguments(load_test: Mapping[str, Any] | None) -> dict[str, Any] | Non
             "'p99<=300ms,error_rate<=0.01'"
         )
     return dict(load_test)
+
+
+def _check_analysis(analysis: Mapping[str, Any] | XComArg | None) -> None:
+    """Refuse, when the DAG is parsed, an analysis mapping its steps would refuse (an XComArg: they do)."""
+    if analysis is None or isinstance(analysis, XComArg):
+        return
+    try:
+        AnalysisConfig.of(analysis)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"analysis: {error}") from None
