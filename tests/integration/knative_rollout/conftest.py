@@ -224,6 +224,7 @@ def run_example(
             state=str(dagrun.state),
             task_states={ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()},
             results=_return_values(dagrun),
+            xcom=_xcoms(dagrun),
         )
 
     run.dags = dags  # type: ignore[attr-defined]
