@@ -257,9 +257,6 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 # A retry: carry on at the step the Service records, not back at the first one.
                 self.log.info("Resuming the rollout of %s at %s%%", state.candidate, state.step)
                 self.traffic_percent = state.step
-        if service is not None and state.baseline and state.rollout_id != self.rollout_id:
-            # An earlier rollout's, left behind (its task died; the lock taken over rolled it back).
-            self._drop_baseline(context, leftover=True)
         try:
             deployed = KnativeDeployRevisionOperator.execute(self, context)
         except AirflowSkipException:
@@ -456,6 +453,9 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             )
         template = baseline_template(self.service_name, stable, str(self.rollout_id))
         name = template["metadata"]["name"]
+        if state.baseline and state.baseline != name:
+            # An earlier rollout's, still in the record this rollout took over (its task died).
+            self._drop_baseline(context)
 
         def deploy(
             service: dict[str, Any], recorded: RolloutState
@@ -515,18 +515,18 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         ]
         return revision in split_of(targets)
 
-    def _drop_baseline(self, context: Context, *, leftover: bool = False) -> None:
+    def _drop_baseline(self, context: Context) -> None:
         """Delete the recorded baseline once nothing routes to it and the template names another; forget it.
 
-        :param leftover: the baseline of an earlier rollout, whose record this rollout now replaces.
+        The record may name an earlier rollout's (its task died and this rollout took the record over):
+        that one goes too.
         """
         service = self.hook.get_service(self.service_name, self.namespace)
         state = state_from_annotations(service["metadata"].get("annotations"))
         baseline = state.baseline
         if baseline is None:
             return
-        if not leftover:
-            self.check_owner(state)
+        self.check_owner(state)
         template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
         if template == baseline or self._in_traffic(baseline, service):
             # Never deleted while it serves; and Knative would create the template's revision again.
@@ -542,7 +542,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 return None
             return service["spec"], replace(recorded, baseline=None), "BaselineDeleted", f"deleted {baseline}"
 
-        self.rewrite(context, forget, starts_rollout=leftover)
+        self.rewrite(context, forget)
 
     # The end: promote (and bake) or roll back.
 
