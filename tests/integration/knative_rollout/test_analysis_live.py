@@ -159,6 +159,16 @@ def service_manifest(artifact: Path, revisions: list[str]) -> dict[str, Any]:
     return service
 
 
+def wait_created(cluster: LocalKnative, revision: str, timeout: float = 30.0) -> None:
+    """Wait until the controller made ``revision``: it makes one for the latest generation it sees only."""
+    deadline = time.monotonic() + timeout
+    path = f"/apis/serving.knative.dev/v1/namespaces/{NAMESPACE}/revisions/{revision}"
+    while cluster.request("GET", path)[0] != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"revision {revision} was not created within {timeout:.0f}s\n{cluster.output()}")
+        time.sleep(0.05)
+
+
 def wait_ready(cluster: LocalKnative, revision: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     path = f"/apis/serving.knative.dev/v1/namespaces/{NAMESPACE}/revisions/{revision}"
@@ -195,6 +205,9 @@ def deploy(cluster: LocalKnative, artifact: Path) -> None:
             manifest["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             status, body = cluster.request("PUT", f"{base}/{SERVICE}", manifest)
             assert status == 200, body
+        wait_created(cluster, revision)
+    # The four model servers start at once.
+    for revision in revisions:
         wait_ready(cluster, revision)
 
 
@@ -247,21 +260,21 @@ async def run_scenario(scenario: Scenario, scrape: ScrapeProvider) -> None:
 def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     schema: MetricsSchema = request.param
     root = tmp_path_factory.mktemp(f"analysis-{schema.value}")
-    artifact = train(root / "artifacts", "v1", seed=0)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LOCAL_KNATIVE_METRICS_SCHEMA", schema.value)  # the server process inherits it
         cluster = LocalKnative.start(root / "cluster", extra_args=FAST_SCALING_ARGS)
     prometheus = None
     try:
+        # Prometheus starts up while the model is trained and deployed; it scrapes all along.
         binary = shutil.which("prometheus")
         if binary is not None:
             prometheus = Prometheus(
                 binary, root / "prometheus", cluster.metrics_url.split("//")[1].split("/")[0]
             )
-            prometheus.wait_scraping()
         scenario = Scenario(schema, cluster, prometheus.url if prometheus else None)
-        deploy(cluster, artifact)
+        deploy(cluster, train(root / "artifacts", "v1", seed=0))
         if prometheus is not None:
+            prometheus.wait_scraping()
             # No request has reached any revision yet: a window of silence.
             provider = PrometheusProvider(prometheus.url)
             for name in ("auto", schema.value):
