@@ -3,9 +3,10 @@
 Pure: no I/O. An A/B test sends B a fixed share of the traffic (or only the requests with its tag header)
 for a window and compares the two revisions with the same judge as a canary analysis, but both ways
 (direction ``either``): for the built-in metrics (latency, error rate) lower is better, so a metric
-classified ``Low`` for B is a point for B and ``High`` a point for A. The winner is the revision that is better on at least one metric and worse on
-none; ``no significant difference`` when every metric passed; ``mixed`` when each is better somewhere;
-``inconclusive`` when any metric had no data (too little data never names a winner).
+classified ``Low`` for B is a point for B and ``High`` a point for A. The winner is the revision that
+is better on at least one metric and worse on none; ``no significant difference`` when every metric
+passed; ``mixed`` when each is better somewhere; ``inconclusive`` when any metric had no data (too
+little data never names a winner).
 """
 
 from __future__ import annotations
