@@ -5,9 +5,10 @@ plus ``knative_rollout``: ``{"event", "service", "namespace", "revision", "stabl
 "analysis", "url"}``, where ``event`` is one of :data:`EVENTS`. Any ``airflow.sdk.BaseNotifier`` works,
 so the Slack webhook and SMTP providers' notifiers can render ``{{ knative_rollout.reason }}`` in their
 messages; :class:`KnativeRolloutWebhookNotifier` posts the payload as JSON to a URL (a chat webhook
-relay, an incident tool), and :func:`notifiers_from_config` builds all three from one mapping (an Airflow
-Variable). Each alert renders a copy of the notifier: a ``BaseNotifier`` renders its templates in place,
-once, so the original would send the first alert's text for every later one. A notifier that fails is
+relay, an incident tool); :func:`notifiers_from_config` builds all three from one mapping, and
+:class:`KnativeRolloutVariableNotifier` does so from an Airflow Variable each time an alert goes out.
+Each alert renders a copy of the notifier: a ``BaseNotifier`` renders its templates in place, once, so
+the original would send the first alert's text for every later one. A notifier that fails is
 logged, never fails the rollout: the alert is not the decision.
 
 The same moments are also Kubernetes Events on the Service (``RolledBack``,
@@ -231,3 +232,39 @@ def notifiers_from_config(config: Mapping[str, Any] | None) -> list[BaseNotifier
     if "webhook_url" in config:
         notifiers.append(KnativeRolloutWebhookNotifier(url=config["webhook_url"]))
     return notifiers
+
+
+class KnativeRolloutVariableNotifier(BaseNotifier):
+    """Send each alert wherever a JSON Variable says (see :func:`notifiers_from_config`); nowhere without it.
+
+    The Variable is read when an alert goes out, not when the DAG is parsed: parsing reads no Variable
+    and stays fast, and a changed Variable applies to the next alert. Call :meth:`notifiers` early in a
+    run (a settings task) to refuse a bad Variable before anything is deployed.
+
+    :param variable: the Variable's key.
+    """
+
+    def __init__(self, *, variable: str = "knative_rollout_alerts") -> None:
+        super().__init__()
+        self.variable = variable
+
+    def notifiers(self) -> list[BaseNotifier]:
+        """Return the notifiers the Variable configures now (none when it is unset).
+
+        :raises ValueError: naming the Variable, when it is not a JSON object of alert settings.
+        """
+        from airflow.sdk import Variable
+
+        config = Variable.get(self.variable, default=None, deserialize_json=True)
+        try:
+            if config is not None and not isinstance(config, dict):
+                raise ValueError(f"expected a JSON object, got {config!r}")
+            return notifiers_from_config(config)
+        except ValueError as error:
+            raise ValueError(f"Variable {self.variable}: {error}") from None
+
+    def notify(self, context: Context) -> None:
+        """Pass the alert on to the notifiers the Variable configures."""
+        payload: Any = context.get(CONTEXT_KEY)
+        if payload:
+            notify_all(self.notifiers(), context, payload)

@@ -4,7 +4,7 @@ In Airflow 3.3 an ``ApprovalOperator`` waits in ``awaiting_input`` with no trigg
 scheduler's sweep (``check_awaiting_input_timeouts``), so only a real scheduler can show that a timeout
 rejects and the rollout ends rolled back. The analysis sends its own synthetic load (through the
 connection's ``ingress_address``), so the step gets a decision without traffic from the test. Alerts are
-configured the way a deployment would, by a JSON Variable (read when a worker parses this file).
+configured the way a deployment would, by a JSON Variable, read when an alert goes out.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param, Variable
+from airflow.sdk import DAG, Param
 
 from knative_rollout.approval import canary_rollout_with_approval
-from knative_rollout.notifiers import notifiers_from_config
+from knative_rollout.notifiers import KnativeRolloutVariableNotifier
 from knative_rollout.operators import KnativeDeployRevisionOperator
 
 ECHO = "registry.example.com/knative-rollout/echo"
@@ -48,8 +48,6 @@ with DAG(
             "slo": {"max_p99_latency": "300ms", "max_error_rate": 0.02, "min_requests": 20},
         },
         response_timeout=timedelta(seconds=20),
-        notifiers=notifiers_from_config(
-            Variable.get("e2e_approval_timeout_alerts", default=None, deserialize_json=True)
-        ),
+        notifiers=[KnativeRolloutVariableNotifier(variable="e2e_approval_timeout_alerts")],
         **target,
     )

@@ -20,7 +20,7 @@ import pytest
 from test_canary_approval import run_source
 from test_canary_rollout import ECHO, SERVICE, Load, service_state
 
-from knative_rollout.notifiers import notifiers_from_config, notify_all
+from knative_rollout.notifiers import KnativeRolloutVariableNotifier, notifiers_from_config, notify_all
 from local_knative.testing import LocalKnative
 
 pytestmark = pytest.mark.integration
@@ -142,6 +142,28 @@ def test_a_bad_alert_config_names_the_field(config: dict[str, Any], message: str
 
 def test_no_alert_config_means_no_notifiers() -> None:
     assert notifiers_from_config(None) == [] == notifiers_from_config({})
+
+
+def test_the_variable_notifier_reads_its_variable_when_an_alert_goes_out(
+    receivers: tuple[Mailbox, SlackStandIn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import DAG
+
+    mailbox, slack = receivers
+    notifier = KnativeRolloutVariableNotifier(variable="rollout_alerts")
+    context: Any = {"dag": DAG("alerts")}
+    payload = {"event": "promoted", "service": "iris", "namespace": "models", "reason": "every step passed"}
+    payload |= {"revision": "iris-2", "stable_revision": "iris-2"}
+    assert notify_all([notifier], context, payload) == [] and mailbox.messages == [], "unset: no alerts"
+    monkeypatch.setenv("AIRFLOW_VAR_ROLLOUT_ALERTS", json.dumps(ALERTS))
+    assert notify_all([notifier], context, payload) == []
+    assert [subject for subject, _ in mailbox.mails()] == ["knative-rollout promoted: models/iris"]
+    assert len(slack.posted) == 1
+    monkeypatch.setenv("AIRFLOW_VAR_ROLLOUT_ALERTS", json.dumps({"email": "oncall@example.com"}))
+    (error,) = notify_all([notifier], context, payload)
+    assert "Variable rollout_alerts: alert config: unknown keys ['email']" in error
+    with pytest.raises(ValueError, match="Variable rollout_alerts: alert config: unknown keys"):
+        notifier.notifiers()  # what a settings task calls to refuse it before any deploy
 
 
 DAG = """
