@@ -221,6 +221,13 @@ def stable(name):
     return KnativeDeployRevisionOperator(task_id=name + "_stable", image=ECHO + ":v1", **target(name))
 
 
+ANALYSIS = {{
+    "scrape_urls": ["{metrics_url}"], "window": "4s", "interval": "1s",
+    "slo": {{"max_p99_latency": "200ms", "min_requests": 5}},
+    "load": {{"rate": 20, "path": "/", "ingress_address": "{ingress}"}},
+}}
+
+
 with DAG(
     "{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), default_args={{"retries": 0}}
 ) as dag:
@@ -234,14 +241,14 @@ with DAG(
         group_id="slow_rollout", image=ECHO + ":v2", steps=(50,), env={{"ECHO_DELAY_MS": "150"}},
         load_test=dict(rate=10, duration="2s", timeout="2s", slo="p50<=100ms,p99<=1s"), **target("slow"),
     )
-    # Too slow for the metric analysis at its first step (the single-task canary, synthetic load).
+    # Too slow for the metric analysis at its first step: the single-task canary, and the group's steps.
     stable("judged") >> KnativeCanaryRolloutOperator(
         task_id="canary", image=ECHO + ":v2", env={{"ECHO_DELAY_MS": "300"}}, steps=[50], **target("judged"),
-        analysis={{
-            "scrape_urls": ["{metrics_url}"], "window": "4s", "interval": "1s",
-            "slo": {{"max_p99_latency": "200ms", "min_requests": 5}},
-            "load": {{"rate": 20, "path": "/", "ingress_address": "{ingress}"}},
-        }},
+        analysis=ANALYSIS,
+    )
+    stable("stepped") >> progressive_rollout(
+        group_id="stepped_rollout", image=ECHO + ":v2", steps=(50,), env={{"ECHO_DELAY_MS": "300"}},
+        analysis=ANALYSIS, **target("stepped"),
     )
 """
 
@@ -277,13 +284,13 @@ def test_failed_candidates_show_their_conditions_logs_reports_and_plots(
     spec.loader.exec_module(module)
     run = module.dag.test()
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    assert {
-        task: states[task] for task in ("crash_rollout.deploy_candidate", "slow_rollout.load_test", "canary")
-    } == {
-        "crash_rollout.deploy_candidate": "failed",
-        "slow_rollout.load_test": "failed",
-        "canary": "failed",
-    }, states
+    failed = (
+        "crash_rollout.deploy_candidate",
+        "slow_rollout.load_test",
+        "canary",
+        "stepped_rollout.analysis_50",
+    )
+    assert {task: states[task] for task in failed} == dict.fromkeys(failed, "failed"), states
 
     response = client.get(JSON, params={"namespace": kube_namespace}, headers=login)
     assert response.status_code == 200, response.text
@@ -322,6 +329,14 @@ def test_failed_candidates_show_their_conditions_logs_reports_and_plots(
     assert latest["totals"][judged["rollout_revision"]]["p99_latency"] >= 0.2
     assert latest["metrics"], latest
 
+    # The group's analysis steps: one report per step task, each with the numbers of its plot.
+    stepped = views["stepped"]
+    assert stepped["phase"] == "RolledBack"
+    [step] = stepped["analysis"]["steps"]
+    assert (step["label"], step["verdict"]) == ("50%", "fail")
+    assert set(step["totals"]) == {stepped["rollout_revision"], stepped["stable"]}
+    assert stepped["analysis"]["task"] == "stepped_rollout.analysis_50"
+
     # The HTML: the diagnostics, the masked log, and both reports with their plots inline.
     page = client.get(PAGE, params={"namespace": kube_namespace}, headers=login).text
     cards = dict(re.findall(r'<section class="card" data-service="([^"]+)">(.*?)</section>', page, re.S))
@@ -335,6 +350,8 @@ def test_failed_candidates_show_their_conditions_logs_reports_and_plots(
     plots = re.search(r'<div class="plots analysis-plot">(.*?)</div>', cards["judged"], re.S)
     assert plots and plots.group(1).count("<svg") == 2 and "p99 latency per step" in plots.group(1)
     assert "<td>50%</td>" in cards["judged"] and 'class="verdict-fail"' in cards["judged"]
+    plots = re.search(r'<div class="plots analysis-plot">(.*?)</div>', cards["stepped"], re.S)
+    assert plots and ">50% candidate<" in plots.group(1) and ">50% baseline<" in plots.group(1)
     assert "failing at start" not in page
 
     # What the outcome task logs for its rollout: the same conditions and log lines.
