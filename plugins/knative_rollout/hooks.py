@@ -491,8 +491,8 @@ class KnativeServingHook(KubernetesHook):
         the Rollouts page show this instead of sending people to kubectl. Each read that fails (RBAC, a
         pod gone, the API down) becomes one line in ``errors`` or the pod's ``error``; the caller goes
         on. Log lines and messages pass through Airflow's secrets masker, which also learns the values
-        of the Revision's env vars whose names Airflow deems sensitive. One attempt per read: it is a
-        diagnosis, not a step of the rollout.
+        of the Revision's env vars whose names Airflow deems sensitive. The pod reads are not retried
+        (the Revision's read is, as every read here): a diagnosis is no step of the rollout.
 
         :param name: the Revision.
         :param namespace: its namespace.
