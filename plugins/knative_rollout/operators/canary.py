@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -38,7 +37,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
     KnativeInputError,
-    KnativeNotFoundError,
     KnativeRolloutConflictError,
     permanent_input_errors,
 )
@@ -50,6 +48,7 @@ from knative_rollout.notifiers import (
     rollout_alert,
 )
 from knative_rollout.operators.analysis import AnalysisStep
+from knative_rollout.operators.baseline import BaselineSteps
 from knative_rollout.operators.lock import KnativeLockOperator
 from knative_rollout.operators.rollout import (
     KnativeDeployRevisionOperator,
@@ -67,29 +66,25 @@ from knative_rollout.policy import (
 )
 from knative_rollout.resources import (
     BASELINE_TAG,
-    baseline_percent,
-    baseline_template,
     canary_split,
     parse_bool,
     parse_int,
-    pinned_traffic,
     render_template,
-    split_of,
     state_from_annotations,
 )
-from knative_rollout.triggers import KnativeRevisionReadyTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from knative_rollout.locks import LockResult
-    from knative_rollout.policy import RolloutState
 
 ROLLOUT_XCOM_KEY = "rollout"
 """Where the task leaves the rollout's summary (also when it rolled back)."""
 
 
-class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOperator, AnalysisStep):
+class KnativeCanaryRolloutOperator(
+    KnativeDeployRevisionOperator, KnativeLockOperator, AnalysisStep, BaselineSteps
+):
     """Roll a new revision out in one deferrable task, judged on live metrics at every traffic step.
 
     Takes :class:`~knative_rollout.operators.KnativeDeployRevisionOperator`'s parameters for the
@@ -247,7 +242,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
                 self.log.info("This rollout promoted %s already (a retry): nothing left to do", state.stable)
                 return self._finish(context, str(state.stable), [], (service.get("status") or {}).get("url"))
             if state.phase is RolloutPhase.ROLLED_BACK:
-                self._drop_baseline(context)
+                self.drop_baseline(context)
                 self.lock.release(str(self.rollout_id))
                 raise KnativeAnalysisFailedError(
                     f"this rollout ({self.rollout_id}) rolled {state.rollout_revision} back already; "
@@ -268,6 +263,18 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
             context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
             return summary
         return deployed
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Once the candidate is Ready, give it its first step.
+
+        A deploy that waited in the triggerer resumes in a new task instance, which knows only the event
+        (``traffic_percent`` would be back at 0): the step is read again, the recorded one when this
+        rollout is resuming, else the plan's first.
+        """
+        state = self.recorded_state()
+        resuming = state.rollout_id == self.rollout_id and state.is_active() and state.step > 0
+        self.traffic_percent = state.step if resuming else self.plan().steps[0]
+        return super().execute_complete(context, event)
 
     def traffic_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the candidate serves its first step, start the first analysis."""
@@ -300,8 +307,8 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         overrides = {"compare": False} if check is StepCheck.SLO and config.compare else {}
         against = state.stable
         if check is StepCheck.COMPARE and self._baseline_on():
-            if not self._baseline_served(state, percent):
-                return self._deploy_baseline(context, state, revision, percent, steps)
+            if not self.baseline_served(state, percent):
+                return self.deploy_baseline(context, state, revision, percent, "baseline_ready", steps=steps)
             against = state.baseline
         carry = {"revision": revision, "percent": percent, "inconclusive": inconclusive, "steps": steps}
         trigger = self.analysis_trigger(
@@ -380,13 +387,13 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         steps, and the approval only needs their reports.
         """
         self.hold_lock()
-        if self._in_traffic(self.recorded_state().baseline):
+        if self.in_traffic(self.recorded_state().baseline):
             step = self.step_operator(
                 KnativeSetTrafficOperator, revision=revision, traffic=canary_split(percent, None)
             )
             carry = {"revision": revision, "percent": percent, "steps": steps, "report": dict(report)}
             return self.change_traffic(context, step, "approval_ready", **carry)
-        self._drop_baseline(context)
+        self.drop_baseline(context)
         state = self.recorded_state()
         summary = {
             "revision": revision,
@@ -424,132 +431,28 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
 
     # The baseline: deployed before the first compared step, routed with every shift, deleted at the end.
 
-    def _baseline_served(self, state: RolloutState, percent: int) -> bool:
-        """Return whether the recorded baseline serves its share at ``percent`` and is not the template."""
-        if not state.baseline:
-            return False
-        service = self.hook.get_service(self.service_name, self.namespace)
-        template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
-        share = baseline_percent(percent)
-        wanted = split_of(service["spec"].get("traffic") or []).get(state.baseline)
-        served = split_of((service.get("status") or {}).get("traffic") or []).get(state.baseline)
-        return template != state.baseline and wanted == served == share
-
-    def _deploy_baseline(
-        self,
-        context: Context,
-        state: RolloutState,
-        revision: str,
-        percent: int,
-        steps: list[dict[str, Any]],
-    ) -> Any:
-        """Set the template to the stable's spec under the baseline's name (once); wait until it is Ready."""
-        stable = self.hook.find_revision(str(state.stable), self.namespace)
-        if stable is None:
-            raise KnativeNotFoundError(
-                f"the stable revision {state.stable} of Knative Service {self.service_path} does not exist, "
-                f"so no baseline of it can be deployed; {revision} still has {percent}%. Roll back to a "
-                "revision that exists (KnativeRollbackOperator(revision=...)), or run without baseline"
-            )
-        template = baseline_template(self.service_name, stable, str(self.rollout_id))
-        name = template["metadata"]["name"]
-        if state.baseline and state.baseline != name:
-            # An earlier rollout's, still in the record this rollout took over (its task died).
-            self._drop_baseline(context)
-
-        def deploy(
-            service: dict[str, Any], recorded: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
-            spec = {**service["spec"], "template": template, "traffic": pinned_traffic(service)}
-            detail = f"deploying baseline {name}: {recorded.stable}'s spec again, to judge {revision} against"
-            return spec, replace(recorded, baseline=name), "BaselineDeploying", detail
-
-        if state.baseline != name or self.hook.find_revision(name, self.namespace) is None:
-            self.rewrite(context, deploy)
-        trigger = KnativeRevisionReadyTrigger(
-            name=name,
-            namespace=self.namespace,
-            timeout_seconds=self.wait_timeout,
-            hook_params=self.trigger_hook_params(),
-            carry={"revision": revision, "percent": percent, "steps": steps},
-            renew_lock=self.lock_renewal(),
-        )
-        return self.wait(context, trigger, "baseline_ready")
-
     def baseline_ready(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the baseline is Ready, set the template back to the candidate and route the baseline."""
         revision, percent, steps = str(event["revision"]), int(event["percent"]), list(event["steps"])
         name = event.get("name")
+        candidate = render_template(self.service_name, self.revision_spec())
         if event.get("status") == "failed":
-            self._restore_template(context, "BaselineFailed", f"baseline {name}: {event.get('message')}")
+            self.restore_template(
+                context, candidate, "BaselineFailed", f"baseline {name}: {event.get('message')}"
+            )
             return self._rollback(
                 context, revision, f"the baseline could not start: {event.get('message')}", steps
             )
         self.check_event(event, f"waiting for the baseline revision {name}")
-        self._restore_template(context, "BaselineReady", f"baseline {name} is Ready")
+        self.restore_template(context, candidate, "BaselineReady", f"baseline {name} is Ready")
         return self._shift(context, revision, percent, steps)
-
-    def _restore_template(self, context: Context, action: str, detail: str) -> None:
-        """Set the template back to the candidate's if it names the baseline (Knative reuses the revision)."""
-        candidate = render_template(self.service_name, self.revision_spec())
-
-        def restore(
-            service: dict[str, Any], state: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
-            template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
-            if not state.baseline or template != state.baseline:
-                return None
-            spec = {**service["spec"], "template": candidate}
-            return spec, state, action, f"{detail}; template back to {candidate['metadata']['name']}"
-
-        self.rewrite(context, restore)
-
-    def _in_traffic(self, revision: str | None, service: Mapping[str, Any] | None = None) -> bool:
-        """Return whether the Service routes to ``revision`` (in its spec, or still in its status)."""
-        if not revision:
-            return False
-        service = service or self.hook.get_service(self.service_name, self.namespace)
-        targets = [
-            *(service["spec"].get("traffic") or []),
-            *((service.get("status") or {}).get("traffic") or []),
-        ]
-        return revision in split_of(targets)
-
-    def _drop_baseline(self, context: Context) -> None:
-        """Delete the recorded baseline once nothing routes to it and the template names another; forget it.
-
-        The record may name an earlier rollout's (its task died and this rollout took the record over):
-        that one goes too.
-        """
-        service = self.hook.get_service(self.service_name, self.namespace)
-        state = state_from_annotations(service["metadata"].get("annotations"))
-        baseline = state.baseline
-        if baseline is None:
-            return
-        self.check_owner(state)
-        template = (service["spec"].get("template") or {}).get("metadata", {}).get("name")
-        if template == baseline or self._in_traffic(baseline, service):
-            # Never deleted while it serves; and Knative would create the template's revision again.
-            self.log.warning("Baseline %s still serves or is the template: not deleted", baseline)
-            return
-        if self.hook.delete_revision(baseline, self.namespace):
-            self.log.info("Deleted the baseline revision %s", baseline)
-
-        def forget(
-            service: dict[str, Any], recorded: RolloutState
-        ) -> tuple[dict[str, Any], RolloutState, str, str] | None:
-            if recorded.baseline != baseline:
-                return None
-            return service["spec"], replace(recorded, baseline=None), "BaselineDeleted", f"deleted {baseline}"
-
-        self.rewrite(context, forget)
 
     # The end: promote (and bake) or roll back.
 
     def promote_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the promotion is served, bake it or finish."""
         self.check_event(event, f"waiting for service {self.service_name} to serve the promoted revision")
-        self._drop_baseline(context)
+        self.drop_baseline(context)
         revision, steps = str(event["revision"]), list(event["steps"])
         bake = self._bake_seconds()
         baking = f"; baking for {bake:g}s" if bake else ""
@@ -594,7 +497,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
     def _finish(
         self, context: Context, revision: str, steps: list[dict[str, Any]], url: str | None
     ) -> dict[str, Any]:
-        self._drop_baseline(context)
+        self.drop_baseline(context)
         state = self.recorded_state()
         self.lock.release(str(self.rollout_id))
         summary = {
@@ -621,7 +524,7 @@ class KnativeCanaryRolloutOperator(KnativeDeployRevisionOperator, KnativeLockOpe
         """Once the stable serves everything again, release the lock, alert, and fail the task."""
         self.check_event(event, f"waiting for service {self.service_name} to serve the rollback")
         revision, reason = str(event["revision"]), str(event["reason"])
-        self._drop_baseline(context)
+        self.drop_baseline(context)
         state = self.recorded_state()
         self.lock.release(str(self.rollout_id))
         summary = {
