@@ -383,18 +383,21 @@ with DAG(
     # rules, so the outcome tasks (trigger rule all_done) of the paths not taken do not run. The groups'
     # own run whatever happened (all_done) for the same reason: after a failed check_params they skip
     # their group instead of leaving its rollback and outcome to run; the run still fails, by the leaf
-    # rollback_now (upstream_failed). Their result is the plan the group reads, so no task in a group
-    # hangs on check_params directly (it would be upstream_failed before the short circuit could skip it).
+    # rollback_now (upstream_failed). They pass on the plan (an XCom per key) for their group to read, so
+    # no task in a group hangs on check_params directly: it would be upstream_failed before the short
+    # circuit could skip it.
     @task.short_circuit
-    def takes(paths: list[str], after_bootstrap: bool = False, **context: Any) -> dict[str, Any] | bool:
-        """Return this run's plan (check_params' result) when it takes one of ``paths``, else False."""
+    def takes(paths: list[str], after_bootstrap: bool = False, **context: Any) -> bool:
+        """Go on (and pass on this run's plan) only when the plan takes one of ``paths``."""
         ti = context["ti"]
         plan = ti.xcom_pull(task_ids="check_params")
         if plan is None or plan["path"] not in paths:
             return False
         if after_bootstrap and ti.xcom_pull(task_ids="bootstrap") is None:
             raise AirflowFailException("bootstrap did not succeed (its log says why); nothing was rolled out")
-        return dict(plan)
+        for key, value in plan.items():
+            ti.xcom_push(key=key, value=value)
+        return True
 
     plan = check_params()
     chain(
