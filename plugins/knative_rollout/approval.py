@@ -65,13 +65,10 @@ class _RollbackAlert:
     Airflow pushes no XCom for a rejection (its skip path), so only an approval is seen, not who rejected.
     """
 
-    def __init__(
-        self, notifiers: Sequence[Any], *, canary: str, approve: str, response_timeout: timedelta
-    ) -> None:
+    def __init__(self, notifiers: Sequence[Any], *, canary: str, approve: str) -> None:
         self.notifiers = tuple(notifiers)
         self.canary = canary
         self.approve = approve
-        self.response_timeout = response_timeout
 
     def __call__(self, context: Context) -> None:
         ti = context["ti"]
@@ -81,7 +78,8 @@ class _RollbackAlert:
         if ti.xcom_pull(task_ids=self.approve):
             why = "approved, but the promotion did not complete"
         else:
-            why = f"not approved: rejected, or no answer within {self.response_timeout}"
+            # Not the timeout's length: a DAG may change it per run (the approval's pre_execute).
+            why = "not approved: rejected, or no answer within the response timeout"
         rollback: Any = context["task"]
         rollout_alert(
             self.notifiers,
@@ -188,9 +186,7 @@ def canary_rollout_with_approval(
             revision="{{ " + result + "['revision'] }}",
         )
         chain(canary, approve, promote)
-        alert = _RollbackAlert(
-            notifiers, canary=canary.task_id, approve=approve.task_id, response_timeout=response_timeout
-        )
+        alert = _RollbackAlert(notifiers, canary=canary.task_id, approve=approve.task_id)
         rollback = KnativeRollbackOperator(
             task_id="rollback",
             **rollout,
