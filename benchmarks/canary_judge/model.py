@@ -1,8 +1,9 @@
 """The model of a serving revision the benchmark's trials draw from, and its fit to measured latencies.
 
 A revision answers requests whose latency is a mixture of two lognormals, a body and a heavy tail
-(queueing, GC, a busy core), fitted to the example model server's quantiles measured once on a real
-local_knative (``calibrate.py``), and whose errors are independent with a fixed probability. A trial
+(queueing, GC, a busy core), fitted to the latency histogram Knative's metrics recorded for the
+example model server on a real local_knative (``calibrate.py``), and whose errors are independent
+with a fixed probability. A trial
 draws a Poisson number of requests per interval at the revision's share of the total rate, their
 latencies and errors, and counts them into Knative's latency buckets: the same per-interval
 :class:`knative_rollout.analysis.series.Interval` that the metric providers produce from a scrape.
@@ -13,23 +14,28 @@ so "+20 % p99" is a factor 1.2) and a different error probability.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from knative_rollout.analysis.series import Interval, MetricsSchema, RevisionWindow
 from local_knative.metrics import LATENCY_BUCKETS_MS, OTEL_DURATION_BUCKETS_S
 
 CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
-QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 BUCKETS_S = {
     "opencensus": tuple(bound / 1000 for bound in LATENCY_BUCKETS_MS),
     "opentelemetry": OTEL_DURATION_BUCKETS_S,
 }
 """Knative's latency bucket bounds per metrics schema, in seconds (what local_knative exposes too)."""
+
+
+BODY_SIGMA = (0.1, 1.0)
+TAIL_SIGMA = (0.3, 1.5)
+TAIL_WEIGHT = (0.001, 0.3)
 
 
 @dataclass(frozen=True)
@@ -42,15 +48,15 @@ class LatencyModel:
     tail_median: float
     tail_sigma: float
 
-    def cdf(self, seconds: float) -> float:
-        """Return P(latency <= seconds)."""
+    def cdf(self, seconds: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Return P(latency <= seconds), element by element."""
         body = stats.lognorm.cdf(seconds, self.body_sigma, scale=self.body_median)
         tail = stats.lognorm.cdf(seconds, self.tail_sigma, scale=self.tail_median)
-        return float((1 - self.tail_weight) * body + self.tail_weight * tail)
+        return np.asarray((1 - self.tail_weight) * body + self.tail_weight * tail, dtype=np.float64)
 
     def quantile(self, q: float) -> float:
         """Return the ``q`` quantile in seconds."""
-        return float(optimize.brentq(lambda x: self.cdf(x) - q, 1e-7, 1e4, xtol=1e-9))
+        return float(optimize.brentq(lambda x: float(self.cdf(np.array([x]))[0]) - q, 1e-7, 1e4, xtol=1e-9))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray[Any, np.dtype[np.float64]]:
         """Return ``count`` latencies in seconds."""
@@ -81,35 +87,43 @@ class LatencyModel:
         )
 
 
-def fit_mixture(quantiles: dict[float, float]) -> LatencyModel:
-    """Fit a :class:`LatencyModel` to measured quantiles (seconds) by least squares on log latency.
+def fit_buckets(buckets: Sequence[tuple[float, float]]) -> LatencyModel:
+    """Fit a :class:`LatencyModel` to a latency histogram by maximum likelihood on its bucket counts.
 
-    The body starts as the lognormal through the median and p90; the tail's weight is kept in
-    0.1 % .. 20 % and its median above the body's, so the tail is a tail.
+    The histogram is what Knative's metrics measured (the ingress's view, not a client's), cumulative as
+    Prometheus has it: (upper bound in seconds, count), the last bound ``inf``. Buckets say nothing of
+    the shape inside them, so the shape is kept smooth: each component's sigma and the tail's weight stay
+    in the ranges below (without them the fit puts a spike just under a bound, which a 5 % slowdown would
+    push over it all at once), and the tail's median above the body's.
+
+    :param buckets: the cumulative histogram of a whole measurement.
     """
-    qs = sorted(quantiles)
-    logs = np.log([quantiles[q] for q in qs])
-    median = quantiles.get(0.5) or float(np.exp(np.interp(0.5, qs, logs)))
-    p90 = quantiles.get(0.9) or float(np.exp(np.interp(0.9, qs, logs)))
-    sigma = max(math.log(p90 / median) / stats.norm.ppf(0.9), 0.01)
-    top = quantiles[qs[-1]]
+    bounds = np.array([bound for bound, _ in buckets[:-1]], dtype=np.float64)
+    cumulative = np.array([count for _, count in buckets], dtype=np.float64)
+    counts = np.diff(cumulative, prepend=0.0)
+    shares = cumulative[:-1] / cumulative[-1]
+    median = float(np.exp(np.interp(0.5, shares, np.log(bounds))))
+
+    def within(value: float, low: float, high: float) -> float:
+        return low + (high - low) * float(special.expit(value))
 
     def unpack(p: np.ndarray[Any, np.dtype[np.float64]]) -> LatencyModel:
-        weight = 0.001 + 0.199 / (1 + math.exp(-p[2]))
+        body = math.exp(p[0])
         return LatencyModel(
-            math.exp(p[0]), math.exp(p[1]), weight, math.exp(p[0]) * (1 + math.exp(p[3])), math.exp(p[4])
+            body,
+            within(p[1], *BODY_SIGMA),
+            within(p[2], *TAIL_WEIGHT),
+            body * (1 + math.exp(min(p[3], 20.0))),
+            within(p[4], *TAIL_SIGMA),
         )
 
     def loss(p: np.ndarray[Any, np.dtype[np.float64]]) -> float:
-        model = unpack(p)
-        try:
-            fitted = np.log([model.quantile(q) for q in qs])
-        except ValueError:
-            return 1e9
-        return float(np.sum((fitted - logs) ** 2))
+        cdf = unpack(p).cdf(bounds)
+        probabilities = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+        return float(-np.sum(counts * np.log(np.maximum(probabilities, 1e-12))))
 
-    start = np.array([math.log(median), math.log(sigma), -2.0, math.log(max(top / median - 1, 0.5)), -0.5])
-    best = optimize.minimize(loss, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-4})
+    start = np.array([math.log(median), 0.0, -2.0, math.log(2.0), 0.0])
+    best = optimize.minimize(loss, start, method="Nelder-Mead", options={"maxiter": 8000, "xatol": 1e-5})
     return unpack(best.x)
 
 
