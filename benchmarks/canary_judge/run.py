@@ -39,7 +39,11 @@ counts ``identical`` (with the cold start) for false rollbacks.
   ``interval`` (1 m) request success rate >= 99 % and request duration p99 <= 500 ms over that minute
   (``histogram_quantile`` on the buckets; "no values found" is a failed check), rollback at
   ``threshold`` (5) failed checks, promotion after 5 passed ones (``stepWeight`` 10 up to
-  ``maxWeight`` 50); here the weight stays at 10 %.
+  ``maxWeight`` 50); here the weight stays at 10 %. Sources: https://docs.flagger.app/usage/metrics
+  (the builtin checks and their example limits), the Canary examples of Flagger's docs (``interval: 1m``,
+  ``threshold: 5``, ``maxWeight: 50``, ``stepWeight: 10``; the Knative tutorial analyses for five minutes,
+  checking every minute) and fluxcd/flagger ``pkg/controller/scheduler_metrics.go`` (a query with no
+  values fails the check).
 * ``Flagger, tuned``: the same with the p99 limit at 1.1 x the stable's p99 as ``histogram_quantile``
   reads it from the buckets over a long time (in whole ms, as Flagger takes it): the best a fixed
   threshold can do when its author knows the service's p99 and the size of the regression to catch.
