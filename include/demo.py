@@ -119,7 +119,11 @@ def describe(result: Any) -> str:
         return f"batch {result['name']}"
     if "model_uri" in result:
         return f"published {result['model_uri']}"
-    if "verdict" in result:  # a load-test gate's summary
+    if "percent" in result and "verdict" in result:  # a traffic step's analysis
+        return f"{result['percent']}% step: {result['verdict']} -> {result.get('action')}: {result['reason']}"
+    if "slo" in result and "window" in result:  # the rollout's analysis settings
+        return f"analysis windows of {result['window']} at each step, SLO {json.dumps(result['slo'])}"
+    if "latency_ms" in result and "verdict" in result:  # a load-test gate's summary
         latency = result["latency_ms"]
         verdict = result["verdict"]
         outcome = (
@@ -179,10 +183,21 @@ def failure(records: list[dict[str, Any]]) -> str:
     return messages[-1] if messages else "(its log says why)"
 
 
+def xcom_entries(stack: Any, run_id: str) -> list[dict[str, Any]]:
+    """Return every XCom entry of a run (task id and key, no value), page by page (at most 100 a page)."""
+    entries: list[dict[str, Any]] = []
+    while True:
+        path = f"{run_path(run_id)}/taskInstances/~/xcomEntries?limit=100&offset={len(entries)}"
+        page = stack.api("GET", path)
+        entries += page["xcom_entries"]
+        if not page["xcom_entries"] or len(entries) >= page["total_entries"]:
+            return entries
+
+
 def summarize_run(stack: Any, run_id: str) -> list[TaskSummary]:
     """Read a finished run's task states, XComs and logs over the REST API; return them in run order."""
     values: dict[str, Any] = {}
-    for entry in stack.api("GET", f"{run_path(run_id)}/taskInstances/~/xcomEntries")["xcom_entries"]:
+    for entry in xcom_entries(stack, run_id):
         # The gate pushes its summary under "loadtest" even when it fails and so returns nothing.
         if entry["key"] in ("return_value", "loadtest"):
             key = urllib.parse.quote(entry["key"], safe="")
