@@ -14,8 +14,11 @@ Runs every day and also whenever new training data lands (the ``iris_training_da
 4. ``publish``: copies the artifact to ``models/`` in the store (``file://`` locally, ``gs://`` through
    the google provider's GCS hook on GCP).
 5. ``bootstrap``: the very first model becomes the Service; afterwards it leaves it alone.
-6. ``rollout``: lock, candidate at 0% on its tag URL, load-test gate, 10% -> 50% -> 100%, promote;
-   on any failure it rolls back and ``rollout.outcome`` fails the run, naming the step and why.
+6. ``rollout``: lock, candidate at 0% on its tag URL, load-test gate, then 10% -> 50% -> 100%, each
+   step judged against the stable on live metrics (``analysis_<p>``, with synthetic load in every window
+   so it decides with no real traffic), promote; on any failure it rolls back and ``rollout.outcome``
+   fails the run, naming the step and why. Alerts go out on a failed analysis, the promotion and a
+   rollback.
 7. ``teardown``: deletes old revisions that serve nothing (stable and rollback target are kept).
 
 A rerun, a retry or a cleared task never deploys twice (revision names are hashes of their spec) and
@@ -25,8 +28,13 @@ Configuration, never edits to this file: the ``kubernetes_default`` connection (
 ``ingress_address`` extra where Knative hosts have no DNS), the Variables ``knative_rollout_artifact_store``
 (default ``file://$AIRFLOW_HOME/knative-rollout``; ``gs://BUCKET/PREFIX`` on GCP),
 ``knative_rollout_namespace`` and ``knative_rollout_image`` (used when those Params are empty, as in
-scheduled and asset-triggered runs) and the Params below.
-The metric analysis joins the gates in ``GATES`` once it is available.
+scheduled and asset-triggered runs), ``knative_rollout_analysis`` (JSON keys over :data:`ANALYSIS`:
+``{"prometheus_url": "http://prometheus:9090", "window": "2m", "interval": "10s"}`` or
+``metrics_conn_id`` reads Prometheus instead of local_knative's ``/metrics`` at the connection's
+``ingress_address``), ``knative_rollout_alerts`` (JSON, see
+:func:`knative_rollout.notifiers.notifiers_from_config`: ``webhook_url``, ``slack_webhook_conn_id``,
+``email_to``...; none: no alerts) and the Params below. ``rollout_settings`` reads the two JSON
+Variables and refuses a bad one, naming it, before anything is published or deployed.
 """
 
 from __future__ import annotations
@@ -40,7 +48,16 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, chain, task
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    BaseNotifier,
+    CronTriggerTimetable,
+    Param,
+    chain,
+    task,
+)
 from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
@@ -49,14 +66,15 @@ from knative_rollout.task_groups import progressive_rollout
 DEFAULT_IMAGE = "registry.example.com/knative-rollout/model-server:v1"
 TRAINING_DATA = Asset(name="iris_training_data", uri="knative-rollout://training-data/iris")
 STORE_VARIABLE = "knative_rollout_artifact_store"
+ANALYSIS_VARIABLE = "knative_rollout_analysis"
+ALERTS_VARIABLE = "knative_rollout_alerts"
 SERVICE = "{{ params.service_name }}"
 # Empty Params fall back to Variables, so one DAG file serves every environment (local, compose, Composer).
 NAMESPACE = "{{ params.namespace or var.value.get('knative_rollout_namespace', 'default') }}"
 IMAGE = "{{ params.image or var.value.get('knative_rollout_image', '" + DEFAULT_IMAGE + "') }}"
 TARGET = {"service_name": SERVICE, "namespace": NAMESPACE}
 PREDICTION = json.dumps({"instances": [[5.9, 3.0, 5.1, 1.8]]})
-# The gates the candidate must pass on its tag URL before any traffic moves. The metric analysis
-# (canary vs. stable against SLOs) is one more entry here once progressive_rollout accepts it.
+# The gate the candidate must pass on its tag URL before any traffic moves.
 GATES: dict[str, Any] = {
     "load_test": {
         "rate": 20,
@@ -68,6 +86,48 @@ GATES: dict[str, Any] = {
         "slo": "{{ params.slo }}",
     }
 }
+
+
+# Each traffic step's analysis (canary vs. stable, then the SLO), unless knative_rollout_analysis says
+# otherwise: short windows of synthetic load, so a local Service with no users still gets a decision.
+ANALYSIS: dict[str, Any] = {
+    "window": "10s",
+    "interval": "1s",
+    "slo": {"max_p99_latency": "300ms", "max_error_rate": 0.01, "min_requests": 20},
+    "load": {"rate": 20, "bodies": [PREDICTION], "headers": {"Content-Type": "application/json"}},
+}
+
+
+class VariableAlerts(BaseNotifier):
+    """Send a rollout's alert wherever the Variable ``knative_rollout_alerts`` says; nowhere without it.
+
+    The Variable is read when an alert goes out, not when the DAG is parsed: parsing reads no Variable
+    and stays fast, and a changed Variable applies to the next alert.
+    """
+
+    def notify(self, context: Any) -> None:
+        """Pass the alert on to the notifiers the Variable configures."""
+        from knative_rollout.notifiers import CONTEXT_KEY, notify_all
+
+        notify_all(alert_notifiers(), context, context[CONTEXT_KEY])
+
+
+def alert_notifiers() -> list[Any]:
+    """Return the notifiers the Variable ``knative_rollout_alerts`` configures (none when it is unset).
+
+    :raises AirflowFailException: naming the Variable, when it is not valid.
+    """
+    from airflow.sdk import Variable
+
+    from knative_rollout.notifiers import notifiers_from_config
+
+    config = Variable.get(ALERTS_VARIABLE, default=None, deserialize_json=True)
+    try:
+        if config is not None and not isinstance(config, dict):
+            raise ValueError(f"expected a JSON object, got {config!r}")
+        return notifiers_from_config(config)
+    except ValueError as error:
+        raise AirflowFailException(f"Variable {ALERTS_VARIABLE}: {error}") from None
 
 
 def use_model_package() -> None:
@@ -162,6 +222,44 @@ def serving_model_uri(service_name: str, namespace: str) -> str | None:
             if variable.get("name") == "MODEL_URI":
                 return str(variable.get("value"))
     return None
+
+
+def analysis_settings(service_name: str) -> dict[str, Any]:
+    """Return the rollout's analysis: :data:`ANALYSIS` with the Variable ``knative_rollout_analysis`` over it.
+
+    Without a metrics source of its own it reads local_knative's ``/metrics``, served at the ingress
+    address of the ``kubernetes_default`` connection.
+
+    :raises AirflowFailException: naming the Variable, when the result is not a valid analysis.
+    """
+    from airflow.sdk import BaseHook, Variable
+
+    from knative_rollout.analysis import AnalysisConfig
+    from knative_rollout.operators.loadtest import INGRESS_EXTRA
+
+    overrides = Variable.get(ANALYSIS_VARIABLE, default={}, deserialize_json=True)
+    if not isinstance(overrides, dict):
+        raise AirflowFailException(
+            f"Variable {ANALYSIS_VARIABLE} must be a JSON object of analysis keys, got {overrides!r}"
+        )
+    analysis = {**ANALYSIS, **overrides}
+    if "load" in analysis and "load" not in overrides:
+        analysis["load"] = {**analysis["load"], "path": f"/v1/models/{service_name}:predict"}
+    if not any(analysis.get(key) for key in ("prometheus_url", "metrics_conn_id", "scrape_urls")):
+        ingress = BaseHook.get_connection("kubernetes_default").extra_dejson.get(INGRESS_EXTRA)
+        if not ingress:
+            raise AirflowFailException(
+                f"no metrics for the analysis: set the Variable {ANALYSIS_VARIABLE} to e.g. "
+                '{"prometheus_url": "http://prometheus:9090", "window": "2m", "interval": "10s"}, or give '
+                f"the kubernetes_default connection the extra {INGRESS_EXTRA} (local_knative's /metrics "
+                "is served there)"
+            )
+        analysis["scrape_urls"] = [str(ingress).rstrip("/") + "/metrics"]
+    try:
+        AnalysisConfig.of(analysis)
+    except (TypeError, ValueError) as error:
+        raise AirflowFailException(f"Variable {ANALYSIS_VARIABLE}: analysis: {error}") from None
+    return analysis
 
 
 with DAG(
@@ -330,6 +428,12 @@ with DAG(
         return bool(decision["roll_out"])
 
     @task
+    def rollout_settings(params: dict[str, Any]) -> dict[str, Any]:
+        """Check the alert and analysis Variables before anything is published; return the analysis."""
+        alert_notifiers()
+        return analysis_settings(params["service_name"])
+
+    @task
     def publish(trained: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Copy the artifact to the store's ``models/``; return the candidate's environment."""
         store = artifact_store()
@@ -358,6 +462,7 @@ with DAG(
     batch = prepare_data()
     trained = train(batch)
     decision = evaluate(trained)
+    settings = rollout_settings()
     published = publish(trained)
     bootstrap = KnativeDeployRevisionOperator(
         task_id="bootstrap",
@@ -375,6 +480,8 @@ with DAG(
         autoscaling={"min-scale": 1},
         steps=(10, 50, 100),
         **GATES,
+        analysis=settings,
+        notifiers=[VariableAlerts()],
     )
     teardown = KnativeTeardownOperator(task_id="teardown", **TARGET, keep=1)
-    chain(decision, worth_rolling_out(decision), published, bootstrap, rollout, teardown)
+    chain(decision, worth_rolling_out(decision), settings, published, bootstrap, rollout, teardown)

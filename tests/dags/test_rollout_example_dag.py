@@ -90,11 +90,12 @@ def test_retrain_and_rollout_runs_on_a_schedule_and_on_new_data_and_stops_when_n
 
     dag = _dagbag(REPO_ROOT / "dags" / "retrain_and_rollout.py").dags["retrain_and_rollout"]
     assert isinstance(dag.timetable, AssetOrTimeSchedule)
-    assert [task.task_id for task in dag.topological_sort()][:6] == [
+    assert [task.task_id for task in dag.topological_sort()][:7] == [
         "prepare_data",
         "train",
         "evaluate",
         "worth_rolling_out",
+        "rollout_settings",
         "publish",
         "bootstrap",
     ]
@@ -102,6 +103,11 @@ def test_retrain_and_rollout_runs_on_a_schedule_and_on_new_data_and_stops_when_n
     assert dag.task_dict["worth_rolling_out"].ignore_downstream_trigger_rules is True
     assert dag.task_dict["rollout.deploy_candidate"].upstream_task_ids == {"rollout.lock", "publish"}
     assert dag.task_dict["teardown"].upstream_task_ids == {"rollout.outcome"}
+    # Every traffic step is judged with the analysis the settings task read from the Variables.
+    assert dag.task_dict["rollout.analysis_50"].upstream_task_ids == {
+        "rollout.traffic_50",
+        "rollout_settings",
+    }
 
 
 def test_manual_rollout_params_have_types_limits_and_descriptions() -> None:

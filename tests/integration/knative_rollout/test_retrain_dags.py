@@ -7,10 +7,12 @@ twice), and the cluster is read with kubectl afterwards.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pendulum
 import pytest
+from test_canary_rollout import Webhook
 
 from tests.integration.knative_rollout.conftest import IMAGE, Runner, production, train_model
 
@@ -18,8 +20,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_retrain_and_rollout_promotes_better_models_only(
-    run_example: Runner, kube_namespace: str, cluster
+    run_example: Runner, kube_namespace: str, cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    hook = Webhook()
+    monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS", json.dumps({"webhook_url": hook.url}))
+    # Shorter analysis windows than the DAG's default, through its Variable (the rest stays default).
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS", json.dumps({"window": "4s", "interval": "800ms"})
+    )
     target = {"service_name": "iris", "namespace": kube_namespace, "image": IMAGE, "serving_faults": {}}
     first = {**target, "batch": 2, "label_noise": 0.4}
 
@@ -40,15 +48,40 @@ def test_retrain_and_rollout_promotes_better_models_only(
     assert again.results["rollout.outcome"]["unchanged"] is True
     assert production(cluster, kube_namespace, "iris")[0] == before
 
-    # A better model is rolled out step by step and promoted.
+    # A better model on a server 60 ms slower: it passes the offline evaluation and the load-test gate
+    # (p99 <= 300 ms), but the analysis at 10% finds it slower than the stable, so it is rolled back.
+    slower = {**target, "batch": 3, "serving_faults": {"FAULT_LATENCY_MS": "60"}}
+    rejected = run_example("retrain_and_rollout", slower)
+    assert rejected.state == "failed", rejected.task_states
+    assert rejected.task_states["rollout.load_test"] == "success"
+    assert rejected.task_states["rollout.analysis_10"] == "failed"
+    assert rejected.task_states["rollout.traffic_50"] == "upstream_failed"
+    assert rejected.task_states["rollout.rollback"] == "success"
+    assert rejected.xcom["rollout.analysis_10"]["step"]["verdict"] == "fail"
+    assert production(cluster, kube_namespace, "iris")[1] == [(stable, 100)]
+    assert hook.events() == ["analysis_failed", "rolled_back"]
+    assert "rollout.analysis_10 judged the candidate fail at 10%" in hook.posted[-1]["reason"]
+
+    # A better model is rolled out step by step, each step judged on live metrics, and promoted.
     when = pendulum.datetime(2026, 3, 1, tz="UTC")
     better = run_example("retrain_and_rollout", {**target, "batch": 3}, logical_date=when)
     assert better.state == "success", better.task_states
     assert better.results["evaluate"]["roll_out"] is True
     candidate = better.results["rollout.deploy_candidate"]["revision"]
     assert better.results["rollout.outcome"]["stable_revision"] == candidate
+    steps = [better.results[f"rollout.analysis_{percent}"] for percent in (10, 50, 100)]
+    assert [(step["percent"], step["verdict"]) for step in steps] == [
+        (10, "pass"),
+        (50, "pass"),
+        (100, "pass"),
+    ]
+    # Synthetic load in every window: both revisions answered it, with no other traffic.
+    load = better.xcom["rollout.analysis_10"]["analysis"]["load"]
+    assert {entry["revision"] for entry in load} == {stable, candidate}
+    assert all(entry["succeeded"] >= 60 for entry in load), load
     promoted, traffic = production(cluster, kube_namespace, "iris")
     assert traffic == [(candidate, 100)]
+    assert hook.events()[2:] == ["promoted"]
 
     # The same run cleared and run again: it finds its model serving and deploys nothing twice.
     rerun = run_example("retrain_and_rollout", {**target, "batch": 3}, logical_date=when)
