@@ -142,3 +142,39 @@ def test_the_training_batch_comes_from_the_asset_event_then_the_params_then_the_
         module.batch_spec(params, {"batch": 1, "label_noise": 2}, day)
     assert module.gcs_path("gs://models") == ("models", "")
     assert module.gcs_path("gs://models/ml/iris/") == ("models", "ml/iris/")
+
+
+def test_the_retrain_analysis_and_alerts_come_from_variables_checked_by_name(monkeypatch) -> None:
+    import importlib.util
+    import json
+
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    spec = importlib.util.spec_from_file_location("retrain", REPO_ROOT / "dags" / "retrain_and_rollout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    connection = {"conn_type": "kubernetes", "extra": {"ingress_address": "http://127.0.0.1:8081/"}}
+    monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+    # By default: local_knative's /metrics at the ingress, load on the Service's predict path.
+    analysis = module.analysis_settings("iris")
+    assert analysis["scrape_urls"] == ["http://127.0.0.1:8081/metrics"]
+    assert analysis["load"]["path"] == "/v1/models/iris:predict" and analysis["window"] == "10s"
+    prometheus = {"prometheus_url": "http://prometheus:9090", "window": "2m", "interval": "10s"}
+    monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS", json.dumps(prometheus))
+    analysis = module.analysis_settings("iris")
+    assert "scrape_urls" not in analysis and analysis["prometheus_url"] == "http://prometheus:9090"
+    monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS", '{"window": "soon"}')
+    with pytest.raises(AirflowFailException, match="Variable knative_rollout_analysis: analysis: window="):
+        module.analysis_settings("iris")
+    assert module.alert_notifiers() == []  # no Variable: no alerts
+    monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS", '{"webhook_url": "http://alerts/hook"}')
+    assert [type(notifier).__name__ for notifier in module.alert_notifiers()] == [
+        "KnativeRolloutWebhookNotifier"
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS", '{"pager": "x"}')
+    with pytest.raises(
+        AirflowFailException, match=r"Variable knative_rollout_alerts: .*unknown keys \['pager'\]"
+    ):
+        module.alert_notifiers()
