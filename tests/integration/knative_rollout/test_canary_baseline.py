@@ -5,7 +5,8 @@ weight) under real load through the ingress; whatever the outcome, the baseline 
 is deleted, and production ends at 100% on one revision. The resumed run is the cheap variant: the
 operator is called as a worker would call it, the first run is dropped at its first analysis (as if the
 worker died), and a second one of the same rollout drives every deferral's real trigger to its stop for
-approval (the baseline deleted first), which a separate promote then ends.
+approval (the baseline deleted first), which a separate promote then ends. A killed rollout's baseline
+is deleted by the next rollout, which takes its expired lock over.
 """
 
 from __future__ import annotations
@@ -177,3 +178,48 @@ def test_a_resumed_rollout_finds_its_baseline_and_deletes_it_before_stopping_for
         stable,
     )
     assert lease_holder(cluster, kube_namespace) is None
+
+
+def test_a_killed_rollouts_baseline_is_deleted_by_the_rollout_that_takes_its_lock_over(
+    cluster: Any, local_knative: LocalKnative, kube_namespace: str
+) -> None:
+    from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
+
+    target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 90}
+    KnativeDeployRevisionOperator(
+        task_id="deploy_stable", image=f"{ECHO}:v1", deferrable=False, **target
+    ).execute(task_context("deploy_stable"))
+    killed_rollout = KnativeCanaryRolloutOperator(
+        task_id="canary",
+        image=f"{ECHO}:v2",
+        steps=[25],
+        analysis=judge_only(local_knative.metrics_url),
+        baseline=True,
+        rollout_id="killed/rollout",
+        lock_duration=3,  # expires 3 s after its worker died
+        **target,
+    )
+    with Load(local_knative, kube_namespace):
+        assert drive(killed_rollout, task_context("canary"), stop_at="analysis_complete") is None
+    killed, _ = service_state(cluster, kube_namespace)
+    assert killed.baseline and killed.rollout_id == "killed/rollout"
+    # The next rollout (no baseline of its own, straight to 100%: nothing to measure) waits for the lock,
+    # takes it over, rolls the abandoned one back, and at its end deletes the baseline it left.
+    summary = drive(
+        KnativeCanaryRolloutOperator(
+            task_id="canary",
+            image=f"{ECHO}:v2",
+            env={"RUN": "2"},
+            steps=[100],
+            analysis=judge_only(local_knative.metrics_url),
+            rollout_id="next/rollout",
+            **target,
+        ),
+        task_context("canary"),
+    )
+    assert summary["promoted"] is True, summary
+    state, served = service_state(cluster, kube_namespace)
+    assert served == [(summary["revision"], 100, "stable")]
+    actions = [entry.action for entry in state.history]
+    assert "LockTakenOver" in actions and actions[-1] == "BaselineDeleted", actions
+    assert_gone(cluster, kube_namespace, killed.baseline)
