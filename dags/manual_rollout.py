@@ -363,19 +363,18 @@ with DAG(
         approval_steps = [step for step in checked["steps"] if step < 100]
         if checked["approval"] and not approval_steps:
             raise _refuse("steps", checked["steps"], "with approval, give at least one step below 100")
-        plan = {
-            "path": "rollback" if checked["rollback_now"] else _path(checked),
-            "steps": checked["steps"],
-            "approval_steps": approval_steps,
-            "analysis": _analysis(checked, checked["interval"]),
-            "ab_analysis": _analysis(checked, checked["ab_window"]),
-        }
-        for key in ("analysis", "ab_analysis"):
+        path = "rollback" if checked["rollback_now"] else _path(checked)
+        plan = {"path": path, "steps": checked["steps"], "approval_steps": approval_steps, "analysis": None}
+        if path != "rollback":  # a rollback measures nothing, so it needs no metrics source
+            window = checked["ab_window"] if path == "ab" else checked["interval"]
+            plan["analysis"] = _analysis(checked, window)
             try:
-                AnalysisConfig.of(plan[key])
+                AnalysisConfig.of(plan["analysis"])
             except (TypeError, ValueError) as error:
                 raise _refuse(
-                    "metrics_url", checked["metrics_url"], f"its analysis is refused: {error}"
+                    "metrics_url",
+                    checked["metrics_url"],
+                    f"the analysis built from the Params is refused: {error}",
                 ) from None
         return plan
 
@@ -498,7 +497,7 @@ with DAG(
             **rollout,
             revision=revision,
             split="{{ params.ab_split }}",
-            analysis=ab_plan["ab_analysis"],
+            analysis=ab_plan["analysis"],
         )
 
         @task
