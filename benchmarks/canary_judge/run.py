@@ -71,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "include"), str(REPO / "plugins")]
@@ -423,6 +424,29 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def error_ceiling(rate: float, seconds: float, settings: Settings) -> float:
+    """Return the detection rate of the best canary-vs-baseline test of ``more errors`` at 5 % false alarms.
+
+    The reference no comparison can beat with these counts: an exact one-sided test of the canary's share
+    of both revisions' errors in ``seconds`` (equal weights: half under no change), computed exactly over
+    the Poisson number of errors. It bounds what more analysis can buy for errors; more traffic (synthetic
+    load, a higher weight, a longer window) is what moves it. (An absolute limit that knows the base rate,
+    as Flagger's check does, is a one-sample test and can do better over its longer run.)
+    """
+    exposure = rate * settings.canary_share * seconds
+    base, worse = settings.error_rate, settings.error_rate + settings.more_errors
+    mean = exposure * (base + worse)
+    totals = np.arange(int(mean + 12 * math.sqrt(mean) + 12) + 1)
+    power = 0.0
+    for total, weight in zip(totals, stats.poisson.pmf(totals, mean), strict=True):
+        if total == 0:
+            continue
+        # The fewest canary errors out of ``total`` that an exact 5 % test calls high.
+        critical = int(stats.binom.isf(0.05, total, 0.5)) + 1
+        power += weight * float(stats.binom.sf(critical - 1, total, worse / (base + worse)))
+    return float(power)
+
+
 def verdict_lines(result: dict[str, Any]) -> list[str]:
     """Return the plain-language summary: which contenders meet the goal at which rates."""
     lines = []
@@ -435,6 +459,21 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
             for g in rows
         )
         lines.append(f"- {contender}: goal {'met at ' + ', '.join(met) if met else 'not met'} ({detail}).")
+    ceiling = result["error_ceiling"]
+    windows = sorted({row["seconds"] for row in ceiling})
+    lines.append(
+        "- The ceiling for errors +1 pt when the canary is compared with a baseline in one window (the best "
+        "exact test of the canary's share of both revisions' errors at 5 % false alarms; no comparison can "
+        "do better with these counts, only more traffic or a longer window can): "
+        + "; ".join(
+            f"{seconds:g} s: "
+            + ", ".join(
+                f"{percent(r['detection'])} at {r['rate']:g}/s" for r in ceiling if r["seconds"] == seconds
+            )
+            for seconds in windows
+        )
+        + "."
+    )
     return lines
 
 
@@ -504,6 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": model,
         **outcome,
     }
+    result["error_ceiling"] = [
+        {"rate": rate, "seconds": seconds, "detection": error_ceiling(rate, seconds, settings)}
+        for seconds in dict.fromkeys((settings.window, settings.long_window or settings.window))
+        for rate in settings.rates
+    ]
     result["verdict"] = verdict_lines(result)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "canary_judge.json").write_text(json.dumps(result, indent=2) + "\n")

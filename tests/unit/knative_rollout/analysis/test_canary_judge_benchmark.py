@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.canary_judge.run import CASES, FLAGGERS, OUTCOMES, Settings, main
+from benchmarks.canary_judge.run import CASES, FLAGGERS, OUTCOMES, Settings, error_ceiling, main
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,14 @@ def test_every_contender_and_case_has_a_cell(result: dict) -> None:
         assert cell["trials"] == 4
         assert sum(cell[outcome] for outcome in OUTCOMES) == 4
     assert {goal["contender"] for goal in result["goals"]} == contenders
+    assert [row["rate"] for row in result["error_ceiling"]] == [100]
+
+
+def test_the_error_ceiling_grows_with_traffic() -> None:
+    settings = Settings()
+    ceilings = [error_ceiling(rate, 300, settings) for rate in (5, 20, 100)]
+    assert 0 <= ceilings[0] < ceilings[1] < ceilings[2] <= 1
+    assert error_ceiling(100, 600, settings) > ceilings[2]
 
 
 @pytest.mark.parametrize("contender", ["judge, baseline", "judge, stable", "Flagger, tuned"])
