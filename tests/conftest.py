@@ -18,6 +18,9 @@ if "KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME" not in os.environ:
     os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
     os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME_OWNER"] = str(os.getpid())
 _AIRFLOW_HOME = Path(os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_HOME"])
+# The DAG-running test processes copy one initialised database instead of each running initdb
+# (tests/integration/knative_rollout/airflow_test_db.py).
+os.environ["KNATIVE_ROLLOUT_TEST_AIRFLOW_DB_TEMPLATE"] = str(_AIRFLOW_HOME / "airflow-template.db")
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))

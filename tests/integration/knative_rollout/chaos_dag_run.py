@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow_test_db import prepare_airflow_db
+
 
 class CrashableRun:
     """One run of a DAG in a process of its own, in a shared Airflow home; ``kill()`` is a worker dying."""
@@ -71,10 +73,9 @@ def main(dags_folder: str, dag_id: str, conf: dict[str, Any], logical_date: str,
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
     from airflow.sdk import timezone
-    from airflow.utils import db
     from airflow.utils.session import create_session
 
-    db.initdb()
+    prepare_airflow_db()
     dag = DagBag(dags_folder).get_dag(dag_id)
     assert dag is not None, f"DAG {dag_id} did not load from {dags_folder}"
     # dag.test() names the run after run_after (default: now) and deletes an earlier run of the same

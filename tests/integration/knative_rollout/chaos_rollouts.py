@@ -35,6 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from airflow_test_db import prepare_airflow_db
 from loadtest_dag_runner import DagProcess
 from rollout_invariants import (
     ClusterView,
@@ -313,7 +314,6 @@ def main() -> int:
     args = parser.parse_args()
 
     from airflow.dag_processing.dagbag import DagBag
-    from airflow.utils import db
 
     from local_knative.faults.client import FaultClient
 
@@ -321,7 +321,7 @@ def main() -> int:
     dags = args.work / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     (dags / f"{DAG_ID}.py").write_text(dag_source(args.namespace))
-    db.initdb()
+    prepare_airflow_db()
     dag = DagBag(str(dags)).get_dag(DAG_ID)
     assert dag is not None, "the chaos DAG did not load"
     # The Service and its first stable revision, without faults.

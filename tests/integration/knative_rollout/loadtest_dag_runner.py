@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow_test_db import prepare_airflow_db
+
 
 class DagProcess:
     """One DAG run in a process of its own (so a test can run several at once, or kill one)."""
@@ -76,10 +78,9 @@ def main(dags_folder: str, dag_id: str, conf: dict[str, Any]) -> None:
     """Initialise the database, run the DAG and print ``{"state", "tasks", "xcom"}`` as the last line."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
-    from airflow.utils import db
     from airflow.utils.session import create_session
 
-    db.initdb()
+    prepare_airflow_db()
     dag = DagBag(dags_folder).get_dag(dag_id)
     assert dag is not None, f"DAG {dag_id} did not load from {dags_folder}"
     run = dag.test(run_conf=conf or None)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_test_db import prepare_airflow_db
 from rollout_invariants import (
     ClusterView,
     check_history,
@@ -101,12 +102,11 @@ def main() -> int:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
-    from airflow.utils import db
     from airflow.utils.session import create_session
 
     from model.train import train
 
-    db.initdb()
+    prepare_airflow_db()
     dag = DagBag(str(REPO_ROOT / "dags")).get_dag("rollout_example")
     assert dag is not None, "dags/rollout_example.py did not load"
     models = args.work / "models"
