@@ -43,7 +43,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local_airflow import AirflowStack
+    from local_knative.testing import LocalKnative
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Tests run the demo in a directory of their own.
@@ -166,7 +170,7 @@ def run_path(run_id: str) -> str:
     return f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
 
-def task_log(stack: Any, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
+def task_log(stack: AirflowStack, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
     """Return a task's structured log records over the REST API (the worker's and the triggerer's)."""
     path = f"{run_path(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
     return [record for record in stack.api("GET", path).get("content") or [] if isinstance(record, dict)]
@@ -183,7 +187,7 @@ def failure(records: list[dict[str, Any]]) -> str:
     return messages[-1] if messages else "(its log says why)"
 
 
-def xcom_entries(stack: Any, run_id: str) -> list[dict[str, Any]]:
+def xcom_entries(stack: AirflowStack, run_id: str) -> list[dict[str, Any]]:
     """Return every XCom entry of a run (task id and key, no value), page by page (at most 100 a page)."""
     entries: list[dict[str, Any]] = []
     while True:
@@ -194,7 +198,7 @@ def xcom_entries(stack: Any, run_id: str) -> list[dict[str, Any]]:
             return entries
 
 
-def summarize_run(stack: Any, run_id: str) -> list[TaskSummary]:
+def summarize_run(stack: AirflowStack, run_id: str) -> list[TaskSummary]:
     """Read a finished run's task states, XComs and logs over the REST API; return them in run order."""
     values: dict[str, Any] = {}
     for entry in xcom_entries(stack, run_id):
@@ -217,7 +221,7 @@ def summarize_run(stack: Any, run_id: str) -> list[TaskSummary]:
     return tasks
 
 
-def play(stack: Any, number: int, scenario: Scenario) -> RunOutcome:
+def play(stack: AirflowStack, number: int, scenario: Scenario) -> RunOutcome:
     """Trigger one run over the REST API, wait for it and print its summary."""
     print(f"\nRun {number}/{len(SCENARIOS)}: {scenario.what}; conf {json.dumps(scenario.conf)}", flush=True)
     started = time.monotonic()
@@ -251,7 +255,7 @@ def predict(ingress_url: str, service_url: str) -> Any:
         return json.loads(response.read())
 
 
-def print_cluster(cluster: Any) -> None:
+def print_cluster(cluster: LocalKnative) -> None:
     """Print the Service's traffic as the cluster's API reports it, and one prediction it serves."""
     status, service = cluster.request(
         "GET", f"/apis/serving.knative.dev/v1/namespaces/{NAMESPACE}/services/{SERVICE}"
@@ -277,7 +281,7 @@ def ui_port() -> int | None:
     return UI_PORT
 
 
-def record_running(cluster: Any, stack: Any) -> None:
+def record_running(cluster: LocalKnative, stack: AirflowStack) -> None:
     """Write down the processes left running, so ``--stop`` ends exactly those."""
     import psutil
 
@@ -395,9 +399,10 @@ def main(argv: list[str]) -> int:
         else:
             print("Stopping Airflow and local_knative.", flush=True)
             # Nothing runs any more: the cluster's shutdown (its pods) overlaps Airflow's.
-            with ThreadPoolExecutor(2) as pool:
-                for stopped in [pool.submit(stack.stop), pool.submit(cluster.stop)]:
-                    stopped.result()
+            with ThreadPoolExecutor(1) as pool:
+                cluster_stopped = pool.submit(cluster.stop)
+                stack.stop()
+                cluster_stopped.result()
         print(f"Elapsed: {time.monotonic() - started:.0f} s")
 
 
