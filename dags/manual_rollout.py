@@ -205,9 +205,10 @@ FIELDS: dict[str, tuple[Param, Callable[[Any], object] | None]] = {
         _integer("load_rate"),
     ),
     "metrics_url": (
+        # Optional (null allowed): the form treats an empty required text field as missing.
         Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             maxLength=500,
             pattern="^(https?://[^\\s]+)?$",
             description="where the metrics are: a Prometheus API URL, or a URL ending in /metrics read "
@@ -292,7 +293,7 @@ def _refuse(name: str, value: Any, reason: str) -> AirflowFailException:
     )
 
 
-def _metrics_source(url: str) -> dict[str, Any]:
+def _metrics_source(url: str | None) -> dict[str, Any]:
     """Return the analysis' metrics source: the Param, else the Knative ingress' /metrics."""
     if not url:
         from airflow.sdk import BaseHook
