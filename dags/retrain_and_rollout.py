@@ -52,7 +52,6 @@ from airflow.sdk import (
     DAG,
     Asset,
     AssetOrTimeSchedule,
-    BaseNotifier,
     CronTriggerTimetable,
     Param,
     chain,
@@ -60,6 +59,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
+from knative_rollout.notifiers import KnativeRolloutVariableNotifier
 from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
 from knative_rollout.task_groups import progressive_rollout
 
@@ -98,36 +98,8 @@ ANALYSIS: dict[str, Any] = {
 }
 
 
-class VariableAlerts(BaseNotifier):
-    """Send a rollout's alert wherever the Variable ``knative_rollout_alerts`` says; nowhere without it.
-
-    The Variable is read when an alert goes out, not when the DAG is parsed: parsing reads no Variable
-    and stays fast, and a changed Variable applies to the next alert.
-    """
-
-    def notify(self, context: Any) -> None:
-        """Pass the alert on to the notifiers the Variable configures."""
-        from knative_rollout.notifiers import CONTEXT_KEY, notify_all
-
-        notify_all(alert_notifiers(), context, context[CONTEXT_KEY])
-
-
-def alert_notifiers() -> list[Any]:
-    """Return the notifiers the Variable ``knative_rollout_alerts`` configures (none when it is unset).
-
-    :raises AirflowFailException: naming the Variable, when it is not valid.
-    """
-    from airflow.sdk import Variable
-
-    from knative_rollout.notifiers import notifiers_from_config
-
-    config = Variable.get(ALERTS_VARIABLE, default=None, deserialize_json=True)
-    try:
-        if config is not None and not isinstance(config, dict):
-            raise ValueError(f"expected a JSON object, got {config!r}")
-        return notifiers_from_config(config)
-    except ValueError as error:
-        raise AirflowFailException(f"Variable {ALERTS_VARIABLE}: {error}") from None
+# Alerts go wherever the Variable knative_rollout_alerts says (read when one goes out; none when unset).
+ALERTS = KnativeRolloutVariableNotifier(variable=ALERTS_VARIABLE)
 
 
 def use_model_package() -> None:
@@ -430,7 +402,10 @@ with DAG(
     @task
     def rollout_settings(params: dict[str, Any]) -> dict[str, Any]:
         """Check the alert and analysis Variables before anything is published; return the analysis."""
-        alert_notifiers()
+        try:
+            ALERTS.notifiers()
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
         return analysis_settings(params["service_name"])
 
     @task
@@ -481,7 +456,7 @@ with DAG(
         steps=(10, 50, 100),
         **GATES,
         analysis=settings,
-        notifiers=[VariableAlerts()],
+        notifiers=[ALERTS],
     )
     teardown = KnativeTeardownOperator(task_id="teardown", **TARGET, keep=1)
     chain(decision, worth_rolling_out(decision), settings, published, bootstrap, rollout, teardown)

@@ -25,6 +25,7 @@ from airflow.sdk.definitions.xcom_arg import XComArg
 from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.analysis import AnalysisConfig
+from knative_rollout.diagnostics import log_candidate_diagnostics
 from knative_rollout.exceptions import KnativeAnalysisFailedError, permanent_input_errors
 from knative_rollout.locks import RolloutLock
 from knative_rollout.notifiers import ANALYSIS_FAILED, PROMOTED, ROLLED_BACK, rollout_alert
@@ -157,6 +158,8 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         message = f"rollout of Knative Service {service} was not promoted: {why}; {after}"
         if states.get(self.deploy_task_id) == "success":
             self._alert(context, ROLLED_BACK, revision, message)
+        # Logs where the failure is: the candidate's Knative conditions and its pods' last log lines.
+        log_candidate_diagnostics(self.hook, self.service_name, self.namespace, self.rollout_id, self.log)
         raise AirflowFailException(message)
 
     def _alert(self, context: Context, event: str, revision: str, reason: str) -> None:

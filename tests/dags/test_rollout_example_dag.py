@@ -168,13 +168,11 @@ def test_the_retrain_analysis_and_alerts_come_from_variables_checked_by_name(mon
     monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS", '{"window": "soon"}')
     with pytest.raises(AirflowFailException, match="Variable knative_rollout_analysis: analysis: window="):
         module.analysis_settings("iris")
-    assert module.alert_notifiers() == []  # no Variable: no alerts
+    assert module.ALERTS.notifiers() == []  # no Variable: no alerts
     monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS", '{"webhook_url": "http://alerts/hook"}')
-    assert [type(notifier).__name__ for notifier in module.alert_notifiers()] == [
+    assert [type(notifier).__name__ for notifier in module.ALERTS.notifiers()] == [
         "KnativeRolloutWebhookNotifier"
     ]
     monkeypatch.setenv("AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS", '{"pager": "x"}')
-    with pytest.raises(
-        AirflowFailException, match=r"Variable knative_rollout_alerts: .*unknown keys \['pager'\]"
-    ):
-        module.alert_notifiers()
+    with pytest.raises(ValueError, match=r"Variable knative_rollout_alerts: .*unknown keys \['pager'\]"):
+        module.ALERTS.notifiers()

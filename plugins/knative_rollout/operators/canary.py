@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
+from knative_rollout.diagnostics import log_candidate_diagnostics
 from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
     KnativeInputError,
@@ -541,6 +542,8 @@ class KnativeCanaryRolloutOperator(
         }
         context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
         self._alert(context, ROLLED_BACK, revision, reason, {})
+        rollout_id = str(self.rollout_id)
+        log_candidate_diagnostics(self.hook, self.service_name, self.namespace, rollout_id, self.log)
         raise KnativeAnalysisFailedError(
             f"rollout of {revision} to Knative Service {self.service_path} was rolled back: {reason}; "
             f"{state.stable} serves 100%"

@@ -116,6 +116,9 @@ def test_slow_candidate_fails_the_gate_and_is_rolled_back(
     # The run says why in the outcome task's error: the gate's violated threshold and where traffic went.
     assert "was not promoted: rollout.load_test failed the SLO (p50" in outcome["log"]
     assert f"traffic was rolled back: {stable} serves 100%" in outcome["log"]
+    # ... and shows the candidate's conditions and pod log lines, so nobody has to reach for kubectl.
+    candidate = xcom["rollout.deploy_candidate"]["return_value"]["revision"]
+    assert f"Diagnostics of revision {kube_namespace}/{candidate}" in outcome["log"]
 
     service, traffic = served(cluster, kube_namespace)
     assert traffic == [(stable, 100, "stable")]
