@@ -274,6 +274,8 @@ def print_cluster(cluster: LocalKnative) -> None:
 def ui_port() -> int | None:
     """Return 8080 when it is free (a URL to remember), else None: the stack takes any free port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the api-server binds: a port left in TIME_WAIT by the previous demo is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", UI_PORT))
         except OSError:
