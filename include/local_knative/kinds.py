@@ -42,6 +42,12 @@ CONFIGMAP = Kind("", "v1", "configmaps", "ConfigMap", short_names=("cm",))
 SECRET = Kind("", "v1", "secrets", "Secret")
 POD = Kind("", "v1", "pods", "Pod", short_names=("po",), categories=("all",), status_subresource=True)
 LEASE = Kind("coordination.k8s.io", "v1", "leases", "Lease")
+SERVICEACCOUNT = Kind("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",))
+_RBAC = "rbac.authorization.k8s.io"
+ROLE = Kind(_RBAC, "v1", "roles", "Role")
+CLUSTERROLE = Kind(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False)
+ROLEBINDING = Kind(_RBAC, "v1", "rolebindings", "RoleBinding")
+CLUSTERROLEBINDING = Kind(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False)
 
 _KNATIVE_CATEGORIES = ("all", "knative", "serving")
 KSVC = Kind(
@@ -88,6 +94,11 @@ ALL_KINDS: tuple[Kind, ...] = (
     SECRET,
     POD,
     LEASE,
+    SERVICEACCOUNT,
+    ROLE,
+    CLUSTERROLE,
+    ROLEBINDING,
+    CLUSTERROLEBINDING,
     KSVC,
     CONFIGURATION,
     ROUTE,

@@ -28,6 +28,8 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 _META_MODELS = {"V1ObjectMeta", "V1ListMeta", "V1OwnerReference", "V1ManagedFieldsEntry", "V1LabelSelector"}
 _META_MODELS |= {"V1LabelSelectorRequirement", "V1Status", "V1StatusDetails", "V1StatusCause", "V1Condition"}
 _GROUP_PREFIX = {"V1Lease": "io.k8s.api.coordination.v1", "V1LeaseSpec": "io.k8s.api.coordination.v1"}
+_RBAC_MODELS = ("V1Role", "V1ClusterRole", "V1RoleBinding", "V1ClusterRoleBinding", "V1PolicyRule")
+_GROUP_PREFIX |= {model: "io.k8s.api.rbac.v1" for model in (*_RBAC_MODELS, "V1RoleRef", "V1AggregationRule")}
 _INT_OR_STRING = {"port", "target_port", "max_surge", "max_unavailable", "min_available"}
 _KIND_MODELS = {
     kinds.NAMESPACE: "V1Namespace",
@@ -36,6 +38,11 @@ _KIND_MODELS = {
     kinds.SECRET: "V1Secret",
     kinds.POD: "V1Pod",
     kinds.LEASE: "V1Lease",
+    kinds.SERVICEACCOUNT: "V1ServiceAccount",
+    kinds.ROLE: "V1Role",
+    kinds.CLUSTERROLE: "V1ClusterRole",
+    kinds.ROLEBINDING: "V1RoleBinding",
+    kinds.CLUSTERROLEBINDING: "V1ClusterRoleBinding",
 }
 _INT_OR_STRING_NAME = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _OPEN = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -48,6 +55,8 @@ def component_name(model: str) -> str:
         return f"{META}.{model[2:]}"
     if model in _GROUP_PREFIX:
         return f"{_GROUP_PREFIX[model]}.{model[2:]}"
+    if model == "RbacV1Subject":
+        return "io.k8s.api.rbac.v1.Subject"
     if model.startswith("CoreV1"):
         return f"io.k8s.api.core.v1.{model[6:]}"
     match = re.match(r"V\d+(?:(?:alpha|beta)\d+)?", model)
