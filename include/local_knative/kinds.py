@@ -87,6 +87,25 @@ REVISION = Kind(
     status_subresource=True,
 )
 
+# Istio's access control for the model APIs, which the ingress enforces (local_knative.istio_auth).
+_ISTIO_CATEGORIES = ("istio-io", "security-istio-io")
+REQUEST_AUTHENTICATION = Kind(
+    "security.istio.io",
+    "v1",
+    "requestauthentications",
+    "RequestAuthentication",
+    short_names=("ra",),
+    categories=_ISTIO_CATEGORIES,
+)
+AUTHORIZATION_POLICY = Kind(
+    "security.istio.io",
+    "v1",
+    "authorizationpolicies",
+    "AuthorizationPolicy",
+    short_names=("ap",),
+    categories=_ISTIO_CATEGORIES,
+)
+
 ALL_KINDS: tuple[Kind, ...] = (
     NAMESPACE,
     EVENT,
@@ -103,6 +122,8 @@ ALL_KINDS: tuple[Kind, ...] = (
     CONFIGURATION,
     ROUTE,
     REVISION,
+    REQUEST_AUTHENTICATION,
+    AUTHORIZATION_POLICY,
 )
 
 _BY_PLURAL = {(k.group, k.version, k.plural): k for k in ALL_KINDS}

@@ -196,12 +196,86 @@ def _knative_components(found: dict[str, dict[str, Any]]) -> None:
     )
 
 
+_ISTIO = "io.istio.security.v1"
+_STRINGS = {"type": "array", "items": _STR}
+
+
+def _istio_components(found: dict[str, dict[str, Any]]) -> None:
+    """Add Istio's ``security.istio.io/v1`` specs, from Istio's API reference (every field it defines)."""
+    selector = _field(
+        _object("", {"matchLabels": {"type": "object", "additionalProperties": _STR}}),
+        "Workloads (pods) the policy applies to, by labels; none: every workload in the namespace.",
+    )
+    jwt_rule = _object(
+        "JWTRule: how to find and validate one issuer's tokens.",
+        {
+            "issuer": _field(_STR, "Issuer of the JWT (its iss claim)."),
+            "audiences": _field(_STRINGS, "Accepted aud values; empty: any."),
+            "jwksUri": _field(_STR, "URL of the issuer's JSON Web Key Set."),
+            "jwks": _field(_STR, "The JSON Web Key Set inline, as a JSON string."),
+            "fromHeaders": _field(
+                {"type": "array", "items": _object("", {"name": _STR, "prefix": _STR})},
+                "Headers to read the token from; default Authorization with prefix 'Bearer '.",
+            ),
+            "fromParams": _field(_STRINGS, "Query parameters to read the token from; default access_token."),
+            "fromCookies": _field(_STRINGS, "Cookies to read the token from."),
+            "outputPayloadToHeader": _field(_STR, "Header to forward the verified payload in."),
+            "outputClaimToHeaders": _field(
+                {"type": "array", "items": _object("", {"header": _STR, "claim": _STR})},
+                "Claims to copy into request headers.",
+            ),
+            "forwardOriginalToken": _field({"type": "boolean"}, "Keep the token in the forwarded request."),
+            "timeout": _field(_STR, "How long to wait for the JWKS URI."),
+        },
+    )
+    found[f"{_ISTIO}.RequestAuthenticationSpec"] = _object(
+        "RequestAuthentication says which request credentials (JWTs) a workload accepts.",
+        {"selector": selector, "jwtRules": _field({"type": "array", "items": jwt_rule}, "One per issuer.")},
+    )
+    source_fields = ("principals", "requestPrincipals", "namespaces", "ipBlocks", "remoteIpBlocks")
+    source = {name: _STRINGS for field_name in source_fields for name in (field_name, _not(field_name))}
+    operation_fields = ("hosts", "ports", "methods", "paths")
+    operation = {name: _STRINGS for field_name in operation_fields for name in (field_name, _not(field_name))}
+    condition = _object(
+        "Condition: a request attribute (key) and the values it must or must not have.",
+        {"key": _STR, "values": _STRINGS, "notValues": _STRINGS},
+    )
+    rule = _object(
+        "Rule: matches a request when every one of from, to and when does.",
+        {
+            "from": _field(
+                {"type": "array", "items": _object("", {"source": _object("", source)})},
+                "Where the request comes from; any entry matching is enough.",
+            ),
+            "to": _field(
+                {"type": "array", "items": _object("", {"operation": _object("", operation)})},
+                "What the request does; any entry matching is enough.",
+            ),
+            "when": _field({"type": "array", "items": condition}, "Conditions that must all hold."),
+        },
+    )
+    found[f"{_ISTIO}.AuthorizationPolicySpec"] = _object(
+        "AuthorizationPolicy allows or denies requests to workloads.",
+        {
+            "selector": selector,
+            "action": _field(_STR, "ALLOW (default), DENY, AUDIT or CUSTOM."),
+            "provider": _field(_object("", {"name": _STR}), "Extension provider of a CUSTOM policy."),
+            "rules": _field({"type": "array", "items": rule}, "Requests matching any rule get the action."),
+        },
+    )
+
+
+def _not(field_name: str) -> str:
+    return "not" + field_name[0].upper() + field_name[1:]
+
+
 _KNATIVE_SPECS = {
     kinds.KSVC: "ServiceSpec",
     kinds.CONFIGURATION: "ConfigurationSpec",
     kinds.ROUTE: "RouteSpec",
     kinds.REVISION: "RevisionSpec",
 }
+_ISTIO_KINDS = (kinds.REQUEST_AUTHENTICATION, kinds.AUTHORIZATION_POLICY)
 
 
 def kind_component(kind: Kind) -> str:
@@ -220,9 +294,12 @@ def components() -> dict[str, dict[str, Any]]:
         _collect(model, found)
     _collect("V1ListMeta", found)
     _knative_components(found)
-    for kind, spec in _KNATIVE_SPECS.items():
+    _istio_components(found)
+    specs = [(kind, f"{_SERVING}.{spec}", "a Knative Serving") for kind, spec in _KNATIVE_SPECS.items()]
+    specs += [(kind, f"{_ISTIO}.{kind.kind}Spec", "an Istio") for kind in _ISTIO_KINDS]
+    for kind, spec, what in specs:
         found[kind_component(kind)] = _object(
-            f"{kind.kind} is a Knative Serving {kind.kind} (serving.knative.dev/v1).",
+            f"{kind.kind} is {what} {kind.kind} ({kind.api_version}).",
             {
                 "apiVersion": _field(_STR, "APIVersion of this representation of the object."),
                 "kind": _field(_STR, "Kind of the REST resource this object represents."),
@@ -230,7 +307,7 @@ def components() -> dict[str, dict[str, Any]]:
                     **_field(_ref(f"{META}.ObjectMeta"), "Standard object metadata."),
                     "default": {},
                 },
-                "spec": _field(_ref(f"{_SERVING}.{spec}"), f"The desired state of the {kind.kind}."),
+                "spec": _field(_ref(spec), f"The desired state of the {kind.kind}."),
                 "status": _field(_OPEN, f"The observed state of the {kind.kind}, written by the controller."),
             },
         )
