@@ -25,16 +25,21 @@ counts ``identical`` (with the cold start) for false rollbacks.
 
 **Contenders**, each on the same draws of a trial:
 
-* ``judge, baseline``: our judge with its default metrics (p99 latency; error rate, critical) and
-  Kayenta's thresholds, canary vs the baseline, one verdict per ``--window`` (60 s of ``--interval``
-  10 s samples: the product's defaults); an inconclusive window is measured again as the rollout does,
-  up to ``--max-inconclusive`` (1, the product's default) times, then it is an inconclusive outcome.
-* ``judge, stable``: the same against the stable revision (90 % of the traffic, warm).
-* ``judge, baseline, 300 s windows`` (``--long-window``; 0 leaves it out): the judge with five times the
-  samples per verdict, to show what the window buys; and ``..., loose``: that with 90 % confidence, no
-  tolerance band and no minimum p99 ratio (not the product's defaults; a DAG can set them in
-  ``analysis={"metrics": [...]}``), to show what the judge's own knobs can reach; the same against the
-  stable shows what the baseline is for once the judge is sensitive enough to see the cold start.
+* ``requests judge, baseline``: our judge as the product runs it by default (``samples: "requests"``):
+  its default metrics (latency, error rate critical) and Kayenta's confidence and tolerance on every
+  request of the window, the latencies read back from the window's buckets and the errors pooled
+  (Fisher's exact test, 0.2-point floor), canary vs the baseline, one verdict per ``--window`` (60 s,
+  the product's default); an inconclusive window is measured again as the rollout does, up to
+  ``--max-inconclusive`` (1, the product's default) times, then it is an inconclusive outcome.
+* ``requests judge, stable``: the same against the stable revision (90 % of the traffic, warm); and both
+  with ``--long-window`` (300 s; 0 leaves the long windows out).
+* ``intervals judge, ...``: Kayenta's way (``samples: "intervals"``), one sample per ``--interval``
+  (10 s) and revision: the p99 of the interval's buckets and its error rate; against the baseline, the
+  stable, and the baseline with 300 s windows, to show what the window buys; and ``..., loose``: that
+  with 90 % confidence, no tolerance band and no minimum p99 ratio (not the product's defaults; a DAG
+  can set them in ``analysis={"metrics": [...]}``), to show what the judge's own knobs can reach; the
+  same against the stable shows what the baseline is for once the judge is sensitive enough to see the
+  cold start.
 * ``Flagger, docs``: Flagger's builtin checks as its docs and Knative tutorial set them: every
   ``interval`` (1 m) request success rate >= 99 % and request duration p99 <= 500 ms over that minute
   (``histogram_quantile`` on the buckets; "no values found" is a failed check), rollback at
@@ -83,7 +88,7 @@ from benchmarks.canary_judge.model import (  # noqa: E402
     Revision,
     draw_window,
 )
-from knative_rollout.analysis.checks import DEFAULT_METRICS, SLO, check_slo, evaluate  # noqa: E402
+from knative_rollout.analysis.checks import DEFAULT_METRICS, SLO, Samples, check_slo, evaluate  # noqa: E402
 from knative_rollout.analysis.judge import MetricSpec  # noqa: E402
 from knative_rollout.analysis.series import RevisionWindow, histogram_quantile  # noqa: E402
 from knative_rollout.policy import ActionKind, RolloutPlan, Verdict  # noqa: E402
@@ -143,20 +148,38 @@ class Settings:
             raise ValueError(f"pass cold_start >= 0, slower >= 1 and a schema in {sorted(BUCKETS_S)}")
 
     @property
-    def judges(self) -> dict[str, tuple[str, float, tuple[MetricSpec, ...]]]:
-        """Return the judge contenders: name -> (compared with, window seconds, the judge's metrics)."""
+    def judges(self) -> dict[str, tuple[str, float, tuple[MetricSpec, ...], Samples]]:
+        """Return the judge contenders: name -> (compared with, window seconds, metrics, samples)."""
+        requests, intervals = Samples.REQUESTS, Samples.INTERVALS
+        long = f"{self.long_window:g} s windows"
         judges = {
-            "judge, baseline": ("baseline", self.window, DEFAULT_METRICS),
-            "judge, stable": ("stable", self.window, DEFAULT_METRICS),
+            "requests judge, baseline": ("baseline", self.window, DEFAULT_METRICS, requests),
+            "requests judge, stable": ("stable", self.window, DEFAULT_METRICS, requests),
         }
         if self.long_window:
-            name = f"judge, baseline, {self.long_window:g} s windows"
-            judges[name] = ("baseline", self.long_window, DEFAULT_METRICS)
-            judges[f"{name}, loose"] = ("baseline", self.long_window, LOOSE_METRICS)
-            judges[f"judge, stable, {self.long_window:g} s windows, loose"] = (
+            judges[f"requests judge, baseline, {long}"] = (
+                "baseline",
+                self.long_window,
+                DEFAULT_METRICS,
+                requests,
+            )
+            judges[f"requests judge, stable, {long}"] = (
+                "stable",
+                self.long_window,
+                DEFAULT_METRICS,
+                requests,
+            )
+        judges["intervals judge, baseline"] = ("baseline", self.window, DEFAULT_METRICS, intervals)
+        judges["intervals judge, stable"] = ("stable", self.window, DEFAULT_METRICS, intervals)
+        if self.long_window:
+            name = f"intervals judge, baseline, {long}"
+            judges[name] = ("baseline", self.long_window, DEFAULT_METRICS, intervals)
+            judges[f"{name}, loose"] = ("baseline", self.long_window, LOOSE_METRICS, intervals)
+            judges[f"intervals judge, stable, {long}, loose"] = (
                 "stable",
                 self.long_window,
                 LOOSE_METRICS,
+                intervals,
             )
         return judges
 
@@ -196,11 +219,17 @@ def part(window: RevisionWindow, start: int, count: int) -> RevisionWindow:
 
 
 def judge_verdicts(
-    canary: RevisionWindow, other: RevisionWindow, size: int, metrics: Sequence[MetricSpec]
+    canary: RevisionWindow,
+    other: RevisionWindow,
+    size: int,
+    metrics: Sequence[MetricSpec],
+    samples: Samples,
 ) -> Iterator[Verdict]:
     """Yield the judge's verdict of each consecutive window of ``size`` intervals, canary vs ``other``."""
     for start in range(0, len(canary.intervals) - size + 1, size):
-        yield evaluate(part(canary, start, size), part(other, start, size), metrics=metrics).verdict
+        yield evaluate(
+            part(canary, start, size), part(other, start, size), metrics=metrics, samples=samples
+        ).verdict
 
 
 def decide(verdicts: Iterator[Verdict], max_inconclusive: int) -> tuple[str, int]:
@@ -258,10 +287,11 @@ def trial(
         for name, revision in revisions(case, settings).items()
     }
     outcomes: dict[str, tuple[str, float]] = {}
-    for contender, (other, window, metrics) in settings.judges.items():
+    for contender, (other, window, metrics, samples) in settings.judges.items():
         size = round(window / settings.interval)
         outcome, used = decide(
-            judge_verdicts(windows["canary"], windows[other], size, metrics), settings.max_inconclusive
+            judge_verdicts(windows["canary"], windows[other], size, metrics, samples),
+            settings.max_inconclusive,
         )
         outcomes[contender] = (outcome, used * window)
     for contender in FLAGGERS:

@@ -9,9 +9,10 @@ The call an operator or trigger makes (async, so a trigger awaits it without blo
         namespace="models",
         canary="iris-classifier-00002",
         baseline="iris-classifier-00001",                # the baseline or the stable; None: SLO only
-        window=300, step=30,                             # seconds; the judge gets one sample per step
+        window=300, step=30,                             # seconds; the window in intervals of step
         slo=SLO(max_p99_latency=0.5, max_error_rate=0.01),
         schema="auto",                                   # or "opencensus" / "opentelemetry"
+        samples="requests",                              # or "intervals": one sample per step (Kayenta)
     )
     result.verdict      # knative_rollout.policy.Verdict: PASS / FAIL / INCONCLUSIVE
     result.to_dict()    # JSON-able report: per-metric classifications, score, SLO checks, totals
@@ -19,9 +20,10 @@ The call an operator or trigger makes (async, so a trigger awaits it without blo
 ``result.verdict`` feeds :func:`knative_rollout.policy` decisions as a load-test verdict does:
 INCONCLUSIVE (no data, too little data, a marginal score) means "measure again", never a pass.
 
-Modules: :mod:`.judge` (pure: Kayenta-style Mann-Whitney judge), :mod:`.series` (pure: both Knative
-metric schemas, Prometheus text and JSON, per-revision windows), :mod:`.checks` (pure: SLO checks, the
-built-in metrics, :class:`AnalysisResult`), :mod:`.providers` (HTTP: Prometheus API, direct scrape).
+Modules: :mod:`.judge` (pure: Kayenta-style Mann-Whitney judge, Fisher's test of pooled counts),
+:mod:`.series` (pure: both Knative metric schemas, Prometheus text and JSON, per-revision windows),
+:mod:`.checks` (pure: SLO checks, the built-in metrics, :class:`AnalysisResult`), :mod:`.providers`
+(HTTP: Prometheus API, direct scrape).
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from collections.abc import Sequence
 
 from knative_rollout.analysis.checks import (
     DEFAULT_METRICS,
+    DEFAULT_SAMPLES,
     SLO,
     AnalysisResult,
+    Samples,
     SLOCheckResult,
     evaluate,
 )
@@ -70,6 +74,7 @@ __all__ = [
     "PrometheusProvider",
     "RevisionWindow",
     "SLOCheckResult",
+    "Samples",
     "ScoreThresholds",
     "ScrapeProvider",
     "analyse",
@@ -94,6 +99,7 @@ async def analyse(
     thresholds: ScoreThresholds | None = None,
     schema: MetricsSchema | str = "auto",
     end: float | None = None,
+    samples: Samples | str = DEFAULT_SAMPLES,
 ) -> AnalysisResult:
     """Read one analysis window of the canary (and baseline) from ``provider`` and judge it.
 
@@ -102,18 +108,25 @@ async def analyse(
     :param canary: the revision under test.
     :param baseline: the revision to compare with (a fresh baseline, or the stable); None: SLO only.
     :param window: seconds of metrics to judge (a scrape provider observes them now, so it takes that long).
-    :param step: seconds per interval; the judge compares one sample per interval and revision.
+    :param step: seconds per interval (with ``samples="intervals"`` the judge compares one sample per
+        interval and revision).
     :param slo: absolute limits on the canary.
     :param metrics: the judge's metrics (default: p99 latency, critical error rate).
     :param thresholds: the judge's score thresholds.
     :param schema: ``auto``, ``opencensus`` or ``opentelemetry``.
     :param end: for a provider that reads stored metrics (:class:`PrometheusProvider`), when the window
         ends (epoch seconds; default now). A scrape provider always observes the window from now on.
+    :param samples: ``requests`` (every request of the window) or ``intervals`` (one sample per step).
     :raises ValueError: for bad input (nothing to check, a bad window or schema, a refused query).
     :raises MetricsUnavailable: when the metrics source cannot be read (retry later).
     """
     if baseline is None and slo is None:
         raise ValueError("nothing to check: pass a baseline revision to compare with, an SLO, or both")
+    try:
+        samples = Samples(str(samples).strip().lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in Samples)
+        raise ValueError(f"samples={samples!r} is not known; pass one of {choices}") from None
     if baseline == canary:
         raise ValueError(f"canary and baseline are both {canary!r}; compare two different revisions")
     revisions = [canary] + ([baseline] if baseline is not None else [])
@@ -131,6 +144,7 @@ async def analyse(
         slo=slo,
         metrics=metrics,
         thresholds=thresholds,
+        samples=samples,
     )
 
 
@@ -166,4 +180,5 @@ async def analyse_configured(
         thresholds=config.thresholds,
         schema=config.schema,
         end=end if config.reads_prometheus else None,
+        samples=config.samples,
     )

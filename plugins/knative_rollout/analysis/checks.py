@@ -6,9 +6,14 @@ Pure: no I/O. Two kinds of check, both optional, at least one required:
   latency (from the merged latency histogram, as ``histogram_quantile`` would) and 5xx error rate. Fewer
   than ``min_requests`` answers in the window is "no data", whose verdict ``on_no_data`` chooses
   (inconclusive by default; never a silent pass).
-* **The judge** (:mod:`knative_rollout.analysis.judge`): canary vs baseline per metric, on per-interval
-  samples: ``latency_p50``/``p90``/``p95``/``p99`` (seconds) and ``error_rate``. Intervals in which a
-  revision answered nothing give no sample.
+* **The judge** (:mod:`knative_rollout.analysis.judge`): canary vs baseline per metric, on the samples
+  :class:`Samples` names. ``requests`` (the default): every request in the window, so 60 s at 10/s is
+  600 values a side, not 6: a latency metric compares the request latencies read back from the whole
+  window's histogram (:func:`~knative_rollout.analysis.series.request_latencies`; the whole
+  distribution, so ``latency_p50`` and ``latency_p99`` judge the same thing), ``error_rate`` the pooled
+  5xx and request counts (:func:`~knative_rollout.analysis.judge.classify_counts`). ``intervals``
+  (Kayenta's way): one sample per interval and revision, ``latency_pNN`` that interval's quantile
+  (seconds) and ``error_rate`` its rate; intervals in which a revision answered nothing give no sample.
 
 The result's verdict is FAIL when any check failed, else INCONCLUSIVE when any check had no data or the
 judge was marginal, else PASS.
@@ -19,10 +24,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from knative_rollout.analysis.judge import Direction, Judgement, MetricSpec, ScoreThresholds, judge
-from knative_rollout.analysis.series import Interval, RevisionWindow
+from knative_rollout.analysis.judge import (
+    Direction,
+    Judgement,
+    MetricResult,
+    MetricSpec,
+    ScoreThresholds,
+    classify_counts,
+    classify_metric,
+    judge_results,
+)
+from knative_rollout.analysis.series import Interval, RevisionWindow, request_latencies
 from knative_rollout.policy import Verdict
 
 LATENCY_METRICS: Mapping[str, float] = {
@@ -37,9 +52,20 @@ METRIC_NAMES = (*LATENCY_METRICS, ERROR_RATE)
 DEFAULT_METRICS: tuple[MetricSpec, ...] = (
     # A p99 within 10% of the baseline's is noise of the bucketed histogram, not a regression.
     MetricSpec("latency_p99", Direction.INCREASE, group="latency", allowed_increase=1.1),
-    MetricSpec(ERROR_RATE, Direction.INCREASE, group="errors", critical=True),
+    # Under 0.2 points more errors is no rollback, however many requests make it significant.
+    MetricSpec(ERROR_RATE, Direction.INCREASE, group="errors", critical=True, allowed_difference=0.002),
 )
 """The built-in comparison: p99 latency and error rate, where only an increase is bad; errors critical."""
+
+
+class Samples(StrEnum):
+    """What the judge compares per metric (see the module docstring)."""
+
+    REQUESTS = "requests"
+    INTERVALS = "intervals"
+
+
+DEFAULT_SAMPLES = Samples.REQUESTS
 
 
 def parse_verdict(value: Verdict | str, *, what: str) -> Verdict:
@@ -154,17 +180,30 @@ def metric_samples(window: RevisionWindow, name: str) -> list[float]:
     raise ValueError(f"unknown metric {name!r}; the built-in metrics are {', '.join(METRIC_NAMES)}")
 
 
+def classify_window(
+    spec: MetricSpec, canary: RevisionWindow, baseline: RevisionWindow, samples: Samples = DEFAULT_SAMPLES
+) -> MetricResult:
+    """Classify one built-in metric of the canary's window against the baseline's.
+
+    :raises ValueError: for an unknown metric name.
+    """
+    if samples is Samples.INTERVALS or spec.name not in METRIC_NAMES:
+        return classify_metric(spec, metric_samples(canary, spec.name), metric_samples(baseline, spec.name))
+    x, y = canary.total, baseline.total
+    if spec.name == ERROR_RATE:
+        return classify_counts(spec, (x.errors, x.requests), (y.errors, y.requests))
+    return classify_metric(spec, request_latencies(x.buckets), request_latencies(y.buckets))
+
+
 def judge_windows(
     canary: RevisionWindow,
     baseline: RevisionWindow,
     metrics: Sequence[MetricSpec] = DEFAULT_METRICS,
     thresholds: ScoreThresholds | None = None,
+    samples: Samples = DEFAULT_SAMPLES,
 ) -> Judgement:
-    """Compare the canary's per-interval samples with the baseline's, metric by metric."""
-    return judge(
-        [(spec, metric_samples(canary, spec.name), metric_samples(baseline, spec.name)) for spec in metrics],
-        thresholds,
-    )
+    """Compare the canary's window with the baseline's, metric by metric, on ``samples``."""
+    return judge_results([classify_window(spec, canary, baseline, samples) for spec in metrics], thresholds)
 
 
 @dataclass(frozen=True)
@@ -206,6 +245,7 @@ def evaluate(
     slo: SLO | None = None,
     metrics: Sequence[MetricSpec] = DEFAULT_METRICS,
     thresholds: ScoreThresholds | None = None,
+    samples: Samples = DEFAULT_SAMPLES,
 ) -> AnalysisResult:
     """Run the SLO checks on the canary and, with a baseline, the judge; combine them into one verdict.
 
@@ -214,12 +254,15 @@ def evaluate(
     :param slo: absolute limits on the canary; None skips them.
     :param metrics: what the judge compares.
     :param thresholds: the judge's score thresholds.
+    :param samples: what the judge compares: every request or one sample per interval.
     :raises ValueError: when neither a baseline nor an SLO is given (nothing to check).
     """
     if baseline is None and slo is None:
         raise ValueError("nothing to check: pass a baseline revision to compare with, an SLO, or both")
     slo_checks = check_slo(canary, slo) if slo is not None else ()
-    judgement = judge_windows(canary, baseline, metrics, thresholds) if baseline is not None else None
+    judgement = (
+        judge_windows(canary, baseline, metrics, thresholds, samples) if baseline is not None else None
+    )
     verdicts = [check.verdict for check in slo_checks] + ([judgement.verdict] if judgement else [])
     failed = [check.reason for check in slo_checks if check.verdict is Verdict.FAIL]
     unsure = [check.reason for check in slo_checks if check.verdict is Verdict.INCONCLUSIVE]

@@ -11,13 +11,16 @@ Keys (durations are seconds or text such as ``"30s"``, ``"2m"``, ``"300ms"``):
   endpoints read directly); ``metrics_conn_id`` (an Airflow connection whose host is the Prometheus URL
   and whose password is a bearer token, or login and password for basic auth) instead of the URL;
   ``headers``; ``timeout`` (per request, default 30 s);
-* the window: ``window`` (default 60 s) of ``interval`` samples (default 10 s; the judge compares one
-  sample per interval and revision, and needs about 5 a side); ``settle`` (Prometheus only, default
-  15 s): how long after the window's end to wait before reading it, so that the last scrapes are in;
+* the window: ``window`` (default 60 s) of ``interval`` samples (default 10 s; with ``samples:
+  "intervals"`` the judge compares one sample per interval and revision, and needs about 5 a side);
+  ``settle`` (Prometheus only, default 15 s): how long after the window's end to wait before reading
+  it, so that the last scrapes are in;
 * what is checked: ``slo`` (``max_p99_latency``, ``max_error_rate``, ``min_requests``), ``compare``
   (default true: judge the candidate against the stable revision), ``metrics`` (the judge's metrics,
-  default p99 latency and critical error rate), ``thresholds`` (``pass_threshold``,
-  ``marginal_threshold``), ``schema`` (``auto``, ``opencensus``, ``opentelemetry``);
+  default p99 latency and critical error rate), ``samples`` (``requests``, the default: every request
+  of the window, latencies from its histogram and pooled error counts; ``intervals``: Kayenta's one
+  sample per interval), ``thresholds`` (``pass_threshold``, ``marginal_threshold``), ``schema``
+  (``auto``, ``opencensus``, ``opentelemetry``);
 * ``load``: synthetic load during each window, for a service with little real traffic: ``rate``
   (requests per second to each revision judged, on its tag URL, open model), ``path``, ``method``,
   ``headers``, ``bodies`` (JSON texts, used in turn), ``timeout`` (10 s), ``ingress_address`` (when the
@@ -34,7 +37,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from knative_rollout.analysis.checks import DEFAULT_METRICS, METRIC_NAMES, SLO, parse_verdict
+from knative_rollout.analysis.checks import (
+    DEFAULT_METRICS,
+    DEFAULT_SAMPLES,
+    METRIC_NAMES,
+    SLO,
+    Samples,
+    parse_verdict,
+)
 from knative_rollout.analysis.judge import Direction, MetricSpec, ScoreThresholds
 from knative_rollout.analysis.series import MetricsSchema
 from knative_rollout.policy import Verdict
@@ -52,6 +62,7 @@ KEYS = frozenset(
         "slo",
         "compare",
         "metrics",
+        "samples",
         "thresholds",
         "schema",
         "on_no_data",
@@ -113,6 +124,7 @@ class AnalysisConfig:
     :param slo: absolute limits on the candidate, or None.
     :param compare: whether the candidate is judged against the stable revision.
     :param metrics: the judge's metrics.
+    :param samples: what the judge compares: every request of the window or one sample per interval.
     :param thresholds: the judge's score thresholds, or None for Kayenta's.
     :param schema: the Knative metrics schema (``auto`` detects it).
     :param on_no_data: the verdict of an SLO check without enough answers.
@@ -130,6 +142,7 @@ class AnalysisConfig:
     slo: SLO | None = None
     compare: bool = True
     metrics: tuple[MetricSpec, ...] = DEFAULT_METRICS
+    samples: Samples = DEFAULT_SAMPLES
     thresholds: ScoreThresholds | None = None
     schema: str = "auto"
     on_no_data: Verdict = Verdict.INCONCLUSIVE
@@ -191,6 +204,10 @@ class AnalysisConfig:
         headers = raw.get("headers") or {}
         if not isinstance(headers, Mapping):
             raise ValueError(f"headers must be a mapping of header names to values, got {headers!r}")
+        samples = str(raw.get("samples", DEFAULT_SAMPLES.value)).strip().lower()
+        if samples not in {s.value for s in Samples}:
+            choices = ", ".join(s.value for s in Samples)
+            raise ValueError(f"samples={raw.get('samples')!r} is not known; pass one of {choices}")
         schema = str(raw.get("schema", "auto")).strip().lower()
         if schema != "auto" and schema not in {s.value for s in MetricsSchema}:
             choices = ", ".join(["auto", *(s.value for s in MetricsSchema)])
@@ -207,6 +224,7 @@ class AnalysisConfig:
             slo=slo,
             compare=compare,
             metrics=metrics,
+            samples=Samples(samples),
             thresholds=ScoreThresholds(**thresholds) if thresholds is not None else None,
             schema=schema,
             on_no_data=on_no_data,

@@ -1,8 +1,9 @@
 """Judge a canary against a baseline, metric by metric, the way Kayenta's NetflixACAJudge does.
 
 Pure: no Airflow, no Kubernetes, no I/O. Input is two samples per metric (canary, baseline: per-interval
-p99 latencies, per-interval error rates, load-test latencies, any series); output is a frozen
-:class:`Judgement` whose :attr:`Judgement.verdict` is a :class:`knative_rollout.policy.Verdict`.
+p99 latencies, per-interval error rates, load-test latencies, every request's latency, any series) or,
+for a rate, two pooled counts; output is a frozen :class:`Judgement` whose :attr:`Judgement.verdict` is a
+:class:`knative_rollout.policy.Verdict`.
 
 Per metric (:func:`classify_metric`):
 
@@ -13,8 +14,9 @@ Per metric (:func:`classify_metric`):
    Hodges-Lehmann estimate of the shift (canary minus baseline) with its distribution-free confidence
    interval at ``confidence`` (0.98). The metric is **High** only when the whole interval lies above the
    tolerance band ``+tolerance * |estimate|`` (0.25), the mean ratio canary/baseline is at least
-   ``allowed_increase`` (skipped when the ratio is undefined, i.e. the baseline mean is 0) and the
-   metric's direction looks at increases; **Low** mirrors it. Otherwise **Pass**. When the samples are so
+   ``allowed_increase`` (skipped when the ratio is undefined, i.e. the baseline mean is 0), the estimate
+   is at least ``allowed_difference`` and the metric's direction looks at increases; **Low** mirrors it.
+   Otherwise **Pass**. When the samples are so
    small that no interval at that confidence exists (fewer than about 5 values a side at 0.98) the metric
    is NoData too, with that reason: too little data is not a pass.
 
@@ -25,13 +27,20 @@ approximation of U with the tie correction, as R's ``wilcox.test`` (which Kayent
 or larger samples; SciPy offers no public quantile of the exact U distribution, and the exact one only
 differs for tiny tie-free samples.
 
-Scoring (:func:`judge`): metrics are grouped; a group scores ``100 * pass / (pass + high + low +
-nodata_fail)``, NoData metrics left out; the summary is the weighted mean of the groups that had data
-(weights from ``group_weights``, the rest shared equally). A critical metric classified High/Low beyond
-its ``critical_increase``/``critical_decrease`` scores 0. The summary is PASS at ``pass_threshold`` or
-above, MARGINAL at ``marginal_threshold`` or above, else FAIL; NODATA when every metric had no data, when
-``max_nodata_fraction`` (half) or more had none, or when a critical metric had none. MARGINAL and NODATA
-map to ``Verdict.INCONCLUSIVE`` ("measure again"), so the rollout policy decides what happens next.
+A rate counted over the whole window (errors / requests) is classified by :func:`classify_counts`
+instead: a one-sided Fisher exact test (``scipy.stats.fisher_exact``) of the canary's pooled count
+against the baseline's, at the tail the two-sided interval leaves on each side (1 % at 0.98), so a
+false alarm is as rare as with the interval; the same effect floors (rate ratio ``allowed_increase``,
+difference ``allowed_difference``) keep a significant but tiny rise a Pass.
+
+Scoring (:func:`judge`, :func:`judge_results`): metrics are grouped; a group scores ``100 * pass /
+(pass + high + low + nodata_fail)``, NoData metrics left out; the summary is the weighted mean of the
+groups that had data (weights from ``group_weights``, the rest shared equally). A critical metric
+classified High/Low beyond its ``critical_increase``/``critical_decrease`` scores 0. The summary is PASS
+at ``pass_threshold`` or above, MARGINAL at ``marginal_threshold`` or above, else FAIL; NODATA when every
+metric had no data, when ``max_nodata_fraction`` (half) or more had none, or when a critical metric had
+none. MARGINAL and NODATA map to ``Verdict.INCONCLUSIVE`` ("measure again"), so the rollout policy
+decides what happens next.
 """
 
 from __future__ import annotations
@@ -55,6 +64,9 @@ DEFAULT_MARGINAL_THRESHOLD = 75.0
 DEFAULT_MAX_NODATA_FRACTION = 0.5
 EXACT_PAIRS = 4_000_000
 """Up to this many pairwise differences are listed for an exact order statistic (32 MB of floats)."""
+
+
+_Values = Sequence[float] | np.ndarray[Any, np.dtype[np.float64]]
 
 
 class Direction(StrEnum):
@@ -106,6 +118,8 @@ class MetricSpec:
     :param tolerance: half-width of the tolerance band, as a fraction of ``|Hodges-Lehmann estimate|``.
     :param allowed_increase: smallest mean ratio canary/baseline classified High (1.0: no effect gate).
     :param allowed_decrease: largest mean ratio classified Low (1.0: no effect gate).
+    :param allowed_difference: smallest shift canary - baseline, in the metric's unit (seconds, a rate),
+        classified High; its negative is the largest classified Low (0: no effect gate).
     :param critical_increase: for a critical metric, the mean ratio from which High is a critical
         failure (None: any High).
     :param critical_decrease: likewise for Low.
@@ -120,6 +134,7 @@ class MetricSpec:
     tolerance: float = DEFAULT_TOLERANCE
     allowed_increase: float = 1.0
     allowed_decrease: float = 1.0
+    allowed_difference: float = 0.0
     critical_increase: float | None = None
     critical_decrease: float | None = None
 
@@ -132,6 +147,10 @@ class MetricSpec:
             raise ValueError(
                 f"metric {self.name!r}: allowed_increase={self.allowed_increase}, "
                 f"allowed_decrease={self.allowed_decrease}; pass ratios with increase >= 1 >= decrease > 0"
+            )
+        if not self.allowed_difference >= 0:
+            raise ValueError(
+                f"metric {self.name!r}: allowed_difference={self.allowed_difference}; pass a shift >= 0"
             )
 
     @property
@@ -263,7 +282,7 @@ class Judgement:
         }
 
 
-def classify_metric(spec: MetricSpec, canary: Sequence[float], baseline: Sequence[float]) -> MetricResult:
+def classify_metric(spec: MetricSpec, canary: _Values, baseline: _Values) -> MetricResult:
     """Classify one metric's canary values against the baseline's (see the module docstring).
 
     :param spec: how the metric is compared.
@@ -295,25 +314,89 @@ def classify_metric(spec: MetricSpec, canary: Sequence[float], baseline: Sequenc
     looks_down = spec.direction in (Direction.DECREASE, Direction.EITHER)
     interval_text = f"shift {estimate:.6g} ({spec.confidence:.0%} interval {lower:.6g} .. {upper:.6g})"
     if looks_up and lower > band:
-        if ratio is not None and ratio < spec.allowed_increase:
-            return result.done(
-                Classification.PASS,
-                f"{interval_text} is significant, but the mean ratio {ratio:.3f} is under the allowed "
-                f"increase {spec.allowed_increase:g}",
-                **numbers,
-            )
+        small = _small_effect(spec, ratio, estimate, up=True, what="mean ratio")
+        if small:
+            return result.done(Classification.PASS, f"{interval_text} is significant, but {small}", **numbers)
         return result.done(Classification.HIGH, f"canary higher: {interval_text}", **numbers)
     if looks_down and upper < -band:
-        if ratio is not None and ratio > spec.allowed_decrease:
-            return result.done(
-                Classification.PASS,
-                f"{interval_text} is significant, but the mean ratio {ratio:.3f} is above the allowed "
-                f"decrease {spec.allowed_decrease:g}",
-                **numbers,
-            )
+        small = _small_effect(spec, ratio, estimate, up=False, what="mean ratio")
+        if small:
+            return result.done(Classification.PASS, f"{interval_text} is significant, but {small}", **numbers)
         return result.done(Classification.LOW, f"canary lower: {interval_text}", **numbers)
     return result.done(
         Classification.PASS, f"no significant {spec.direction.value}: {interval_text}", **numbers
+    )
+
+
+def classify_counts(
+    spec: MetricSpec,
+    canary: tuple[float, float],
+    baseline: tuple[float, float],
+) -> MetricResult:
+    """Classify a rate pooled over the window, e.g. 5xx answers / requests (see the module docstring).
+
+    Per-interval rates are mostly 0 at low traffic, so a rank test on them sees nothing; the counts of
+    the whole window carry every request. The result's ``ratio`` is the rate ratio, ``estimate`` the
+    difference of the rates, ``p_value`` that of the test in the metric's direction(s); ``canary`` and
+    ``baseline`` hold the requests as ``count`` and the rate as ``mean``.
+
+    :param spec: how the metric is compared (``confidence``, ``allowed_increase``/``decrease``,
+        ``allowed_difference``; ``tolerance`` belongs to the interval test and is not used).
+    :param canary: the canary's (events, requests), e.g. (errors, answers).
+    :param baseline: the baseline's (events, requests).
+    :raises ValueError: when a count is negative or events exceed requests.
+    """
+    (x_events, x_requests), (y_events, y_requests) = (
+        _counts(spec, side, pair) for side, pair in (("canary", canary), ("baseline", baseline))
+    )
+    x_rate = x_events / x_requests if x_requests else None
+    y_rate = y_events / y_requests if y_requests else None
+    result = _Partial(
+        spec,
+        SampleStats(x_requests, x_rate, None, None, None),
+        SampleStats(y_requests, y_rate, None, None, None),
+    )
+    if x_rate is None or y_rate is None:
+        missing = " and ".join(
+            side for side, rate in (("canary", x_rate), ("baseline", y_rate)) if rate is None
+        )
+        return result.no_data(f"no requests for the {missing}")
+    ratio = x_rate / y_rate if y_rate else None
+    difference = x_rate - y_rate
+    counts_text = (
+        f"canary {x_events}/{x_requests} ({x_rate:.3%}) vs baseline {y_events}/{y_requests} ({y_rate:.3%})"
+    )
+    if x_events == y_events == 0:
+        return result.done(Classification.PASS, f"no events on either side: {counts_text}", ratio)
+    table = [[x_events, x_requests - x_events], [y_events, y_requests - y_events]]
+    p_up = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p_down = float(stats.fisher_exact(table, alternative="less").pvalue)
+    tail = (1 - spec.confidence) / 2
+    looks_up = spec.direction in (Direction.INCREASE, Direction.EITHER)
+    looks_down = spec.direction in (Direction.DECREASE, Direction.EITHER)
+    p_value = {
+        Direction.INCREASE: p_up,
+        Direction.DECREASE: p_down,
+        Direction.EITHER: min(1.0, 2 * min(p_up, p_down)),
+    }[spec.direction]
+    numbers = dict(estimate=difference, p_value=p_value)
+    for up, p_one, kind, word in (
+        (True, p_up, Classification.HIGH, "higher"),
+        (False, p_down, Classification.LOW, "lower"),
+    ):
+        if (looks_up if up else looks_down) and p_one < tail:
+            text = f"{counts_text}, one-sided Fisher p={p_one:.3g} < {tail:.3g}"
+            small = _small_effect(spec, ratio, difference, up=up, what="rate ratio")
+            if small:
+                return result.done(
+                    Classification.PASS, f"{text} is significant, but {small}", ratio, **numbers
+                )
+            return result.done(kind, f"canary {word}: {text}", ratio, **numbers)
+    return result.done(
+        Classification.PASS,
+        f"no significant {spec.direction.value}: {counts_text} (p={p_value:.3g})",
+        ratio,
+        **numbers,
     )
 
 
@@ -326,11 +409,22 @@ def judge(
     :param metrics: (spec, canary values, baseline values) per metric.
     :param thresholds: score thresholds and group weights (Kayenta's defaults when None).
     """
+    return judge_results(
+        [classify_metric(spec, canary, baseline) for spec, canary, baseline in metrics], thresholds
+    )
+
+
+def judge_results(results: Sequence[MetricResult], thresholds: ScoreThresholds | None = None) -> Judgement:
+    """Score metrics already classified (by :func:`classify_metric` or :func:`classify_counts`).
+
+    :param results: one per metric.
+    :param thresholds: score thresholds and group weights (Kayenta's defaults when None).
+    """
     thresholds = thresholds or ScoreThresholds()
-    names = [spec.name for spec, _, _ in metrics]
+    names = [result.spec.name for result in results]
     if len(set(names)) != len(names):
         raise ValueError(f"metric names {names} repeat; give every metric its own name")
-    results = tuple(classify_metric(spec, canary, baseline) for spec, canary, baseline in metrics)
+    results = tuple(results)
     group_scores = _group_scores(results)
     score = _summary_score(group_scores, thresholds.group_weights)
     if not results:
@@ -478,7 +572,28 @@ class _Partial:
         return MetricResult(self.spec, kind, reason, self.canary, self.baseline, ratio=ratio, **numbers)
 
 
-def _clean(values: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _small_effect(spec: MetricSpec, ratio: float | None, difference: float, *, up: bool, what: str) -> str:
+    """Return why a significant change is too small to count ("" when it counts)."""
+    if up and ratio is not None and ratio < spec.allowed_increase:
+        return f"the {what} {ratio:.3f} is under the allowed increase {spec.allowed_increase:g}"
+    if not up and ratio is not None and ratio > spec.allowed_decrease:
+        return f"the {what} {ratio:.3f} is above the allowed decrease {spec.allowed_decrease:g}"
+    if spec.allowed_difference and abs(difference) < spec.allowed_difference:
+        return f"the difference {difference:.6g} is within the allowed difference {spec.allowed_difference:g}"
+    return ""
+
+
+def _counts(spec: MetricSpec, side: str, pair: tuple[float, float]) -> tuple[int, int]:
+    events, requests = (round(value) for value in pair)
+    if not 0 <= events <= requests:
+        raise ValueError(
+            f"metric {spec.name!r}: the {side}'s counts {pair[0]:g} events of {pair[1]:g} requests; "
+            "pass 0 <= events <= requests"
+        )
+    return events, requests
+
+
+def _clean(values: _Values) -> np.ndarray[Any, np.dtype[np.float64]]:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     return array[np.isfinite(array)]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from knative_rollout.analysis.checks import SLO, evaluate, metric_samples
+from knative_rollout.analysis.checks import SLO, Samples, evaluate, judge_windows, metric_samples
 from knative_rollout.analysis.series import Interval, MetricsSchema, RevisionWindow
 from knative_rollout.policy import Verdict
 
@@ -127,3 +128,90 @@ def test_bad_slos_are_refused(kwargs):
 
 def test_on_no_data_reads_text():
     assert SLO(on_no_data=" PASS ").on_no_data is Verdict.PASS
+
+
+def bucketed(
+    revision: str, latencies: list[float], errors: tuple[int, ...] = (0, 3, 0, 0, 0, 0)
+) -> RevisionWindow:
+    """A window of ``latencies`` (seconds) in Knative's buckets, one interval per count of ``errors``."""
+    intervals = len(errors)
+    bounds = (0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1)
+    parts = [latencies[index::intervals] for index in range(intervals)]
+    return RevisionWindow(
+        "ns",
+        revision,
+        MetricsSchema.OPENCENSUS,
+        tuple(
+            Interval(
+                start=10.0 * index,
+                end=10.0 * (index + 1),
+                requests=float(len(part)),
+                errors=float(errors[index]),
+                buckets=(*((b, float(sum(v <= b for v in part))) for b in bounds), (INF, float(len(part)))),
+            )
+            for index, part in enumerate(parts)
+        ),
+    )
+
+
+def latencies(seed: int, size: int, factor: float = 1.0) -> list[float]:
+    """Request latencies like the example model's (median 5 ms, a long tail), reproducible."""
+    return list(np.random.default_rng(seed).lognormal(math.log(0.005), 0.75, size) * factor)
+
+
+# 60 s at 10 requests/s a side: 6 intervals of 100 requests; the regressions of the canary benchmark.
+SAME_600 = bucketed("base", latencies(1, 600))
+BURSTS = (0, 9, 0, 0, 9, 0)  # 3 % errors, in bursts as a failing dependency makes them
+SAMPLES_CASES = [
+    # (id, canary, samples, verdict)
+    (
+        "an identical canary passes on requests",
+        bucketed("c", latencies(2, 600)),
+        Samples.REQUESTS,
+        Verdict.PASS,
+    ),
+    ("... and on intervals", bucketed("c", latencies(2, 600)), Samples.INTERVALS, Verdict.PASS),
+    (
+        "30% slower fails on requests",
+        bucketed("c", latencies(3, 600, 1.3)),
+        Samples.REQUESTS,
+        Verdict.FAIL,
+    ),
+    (
+        "... but not on 6 interval p99s",
+        bucketed("c", latencies(3, 600, 1.3)),
+        Samples.INTERVALS,
+        Verdict.PASS,
+    ),
+    (
+        "3% errors vs 0.5% fail on pooled counts",
+        bucketed("c", latencies(4, 600), BURSTS),
+        Samples.REQUESTS,
+        Verdict.FAIL,
+    ),
+    (
+        "... but not on 6 interval rates",
+        bucketed("c", latencies(4, 600), BURSTS),
+        Samples.INTERVALS,
+        Verdict.PASS,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("canary", "samples", "verdict"),
+    [case[1:] for case in SAMPLES_CASES],
+    ids=[case[0] for case in SAMPLES_CASES],
+)
+def test_the_judge_on_requests_sees_what_intervals_miss(canary, samples, verdict):
+    result = evaluate(canary, SAME_600, samples=samples)
+    assert result.verdict is verdict, result.reason
+
+
+def test_request_samples_count_every_request():
+    judgement = judge_windows(bucketed("c", latencies(2, 600)), SAME_600)
+    latency, errors = (metric.to_dict() for metric in judgement.metrics)
+    assert latency["canary"]["count"] == latency["baseline"]["count"] == 600
+    assert errors["canary"] == {"count": 600, "mean": 0.005, "median": None, "minimum": None, "maximum": None}
+    silent = judge_windows(SILENT, HEALTHY, samples=Samples.REQUESTS)
+    assert {metric.classification.value for metric in silent.metrics} == {"NoData"}

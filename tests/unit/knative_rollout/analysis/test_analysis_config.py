@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from knative_rollout.analysis import AnalysisConfig, parse_seconds
+from knative_rollout.analysis import AnalysisConfig, Samples, parse_seconds
 from knative_rollout.policy import Verdict
 
 PROM = {"prometheus_url": "http://prometheus:9090"}
@@ -30,6 +30,8 @@ def test_defaults() -> None:
     config = AnalysisConfig.of(PROM)
     assert (config.window, config.interval, config.settle, config.compare) == (60.0, 10.0, 15.0, True)
     assert config.reads_prometheus and config.slo is None and config.on_no_data is Verdict.INCONCLUSIVE
+    assert config.samples is Samples.REQUESTS
+    assert AnalysisConfig.of({**PROM, "samples": " Intervals "}).samples is Samples.INTERVALS
 
 
 def test_slo_and_on_no_data() -> None:
@@ -74,6 +76,8 @@ def test_scrape_and_custom_metrics() -> None:
         ({**PROM, "metrics": [{"name": "cpu"}]}, "unknown metric 'cpu'"),
         ({**PROM, "metrics": [{"name": "error_rate", "direction": "up"}]}, "direction must be one of"),
         ({**PROM, "schema": "prom"}, "schema='prom' is not known"),
+        ({**PROM, "samples": "pods"}, "samples='pods' is not known"),
+        ({**PROM, "metrics": [{"name": "error_rate", "allowed_difference": -1}]}, "allowed_difference=-1"),
         ("prometheus", "must be a mapping"),
         ({**PROM, "load": {"rate": 0}}, "load rate=0"),
         ({**PROM, "load": {"rate": 5, "duration": "1m"}}, "load has unknown keys"),

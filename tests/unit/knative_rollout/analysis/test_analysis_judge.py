@@ -1,4 +1,4 @@
-"""The Kayenta-style judge: per-metric Mann-Whitney classification, scoring, critical metrics, no data."""
+"""The Kayenta-style judge: per-metric Mann-Whitney and pooled-count classification, scoring, no data."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from knative_rollout.analysis.judge import (
     JudgementClass,
     MetricSpec,
     ScoreThresholds,
+    classify_counts,
     classify_metric,
     judge,
+    judge_results,
     pairwise_difference_rank,
     shift_interval,
 )
@@ -333,3 +335,103 @@ def test_a_wider_confidence_gives_a_wider_interval():
     _, low_90, high_90 = shift_interval(x, y, 0.90)
     _, low_99, high_99 = shift_interval(x, y, 0.99)
     assert low_99 < low_90 < high_90 < high_99
+
+
+ERRORS = MetricSpec("error_rate", Direction.INCREASE, critical=True)
+FLOORED = MetricSpec("error_rate", Direction.INCREASE, allowed_difference=0.002)
+
+COUNTS_CASES = [
+    # (id, spec, canary (errors, requests), baseline (errors, requests), classification)
+    ("the same rate passes", ERRORS, (15, 3000), (15, 3000), Classification.PASS),
+    ("no errors on either side pass", ERRORS, (0, 600), (0, 600), Classification.PASS),
+    ("1.5% vs 0.5% over 3000 requests is high", ERRORS, (45, 3000), (15, 3000), Classification.HIGH),
+    ("a handful of errors is not significant", ERRORS, (2, 60), (0, 60), Classification.PASS),
+    (
+        "0.6% vs 0.5% over 100,000 is significant, so high",
+        ERRORS,
+        (600, 100_000),
+        (500, 100_000),
+        Classification.HIGH,
+    ),
+    (
+        "... but under a 0.2-point floor it passes",
+        FLOORED,
+        (600, 100_000),
+        (500, 100_000),
+        Classification.PASS,
+    ),
+    ("a 1-point rise is beyond the floor", FLOORED, (45, 3000), (15, 3000), Classification.HIGH),
+    ("errors against an error-free baseline", FLOORED, (12, 600), (0, 600), Classification.HIGH),
+    (
+        "a significant rise under allowed_increase passes",
+        MetricSpec("error_rate", Direction.INCREASE, allowed_increase=4.0),
+        (45, 3000),
+        (15, 3000),
+        Classification.PASS,
+    ),
+    (
+        "fewer errors are no failure when only increases count",
+        ERRORS,
+        (15, 3000),
+        (45, 3000),
+        Classification.PASS,
+    ),
+    (
+        "fewer errors are low when either counts",
+        MetricSpec("x", Direction.EITHER),
+        (15, 3000),
+        (45, 3000),
+        Classification.LOW,
+    ),
+    ("unequal traffic compares rates, not counts", ERRORS, (15, 3000), (135, 27_000), Classification.PASS),
+    ("a silent canary is no data", ERRORS, (0, 0), (15, 3000), Classification.NODATA),
+    (
+        "no data fails a metric that must have it",
+        MetricSpec("error_rate", Direction.INCREASE, must_have_data=True),
+        (15, 3000),
+        (0, 0),
+        Classification.NODATA_FAIL,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "canary", "baseline", "expected"),
+    [case[1:] for case in COUNTS_CASES],
+    ids=[case[0] for case in COUNTS_CASES],
+)
+def test_classify_counts(spec, canary, baseline, expected):
+    result = classify_counts(spec, canary, baseline)
+    assert result.classification is expected, result.reason
+
+
+def test_counts_report_their_numbers_and_score_like_samples():
+    result = classify_counts(ERRORS, (45, 3000), (15, 3000))
+    assert (result.ratio, result.estimate) == (pytest.approx(3.0), pytest.approx(0.01))
+    assert result.p_value < 0.01 and "one-sided Fisher" in result.reason
+    assert (result.canary.count, result.canary.mean) == (3000, pytest.approx(0.015))
+    judgement = judge_results([result, classify_metric(LATENCY, SAME, list(SAME))])
+    assert judgement.classification is JudgementClass.FAIL and judgement.score == 0.0
+    assert "critical metric failed: error_rate" in judgement.reason
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline", "message"),
+    [((5, 3), (0, 10), "canary's counts 5 events of 3"), ((0, 10), (-1, 10), "baseline's counts -1")],
+)
+def test_impossible_counts_are_refused_naming_the_side(canary, baseline, message):
+    with pytest.raises(ValueError, match=message):
+        classify_counts(ERRORS, canary, baseline)
+
+
+def test_a_negative_allowed_difference_is_refused():
+    with pytest.raises(ValueError, match=r"allowed_difference=-0\.1"):
+        MetricSpec("x", allowed_difference=-0.1)
+
+
+def test_allowed_difference_gates_the_interval_test_too():
+    slower = lognormal(2, 60, 1.5), lognormal(3, 60)
+    assert classify_metric(LATENCY, *slower).classification is Classification.HIGH
+    floored = MetricSpec("latency_p99", Direction.INCREASE, allowed_difference=10.0)
+    result = classify_metric(floored, *slower)
+    assert result.classification is Classification.PASS and "allowed difference 10" in result.reason

@@ -56,7 +56,11 @@ def test_auth_headers():
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"baseline": None}, "nothing to check"), ({"baseline": "a", "slo": SLO()}, "both 'a'")],
+    [
+        ({"baseline": None}, "nothing to check"),
+        ({"baseline": "a", "slo": SLO()}, "both 'a'"),
+        ({"baseline": "b", "samples": "pods"}, "samples='pods' is not known"),
+    ],
 )
 def test_analyse_refuses_what_it_cannot_judge(kwargs, message):
     with pytest.raises(ValueError, match=message):

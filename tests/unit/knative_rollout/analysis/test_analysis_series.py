@@ -18,6 +18,7 @@ from knative_rollout.analysis.series import (
     parse_query,
     parse_query_range,
     promql_string,
+    request_latencies,
     revision_windows,
     window_query,
 )
@@ -221,3 +222,30 @@ def test_window_query(schema, expected):
 
 def test_promql_strings_are_escaped():
     assert promql_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+REQUEST_CASES = [
+    # (id, cumulative buckets, latencies)
+    ("no buckets, no requests", (), []),
+    ("nothing counted", ((0.01, 0.0), (INF, 0.0)), []),
+    ("spread evenly inside each bucket", ((0.01, 2.0), (0.02, 3.0), (INF, 3.0)), [0.0025, 0.0075, 0.015]),
+    ("an empty bucket between", ((0.01, 1.0), (0.02, 1.0), (0.04, 2.0), (INF, 2.0)), [0.005, 0.03]),
+    ("+Inf at the highest finite bound", ((0.01, 1.0), (INF, 3.0)), [0.005, 0.01, 0.01]),
+    ("a first bound of 0 holds its requests at 0", ((0.0, 2.0), (1.0, 3.0), (INF, 3.0)), [0.0, 0.0, 0.5]),
+]
+
+
+@pytest.mark.parametrize(
+    ("buckets", "latencies"), [case[1:] for case in REQUEST_CASES], ids=[case[0] for case in REQUEST_CASES]
+)
+def test_request_latencies(buckets, latencies):
+    assert request_latencies(buckets).tolist() == pytest.approx(latencies)
+
+
+def test_request_latencies_agree_with_histogram_quantile():
+    buckets = ((0.005, 480.0), (0.01, 800.0), (0.02, 975.0), (0.04, 995.0), (0.06, 1000.0), (INF, 1000.0))
+    latencies = request_latencies(buckets)
+    assert latencies.size == 1000 and (latencies[1:] >= latencies[:-1]).all()
+    for quantile in (0.5, 0.9, 0.99):
+        rank = round(quantile * 1000)  # the rank-th request sits half a request below its quantile
+        assert latencies[rank - 1] == pytest.approx(histogram_quantile((rank - 0.5) / 1000, buckets))

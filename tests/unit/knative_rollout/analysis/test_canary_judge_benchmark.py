@@ -49,7 +49,10 @@ def test_the_error_ceiling_grows_with_traffic() -> None:
     assert error_ceiling(100, 600, settings) > ceilings[2]
 
 
-@pytest.mark.parametrize("contender", ["judge, baseline", "judge, stable", "Flagger, tuned"])
+@pytest.mark.parametrize(
+    "contender",
+    ["requests judge, baseline", "intervals judge, baseline", "intervals judge, stable", "Flagger, tuned"],
+)
 def test_a_gross_regression_is_rolled_back_more_often_than_an_identical_canary(
     result: dict, contender: str
 ) -> None:
