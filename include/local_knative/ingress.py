@@ -8,6 +8,8 @@
   the next request; a request in flight keeps the revision it was given.
 * A revision with no ready pod holds the request while the runtime starts one (the activator), up to the
   revision's ``timeoutSeconds``; a failed revision answers 503 with the reason.
+* Istio's ``RequestAuthentication`` and ``AuthorizationPolicy`` apply to the revision a request is given
+  (:mod:`local_knative.istio_auth`): 401 for a bad JWT, 403 when a policy denies, as Istio's sidecar answers.
 * Any other Host gets 404, except ``GET /metrics`` (Prometheus text, :mod:`local_knative.metrics`).
 """
 
@@ -25,6 +27,7 @@ from aiohttp import web
 
 from local_knative import kinds
 from local_knative.faults.rules import FAULT_HEADER
+from local_knative.istio_auth import AccessControl
 from local_knative.metrics import CONTENT_TYPE, RequestMetrics
 from local_knative.runtime import RevisionUnavailable
 
@@ -379,6 +382,7 @@ class Ingress:
         self._hosts: dict[str, TrafficSplit] = {}
         self._route_hosts: dict[tuple[str, str], list[str]] = {}
         self._upstream = UpstreamPool()
+        self.access = AccessControl(store)
         store.subscribe(self._on_event)
         routes, _ = store.list(kinds.ROUTE)
         for route in routes:
@@ -438,6 +442,20 @@ class Ingress:
                 injected = await self._inject(request, state, rule, arrived)
                 if injected is not None:
                     return injected
+        if self.access.applies(split.namespace):
+            denial = await self.access.check(
+                split.namespace,
+                revision_name,
+                method=request.method,
+                path=request.path,
+                host=host,
+                headers=request.headers,
+                query=request.query,
+                remote_ip=request.remote or "",
+            )
+            if denial is not None:
+                # Not counted: the sidecar answers before the request reaches the queue-proxy.
+                return web.Response(status=denial.status, text=denial.text, headers=denial.headers)
         if state is None:
             return web.Response(
                 status=503,
