@@ -12,13 +12,15 @@ own in the run's Params, and waits for each:
    server also starts slowly, so ``rollout.deploy_candidate`` waits for it in the triggerer, not in a
    worker (deferred, then resumed); the load-test gate on its tag URL fails, it is rolled back and the
    run fails;
-3. a better model: canary at 0%, load test, 10% -> 50% -> 100%, promoted, old revisions torn down;
+3. a better model: canary at 0%, load test, 10% -> 50% -> 100% (each step's analysis waits for its
+   window in the triggerer), promoted, old revisions torn down;
 4. a worse model (more label noise): stopped by the offline evaluation, production untouched.
 
 What it prints comes from Airflow's REST API (task states, XComs, task logs) and the cluster's API: per
-run one line per task (offline metrics, the gate's percentiles and verdict, each step's traffic, why a
-step failed) and the tasks that deferred; then the final traffic, a prediction through the ingress,
-where the files are, the URLs of the Airflow UI and the Rollouts page, and the time it took.
+run one line per task (offline metrics, the gate's percentiles and verdict, each step's traffic and its
+analysis verdict, why a step failed) and the tasks that deferred; then the final traffic, a prediction
+through the ingress, where the files are, the URLs of the Airflow UI and the Rollouts page, and the
+time it took.
 
 The scheduler runs with ``use_job_schedule`` off: unpausing the DAG would otherwise also start its daily
 run (on the day's batch) in the middle of the scenario. Only triggered runs run, the demo's and yours.
