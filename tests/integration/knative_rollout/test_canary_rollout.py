@@ -278,6 +278,99 @@ def test_erroring_model_is_rolled_back_with_prometheus(
     assert load.answers[(stable, 200)] > 100, load.answers
 
 
+STABLE_LATENCY_MS = 40.0
+"""The example model's stable answers in about this long, so +50 % of its p99 is well above bucket noise."""
+
+
+@pytest.fixture(scope="module")
+def model_artifact(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One trained example model for the fault-size cases: stable and candidate run the same bytes."""
+    from model.train import train
+
+    return str(train(tmp_path_factory.mktemp("fault-size-model"), "v1", seed=0))
+
+
+def measured_p99_ms(metrics_url: str, namespace: str, revision: str, seconds: float = 6.0) -> float:
+    """Return ``revision``'s p99 over the next ``seconds`` as the analysis measures it (local_knative's
+    histogram), so the candidate's fault is sized against what the judge sees of the stable."""
+    from knative_rollout.analysis import ScrapeProvider
+
+    windows = asyncio.run(
+        ScrapeProvider([metrics_url]).windows(
+            namespace=namespace, revisions=[revision], window=seconds, step=seconds
+        )
+    )
+    p99 = windows[revision].total.latency_quantile(0.99)
+    assert p99 is not None, f"{revision} answered nothing while its p99 was measured"
+    return p99 * 1000
+
+
+@pytest.mark.parametrize("fault", ["errors_5_percent", "p99_plus_50_percent", "identical"])
+def test_the_issue_fault_sizes_are_rolled_back_at_the_first_step_and_an_identical_model_is_not(
+    run_dag: Any,
+    cluster: Any,
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    model_artifact: str,
+    fault: str,
+) -> None:
+    """Issue 9's done-when: 5 % errors and +50 % p99 (relative to the stable's measured p99) are rolled back
+    at the first step, judged by the judge (the SLO is far away); the same model again is promoted."""
+    target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 120}
+    stable_env = {"MODEL_URI": model_artifact, "FAULT_LATENCY_MS": f"{STABLE_LATENCY_MS:g}"}
+    deploy_stable = (
+        "deploy_stable",
+        "KnativeDeployRevisionOperator",
+        {"image": f"{MODEL}:v1", "env": stable_env, "only_if_missing": True, **target},
+    )
+    load = Load(local_knative, kube_namespace, rate=50.0, path=f"/v1/models/{SERVICE}:predict")
+    load.body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    with load:
+        stable = run_dag(f"fault_{fault}_stable", [deploy_stable]).results["deploy_stable"]["revision"]
+        candidate_env = dict(stable_env)
+        if fault == "errors_5_percent":
+            candidate_env["FAULT_ERROR_RATE"] = "0.05"
+        elif fault == "p99_plus_50_percent":
+            stable_p99 = measured_p99_ms(local_knative.metrics_url, kube_namespace, stable)
+            # The candidate's answers take half the stable's p99 longer: its p99 is 1.5 x the stable's.
+            candidate_env["FAULT_LATENCY_MS"] = f"{STABLE_LATENCY_MS + 0.5 * stable_p99:.1f}"
+        else:
+            candidate_env["FAULT_LATENCY_MS"] = f"{STABLE_LATENCY_MS:g}.0"  # the same model, a new revision
+        config = {
+            "scrape_urls": [local_knative.metrics_url],
+            "window": "12s",
+            "interval": "1s",
+            # Far from both faults: the judge's comparison with the stable has to find them.
+            "slo": {"max_p99_latency": "2s", "max_error_rate": 0.5, "min_requests": 20},
+        }
+        canary = {
+            "image": f"{MODEL}:v1",
+            "env": candidate_env,
+            "steps": [20, 50],
+            "analysis": config,
+            **target,
+        }
+        outcome = run_dag(
+            f"fault_{fault}", [deploy_stable, ("canary", "KnativeCanaryRolloutOperator", canary)]
+        )
+    summary = outcome.xcom["canary"]["rollout"]
+    judged = [(step["percent"], step["verdict"]) for step in summary["steps"]]
+    state, served = service_state(cluster, kube_namespace)
+    if fault == "identical":
+        assert outcome.state == "success", (outcome.task_states, summary)
+        assert judged == [(20, "pass"), (50, "pass"), (100, "pass")], summary["steps"]
+        assert served == [(summary["revision"], 100, "stable")]
+        return
+    assert outcome.state == "failed", outcome.task_states
+    assert judged == [(20, "fail")], summary["steps"]
+    assert "judge" in summary["steps"][0]["reason"], summary["steps"][0]["reason"]
+    assert served == [(stable, 100, "stable")]
+    assert state.phase.value == "RolledBack"
+    if fault == "errors_5_percent":
+        answers, errors = load.by_revision(summary["revision"])
+        assert 0 < errors < 0.15 * answers, (errors, answers)
+
+
 def gate_dag(namespace: str, metrics_url: str, **gate: Any) -> list[tuple[str, str, dict[str, Any]]]:
     target = {"service_name": SERVICE, "namespace": namespace, "wait_timeout": 90}
     return [
