@@ -111,7 +111,7 @@ def _field_matches(field_name: str, patterns: list[str], request: Request) -> bo
 
 def _entry_matches(entry: Mapping[str, Any], fields: tuple[str, ...], request: Request) -> bool:
     for field_name in fields:
-        negated = "not" + field_name[0].upper() + field_name[1:]
+        negated = _negated(field_name)
         if entry.get(field_name) and not _field_matches(field_name, entry[field_name], request):
             return False
         if entry.get(negated) and _field_matches(field_name, entry[negated], request):
@@ -212,26 +212,49 @@ def policy_problems(spec: Any) -> list[str]:
         problems.append(f"spec.action: {action!r} is not one of {', '.join(ACTIONS)}")
     if action == "CUSTOM" and not (spec.get("provider") or {}).get("name"):
         problems.append("spec.provider.name: a CUSTOM policy must name its provider")
-    for index, rule in enumerate(spec.get("rules") or []):
-        for condition_index, condition in enumerate(rule.get("when") or []):
-            where = f"spec.rules[{index}].when[{condition_index}]"
-            if not condition.get("key"):
-                problems.append(f"{where}.key: key must be set")
-            elif not condition.get("values") and not condition.get("notValues"):
-                problems.append(f"{where}: at least one of values or notValues must be set")
-        for part, fields in (("from", _SOURCE_FIELDS), ("to", _OPERATION_FIELDS)):
-            inner = "source" if part == "from" else "operation"
-            for entry_index, entry in enumerate(rule.get(part) or []):
-                body = entry.get(inner) or {}
-                where = f"spec.rules[{index}].{part}[{entry_index}].{inner}"
-                if not any(body.get(name) for name in fields) and not any(
-                    body.get("not" + name[0].upper() + name[1:]) for name in fields
-                ):
-                    problems.append(f"{where}: {inner} must not be empty")
-                for name in ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"):
-                    for block in body.get(name) or []:
-                        try:
-                            ipaddress.ip_network(block, strict=False)
-                        except ValueError:
-                            problems.append(f"{where}.{name}: {block!r} is not an IP address or CIDR")
+    rules = spec.get("rules") or []
+    if not isinstance(rules, list):
+        return [*problems, "spec.rules: must be a list"]
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, Mapping):
+            problems.append(f"spec.rules[{index}]: must be an object")
+            continue
+        problems += _rule_problems(rule, f"spec.rules[{index}]")
     return problems
+
+
+def _rule_problems(rule: Mapping[str, Any], path: str) -> list[str]:
+    problems = []
+    for condition_index, condition in enumerate(rule.get("when") or []):
+        where = f"{path}.when[{condition_index}]"
+        if not isinstance(condition, Mapping):
+            problems.append(f"{where}: must be an object")
+        elif not condition.get("key"):
+            problems.append(f"{where}.key: key must be set")
+        elif not condition.get("values") and not condition.get("notValues"):
+            problems.append(f"{where}: at least one of values or notValues must be set")
+    for part, inner, fields in (("from", "source", _SOURCE_FIELDS), ("to", "operation", _OPERATION_FIELDS)):
+        for entry_index, entry in enumerate(rule.get(part) or []):
+            where = f"{path}.{part}[{entry_index}].{inner}"
+            body = entry.get(inner) if isinstance(entry, Mapping) else None
+            if not isinstance(body, Mapping) or not any(
+                body.get(name) or body.get(_negated(name)) for name in fields
+            ):
+                problems.append(f"{where}: {inner} must not be empty")
+                continue
+            for name in (*fields, *(_negated(name) for name in fields)):
+                if body.get(name) is not None and not (
+                    isinstance(body[name], list) and all(isinstance(value, str) for value in body[name])
+                ):
+                    problems.append(f"{where}.{name}: must be a list of strings")
+            for name in ("ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"):
+                for block in body.get(name) or []:
+                    try:
+                        ipaddress.ip_network(block, strict=False)
+                    except (ValueError, TypeError):
+                        problems.append(f"{where}.{name}: {block!r} is not an IP address or CIDR")
+    return problems
+
+
+def _negated(field_name: str) -> str:
+    return "not" + field_name[0].upper() + field_name[1:]
