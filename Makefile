@@ -4,6 +4,7 @@
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+UV     := $(VENV)/bin/uv
 PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py plugins/knative_rollout/loadtest \
           plugins/knative_rollout/analysis/judge.py plugins/knative_rollout/analysis/series.py \
           plugins/knative_rollout/analysis/checks.py plugins/knative_rollout/analysis/config.py \
@@ -11,13 +12,16 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
 
 .PHONY: install demo test lint bench soak chaos clean
 
+# uv installs everything (downloads in parallel, links from its cache); pip only bootstraps uv at the version
+# requirements-dev.txt pins. Bytecode is compiled at install, as pip did: with PYTHONDONTWRITEBYTECODE set,
+# every process of the tests would compile Airflow again.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml include/pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
-	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
-	# The development-only local_knative and model, so that subprocesses (python -m local_knative) import them.
-	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e include
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check "$$(grep -oE '^uv==[^[:space:]#]+' requirements-dev.txt)"
+	$(UV) pip install --quiet --python $(PYTHON) --compile-bytecode -r requirements-dev.txt
+	# The product and the development-only local_knative and model (include/), editable, so that
+	# subprocesses (python -m local_knative) import them.
+	$(UV) pip install --quiet --python $(PYTHON) --no-deps --no-build-isolation -e . -e include
 	touch $(STAMP)
 
 install: $(STAMP)
