@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import csv
 import json
 import logging
 import math
 import os
 import re
-import secrets
 import signal
 import socket
+import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,20 +30,24 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from local_knative import admission
+from local_knative import admission, tls
 from local_knative.apiserver import build_api_app
+from local_knative.auth import Access, TokenFileError, read_token_file, secret_file
 from local_knative.controller import KnativeController
 from local_knative.faults.admin import ADMIN_TOKEN_FILE, AdminHooks
 from local_knative.faults.rules import FaultInjector, FaultSpecError
 from local_knative.images import CatalogError, ImageCatalog
 from local_knative.ingress import Ingress
+from local_knative.rbac import User
 from local_knative.runtime import RevisionRuntime, ScalingConfig
 from local_knative.store import Store
 
 log = logging.getLogger(__name__)
 
 CONTEXT_NAME = "local-knative"
-STATIC_TOKEN = "local-knative-token"  # any bearer token is accepted; this one just fills the kubeconfig
+STATIC_TOKEN = (
+    "local-knative-token"  # without --auth any bearer token is accepted; this one fills the kubeconfig
+)
 SHUTDOWN_TIMEOUT = 2.0
 
 
@@ -66,6 +72,8 @@ class ServeOptions:
     domain: str
     bookmark_interval: float
     faults: FaultInjector | None = None
+    auth: bool = False
+    users: dict[str, User] | None = None
 
 
 def port_number(text: str) -> int:
@@ -136,7 +144,33 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="YAML/JSON fault rules ({seed, rules: [...]}) active from the start; implies --fault-injection",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="check a bearer token and RBAC on every API request (the kubeconfig gets an admin token)",
+    )
+    parser.add_argument(
+        "--token-auth-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help='static user tokens, one "token,user,uid,"group1,group2"" per line; implies --auth',
+    )
     ScalingConfig.add_cli_arguments(parser)
+
+
+def _users(args: argparse.Namespace) -> dict[str, User] | None:
+    path: Path | None = getattr(args, "token_auth_file", None)
+    if path is None:
+        return None
+    try:
+        return read_token_file(path)
+    except OSError as error:
+        raise ServeError(
+            f"--token-auth-file {path} cannot be read ({error.strerror}); pass a readable file"
+        ) from error
+    except (TokenFileError, csv.Error) as error:
+        raise ServeError(f"--token-auth-file {path}: {error}") from error
 
 
 def _faults(args: argparse.Namespace) -> FaultInjector | None:
@@ -160,19 +194,8 @@ def _faults(args: argparse.Namespace) -> FaultInjector | None:
 
 
 def _admin_token(data_dir: Path) -> str:
-    """Return the admin token kept in the data directory (made once, readable by this user only)."""
-    path = data_dir / ADMIN_TOKEN_FILE
-    if path.exists():
-        token = path.read_text().strip()
-        if token:
-            return token
-    token = secrets.token_urlsafe(24)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.replace(tmp, path)
-    return token
+    """Return the fault admin token kept in the data directory (made once, readable by this user only)."""
+    return secret_file(data_dir / ADMIN_TOKEN_FILE)
 
 
 def _scaling(args: argparse.Namespace) -> ScalingConfig:
@@ -233,6 +256,7 @@ def prepare(args: argparse.Namespace) -> ServeOptions:
     """
     scaling = _scaling(args)
     faults = _faults(args)
+    users = _users(args)
     try:
         catalog = ImageCatalog.load(args.images)
     except CatalogError as error:
@@ -251,6 +275,8 @@ def prepare(args: argparse.Namespace) -> ServeOptions:
             domain=args.domain,
             bookmark_interval=args.bookmark_interval,
             faults=faults,
+            auth=bool(getattr(args, "auth", False)) or users is not None,
+            users=users,
         )
         on_error.pop_all()
     return options
@@ -262,13 +288,20 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def kubeconfig_text(api_url: str) -> str:
-    """Return a kubeconfig for ``api_url`` with context ``local-knative`` and namespace ``default``."""
+def kubeconfig_text(api_url: str, token: str = STATIC_TOKEN, ca_path: Path | None = None) -> str:
+    """Return a kubeconfig for ``api_url`` with context ``local-knative`` and namespace ``default``.
+
+    :param token: the bearer token of its user (the admin token with ``--auth``).
+    :param ca_path: the CA the server's certificate is signed by (HTTPS, with ``--auth``).
+    """
+    cluster: dict[str, str] = {"server": api_url}
+    if ca_path is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_path.read_bytes()).decode()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT_NAME, "cluster": {"server": api_url}}],
-        "users": [{"name": CONTEXT_NAME, "user": {"token": STATIC_TOKEN}}],
+        "clusters": [{"name": CONTEXT_NAME, "cluster": cluster}],
+        "users": [{"name": CONTEXT_NAME, "user": {"token": token}}],
         "contexts": [
             {
                 "name": CONTEXT_NAME,
@@ -282,10 +315,12 @@ def kubeconfig_text(api_url: str) -> str:
     return text
 
 
-async def _start_site(app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, int]:
+async def _start_site(
+    app: web.Application, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
     runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=ssl_context).start()
     return runner, sock.getsockname()[1]
 
 
@@ -308,6 +343,7 @@ async def serve(options: ServeOptions) -> None:
         store = Store(data_dir / "state.db")
         running.callback(store.close)
         admin_hooks = AdminHooks()
+        access = Access(store, data_dir, enforce=options.auth, users=options.users)
         api_app = build_api_app(
             store,
             admission=admission.admit,
@@ -316,10 +352,13 @@ async def serve(options: ServeOptions) -> None:
             faults=options.faults,
             admin_token=_admin_token(data_dir) if options.faults is not None else None,
             admin_hooks=admin_hooks,
+            access=access,
         )
-        api_runner, api_port = await _start_site(api_app, options.api_socket)
+        # kubectl sends tokens only over TLS: with --auth the API server speaks HTTPS.
+        ssl_context = tls.server_context(data_dir) if options.auth else None
+        api_runner, api_port = await _start_site(api_app, options.api_socket, ssl_context)
         running.push_async_callback(api_runner.cleanup)
-        api_url = f"http://127.0.0.1:{api_port}"
+        api_url = f"{'https' if options.auth else 'http'}://127.0.0.1:{api_port}"
         controller = KnativeController(store, domain=options.domain)
         await controller.start()
         running.push_async_callback(controller.stop)
@@ -333,7 +372,14 @@ async def serve(options: ServeOptions) -> None:
         ingress_url = f"http://127.0.0.1:{ingress_port}"
 
         kubeconfig_path = data_dir / "kubeconfig"
-        _write_atomically(kubeconfig_path, kubeconfig_text(api_url))
+        _write_atomically(
+            kubeconfig_path,
+            kubeconfig_text(
+                api_url,
+                access.admin_token or STATIC_TOKEN,
+                data_dir / tls.CA_FILE if options.auth else None,
+            ),
+        )
         endpoints: dict[str, Any] = {
             "api": api_url,
             "ingress": ingress_url,
@@ -342,6 +388,7 @@ async def serve(options: ServeOptions) -> None:
             "kubeconfig": str(kubeconfig_path),
             "data_dir": str(data_dir),
             "pid": os.getpid(),
+            "auth": options.auth,
         }
         if options.faults is not None:
             endpoints["admin"] = f"{api_url}/admin"

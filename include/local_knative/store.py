@@ -507,6 +507,22 @@ class Store:
                     }
                 ],
             )
+        if kind.group == "rbac.authorization.k8s.io" and isinstance(name, str):
+            # RBAC names are path segments (``system:discovery``), as the API server validates them.
+            if name in (".", "..") or "/" in name or "%" in name:
+                raise invalid(
+                    kind,
+                    name,
+                    [
+                        {
+                            "type": "FieldValueInvalid",
+                            "message": f"Invalid value: {name!r}: may not be '.' or '..' and may not contain "
+                            "'/' or '%'",
+                            "field": "metadata.name",
+                        }
+                    ],
+                )
+            return
         if not isinstance(name, str) or len(name) > 253 or not _NAME_PATTERN.match(name):
             raise invalid(
                 kind,

@@ -1,8 +1,9 @@
 """The Kubernetes-compatible API server: discovery, OpenAPI v3, REST verbs, watch, Tables and pod logs.
 
 ``build_api_app(store, admission=...)`` returns an aiohttp application that real kubectl and the
-``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted: the server is meant
-for one machine, bound to loopback. With a fault injector, ``/admin/faults`` scripts failures
+``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted unless an
+:class:`~local_knative.auth.Access` that enforces is given (``serve --auth``): then tokens and RBAC are
+checked on every request. With a fault injector, ``/admin/faults`` scripts failures
 (:mod:`local_knative.faults`).
 
 Deliberate simplifications, each invisible to the clients this project uses:
@@ -25,7 +26,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -35,6 +36,9 @@ from local_knative.errors import ApiError
 from local_knative.faults.admin import AdminHooks, add_admin_routes
 from local_knative.faults.rules import ConnectionDropped, FaultInjector
 from local_knative.store import Store
+
+if TYPE_CHECKING:
+    from local_knative.auth import Access
 
 __all__ = ["build_api_app"]
 
@@ -83,6 +87,7 @@ def build_api_app(
     faults: FaultInjector | None = None,
     admin_token: str | None = None,
     admin_hooks: AdminHooks | None = None,
+    access: Access | None = None,
 ) -> web.Application:
     """Return the API server application over ``store``.
 
@@ -94,6 +99,8 @@ def build_api_app(
         (and the admin endpoint answers 404).
     :param admin_token: the bearer token the admin endpoint (``/admin/...``) requires.
     :param admin_hooks: server parts the admin endpoint acts on (pod kills), filled in once they run.
+    :param access: ServiceAccount tokens and the self reviews, and with ``enforce`` the authentication and
+        RBAC check of every request; None serves neither.
     """
     rest = RestHandler(
         store,
@@ -160,9 +167,17 @@ def build_api_app(
     async def end_streams(_app: web.Application) -> None:
         rest.closing.set()
 
-    app = web.Application(middlewares=[_errors_as_status], client_max_size=8 * 1024 * 1024)
+    middlewares: list[Any] = [_errors_as_status]
+    if access is not None and access.enforce:
+        middlewares.append(access.middleware)
+    app = web.Application(middlewares=middlewares, client_max_size=8 * 1024 * 1024)
     app.on_shutdown.append(end_streams)
     router = app.router
+    if access is not None:
+        rest.token_request = lambda request, target: access.token_request(
+            request, str(target.namespace), str(target.name)
+        )
+        access.add_routes(app)
     router.add_get("/version", version)
     router.add_get("/version/", version)  # the kubernetes client's VersionApi asks here
     router.add_get("/healthz", healthz)

@@ -44,6 +44,8 @@ def _subresources(kind: Kind) -> list[tuple[str, list[str]]]:
         subresources.append(("status", SUBRESOURCE_VERBS))
     if kind == kinds.POD:
         subresources.append(("log", ["get"]))
+    if kind == kinds.SERVICEACCOUNT:
+        subresources.append(("token", ["create"]))
     return subresources
 
 

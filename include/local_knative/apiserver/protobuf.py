@@ -2,8 +2,9 @@
 
 kubectl's typed clients (``kubectl create namespace|configmap|secret``) send
 ``application/vnd.kubernetes.protobuf`` bodies; they accept JSON answers. Only what those commands send is
-decoded: Namespace, ConfigMap and Secret with the common ObjectMeta fields. Anything else is refused with
-415 and a message that says to send JSON.
+decoded: Namespace, ConfigMap and Secret with the common ObjectMeta fields, and the TokenRequest and self
+reviews of ``kubectl create token`` and ``kubectl auth can-i|whoami``. Anything else is refused with 415
+and a message that says to send JSON.
 """
 
 from __future__ import annotations
@@ -131,14 +132,59 @@ _OBJECT_META = _message(
         14: ("finalizers", _string, True),
     }
 )
+_RESOURCE_ATTRIBUTES = _message(
+    {
+        1: ("namespace", _string, False),
+        2: ("verb", _string, False),
+        3: ("group", _string, False),
+        4: ("version", _string, False),
+        5: ("resource", _string, False),
+        6: ("subresource", _string, False),
+        7: ("name", _string, False),
+    }
+)
+_NON_RESOURCE_ATTRIBUTES = _message({1: ("path", _string, False), 2: ("verb", _string, False)})
 _KINDS: dict[str, Decoder] = {
-    "Namespace": _message(
+    # What kubectl create token, auth can-i and auth whoami send (authentication/authorization v1).
+    "authentication.k8s.io/v1/TokenRequest": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: (
+                "spec",
+                _message({1: ("audiences", _string, True), 4: ("expirationSeconds", int, False)}),
+                False,
+            ),
+        }
+    ),
+    "authentication.k8s.io/v1/SelfSubjectReview": _message({1: ("metadata", _OBJECT_META, False)}),
+    "authorization.k8s.io/v1/SelfSubjectAccessReview": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: (
+                "spec",
+                _message(
+                    {
+                        1: ("resourceAttributes", _RESOURCE_ATTRIBUTES, False),
+                        2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES, False),
+                    }
+                ),
+                False,
+            ),
+        }
+    ),
+    "authorization.k8s.io/v1/SelfSubjectRulesReview": _message(
+        {
+            1: ("metadata", _OBJECT_META, False),
+            2: ("spec", _message({1: ("namespace", _string, False)}), False),
+        }
+    ),
+    "v1/Namespace": _message(
         {
             1: ("metadata", _OBJECT_META, False),
             2: ("spec", _message({1: ("finalizers", _string, True)}), False),
         }
     ),
-    "ConfigMap": _message(
+    "v1/ConfigMap": _message(
         {
             1: ("metadata", _OBJECT_META, False),
             2: ("data", _STRING_MAP, False),
@@ -146,7 +192,7 @@ _KINDS: dict[str, Decoder] = {
             4: ("immutable", _bool, False),
         }
     ),
-    "Secret": _message(
+    "v1/Secret": _message(
         {
             1: ("metadata", _OBJECT_META, False),
             2: ("data", _BYTES_MAP, False),
@@ -169,10 +215,10 @@ def decode(body: bytes) -> dict[str, Any]:
     type_meta = dict(_fields(envelope.get(1, b"")))
     api_version = _string(type_meta.get(1, b""))
     kind = _string(type_meta.get(2, b""))
-    decoder = _KINDS.get(kind)
-    if api_version != "v1" or decoder is None:
+    decoder = _KINDS.get(f"{api_version}/{kind}")
+    if decoder is None:
         raise unsupported_media_type(
-            f"this server decodes protobuf only for v1 {', '.join(_KINDS)}, not {api_version}/{kind}: "
+            f"this server decodes protobuf only for {', '.join(_KINDS)}, not {api_version}/{kind}: "
             "send the object as application/json"
         )
     obj = decoder(envelope.get(2, b""))

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from local_knative import kinds
+from local_knative import kinds, rbac
 from local_knative.apiserver import patches, protobuf, schemas, tables
 from local_knative.errors import (
     ApiError,
@@ -95,6 +95,8 @@ def resolve(group: str, version: str, segments: list[str]) -> Target:
     allowed_subresources = {"status"} if kind.status_subresource else set()
     if kind == kinds.POD:
         allowed_subresources.add("log")
+    if kind == kinds.SERVICEACCOUNT:
+        allowed_subresources.add("token")
     if subresource is not None and subresource not in allowed_subresources:
         raise not_served
     return Target(kind, namespace, name, subresource)
@@ -106,14 +108,7 @@ def _event_line(event_type: str, obj: dict[str, Any]) -> str:
 
 def request_verb(method: str, target: Target, watch: bool) -> str:
     """Return the Kubernetes verb of a request (``get``, ``list``, ``watch``, ``create`` ...) as RBAC says."""
-    if target.name is None:
-        collection_verbs = {
-            "GET": "watch" if watch else "list",
-            "POST": "create",
-            "DELETE": "deletecollection",
-        }
-        return collection_verbs.get(method, method.lower())
-    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return rbac.verb_of(method, target.name is not None, watch)
 
 
 _WARNINGS = web.RequestKey("local_knative_warnings", list)
@@ -139,6 +134,8 @@ class RestHandler:
         self.admission = admission or _no_admission
         self.settings = settings
         self.faults = faults
+        # Answers POST serviceaccounts/NAME/token (a TokenRequest); set by the access control.
+        self.token_request: Callable[[web.Request, Target], Awaitable[web.StreamResponse]] | None = None
         # Set when the server shuts down, so open watches and log streams end instead of being cut.
         self.closing = asyncio.Event()
 
@@ -147,6 +144,10 @@ class RestHandler:
         method = request.method
         if self.faults is not None and self.faults.active:
             await self._inject(request, target)
+        if target.subresource == "token":
+            if method != "POST" or self.token_request is None:
+                raise method_not_allowed(f"{method} is not allowed on serviceaccounts/token: use POST")
+            return await self.token_request(request, target)
         if target.subresource == "log":
             if method != "GET":
                 raise method_not_allowed(f"{method} is not allowed on pods/log: use GET")
