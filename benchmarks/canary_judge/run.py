@@ -1,7 +1,7 @@
 """Benchmark the canary judge: detection and false rollbacks vs fixed thresholds as Flagger applies them.
 
 Run: ``.venv/bin/python benchmarks/canary_judge/run.py [--trials 200] [--rates 5,20,100] [--seed 1]``
-(one to two minutes on 2 shared cores, no cluster; ``calibrate.py`` made the latency model it draws from).
+(four to five minutes on 2 shared cores, no cluster; ``calibrate.py`` made the latency model it draws from).
 
 **Where the data comes from.** Each trial draws per-request latencies and errors from the model of
 :mod:`benchmarks.canary_judge.model` (two lognormals, a body and a tail, fitted to the latency
