@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Tests run the demo in a directory of their own.
 DEMO_DIR = Path(os.environ.get("KNATIVE_ROLLOUT_DEMO_DIR", REPO_ROOT / ".demo")).resolve()
-# What a KEEP=1 demo left running: name -> [pid, process start time], in the order to stop them.
+# What the demo runs (KEEP=1 leaves it, a killed demo too): name -> [pid, start time], in stop order.
 RUNNING = DEMO_DIR / "running.json"
 DAG_ID = "retrain_and_rollout"
 SERVICE = "iris"
@@ -285,13 +285,19 @@ def ui_port() -> int | None:
     return UI_PORT
 
 
-def record_running(cluster: LocalKnative, stack: AirflowStack) -> None:
-    """Write down the processes left running, so ``--stop`` ends exactly those."""
+def record_running(cluster: LocalKnative, stack: AirflowStack | None) -> None:
+    """Write down the processes that run now, so ``--stop`` (or the next demo) ends exactly those.
+
+    Written as soon as they start: a demo killed before its ``finally`` leaves nothing no one can stop.
+    """
     import psutil
 
     # AirflowStack.stop()'s order: the scheduler first, the api-server last; the cluster after Airflow.
     order = ("scheduler", "triggerer", "dag-processor", "api-server")
-    pids = {name: stack.processes[name].pid for name in order if name in stack.processes}
+    processes = stack.processes if stack is not None else {}
+    pids = {
+        name: processes[name].pid for name in order if name in processes and processes[name].poll() is None
+    }
     if cluster.pid is not None:
         pids["local_knative"] = cluster.pid
     RUNNING.write_text(
@@ -300,7 +306,7 @@ def record_running(cluster: LocalKnative, stack: AirflowStack) -> None:
 
 
 def stop_kept() -> bool:
-    """Stop what a ``KEEP=1`` demo left running; return whether there was such a demo.
+    """Stop what a ``KEEP=1`` (or a killed) demo left running; return whether there was such a demo.
 
     Each process is checked by its start time, so a pid reused since by another program is left alone.
     """
@@ -355,6 +361,7 @@ def main(argv: list[str]) -> int:
 
     print(f"Starting local_knative in {DEMO_DIR / 'cluster'} ...", flush=True)
     cluster = LocalKnative.start(DEMO_DIR / "cluster")
+    record_running(cluster, None)
     stack = AirflowStack(
         DEMO_DIR / "airflow",
         dag_bundles={"dags": REPO_ROOT / "dags"},
@@ -373,6 +380,7 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         stack.start()
+        record_running(cluster, stack)
         outcomes = [play(stack, number, scenario) for number, scenario in enumerate(SCENARIOS, start=1)]
         print_cluster(cluster)
         deferred = [
@@ -407,6 +415,7 @@ def main(argv: list[str]) -> int:
                 cluster_stopped = pool.submit(cluster.stop)
                 stack.stop()
                 cluster_stopped.result()
+            RUNNING.unlink(missing_ok=True)
         print(f"Elapsed: {time.monotonic() - started:.0f} s")
 
 
