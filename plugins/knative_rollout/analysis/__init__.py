@@ -28,6 +28,7 @@ Modules: :mod:`.judge` (pure: Kayenta-style Mann-Whitney judge, Fisher's test of
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from knative_rollout.analysis.checks import (
@@ -138,7 +139,10 @@ async def analyse(
     windows = await provider.windows(
         namespace=namespace, revisions=revisions, window=window, step=step, schema=schema, **extra
     )
-    return evaluate(
+    # In a thread: judging tens of thousands of requests a side takes a second or two, and a trigger's
+    # event loop must not stop for that.
+    return await asyncio.to_thread(
+        evaluate,
         windows[canary],
         windows[baseline] if baseline is not None else None,
         slo=slo,

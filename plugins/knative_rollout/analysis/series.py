@@ -180,7 +180,9 @@ def histogram_quantile(quantile: float, buckets: Sequence[tuple[float, float]]) 
     return start + (bound - start) * ((rank - below) / inside if inside > 0 else 0.0)
 
 
-def request_latencies(buckets: Sequence[tuple[float, float]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+def request_latencies(
+    buckets: Sequence[tuple[float, float]], *, at_most: int | None = None
+) -> np.ndarray[Any, np.dtype[np.float64]]:
     """Return one latency per request a cumulative histogram counted, ascending (see the module docstring).
 
     The ``k`` requests of a bucket ``(lower, upper]`` lie at ``lower + (upper - lower) * (i + 0.5) / k``
@@ -188,11 +190,15 @@ def request_latencies(buckets: Sequence[tuple[float, float]]) -> np.ndarray[Any,
     ``histogram_quantile`` has them. Counts are rounded to whole requests.
 
     :param buckets: (upper bound, cumulative count) ascending, the last bound ``inf``; empty: no requests.
+    :param at_most: past this many requests, every bucket's count is scaled down so they sum to about
+        this (the shape kept, as a sample of that size), so a busy service's window costs no more.
     """
+    total = buckets[-1][1] if buckets else 0.0
+    scale = at_most / total if at_most is not None and total > at_most else 1.0
     parts: list[np.ndarray[Any, np.dtype[np.float64]]] = []
     lower, below = 0.0, 0.0
     for bound, count in buckets:
-        inside = max(0, round(count - below))
+        inside = max(0, round((count - below) * scale))
         if math.isinf(bound):
             parts.append(np.full(inside, lower))
         elif inside:

@@ -249,3 +249,11 @@ def test_request_latencies_agree_with_histogram_quantile():
     for quantile in (0.5, 0.9, 0.99):
         rank = round(quantile * 1000)  # the rank-th request sits half a request below its quantile
         assert latencies[rank - 1] == pytest.approx(histogram_quantile((rank - 0.5) / 1000, buckets))
+
+
+def test_request_latencies_of_a_busy_window_are_scaled_down_keeping_the_shape():
+    buckets = ((0.005, 480_000.0), (0.01, 800_000.0), (0.02, 1_000_000.0), (INF, 1_000_000.0))
+    latencies = request_latencies(buckets, at_most=1000)
+    assert latencies.size == 1000
+    assert [int((latencies <= bound).sum()) for bound in (0.005, 0.01, 0.02)] == [480, 800, 1000]
+    assert request_latencies(((0.005, 480_000.0), (INF, 480_000.0)), at_most=10**6).size == 480_000
