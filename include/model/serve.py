@@ -11,8 +11,16 @@ Run ``python -m model.serve`` with the environment Knative gives a container:
 - ``FAULT_*``: fault knobs, see :mod:`model.faults`.
 
 Endpoints: ``GET /`` (liveness), ``GET /v1/models`` (list), ``GET /v1/models/NAME`` (readiness),
-``POST /v1/models/NAME:predict`` with ``{"instances": [[...], ...]}`` -> ``{"predictions": [...]}``.
-Errors are JSON ``{"error": "..."}`` with 400 (bad input), 404 (unknown model) or 500 (injected fault).
+``POST /v1/models/NAME:predict`` with ``{"instances": [[...], ...]}`` -> ``{"predictions": [...]}``,
+``GET /metrics`` (Prometheus text). Errors are JSON ``{"error": "..."}`` with 400 (bad input), 404 (unknown
+model) or 500 (injected fault).
+
+The model-quality metric: a predict body may carry the true class of each row, ``"labels": [...]`` (as
+a client that later learns the answer, or a labelled evaluation stream, would send it); the server
+counts those predictions in ``model_labelled_predictions_total{outcome="correct"|"incorrect"}``, so
+accuracy on live traffic is ``correct / (correct + incorrect)`` per revision (label ``revision_name``,
+from ``K_REVISION``). ``server_id`` names this process: a second pod or a restart counts apart, so two
+reads of one process' counters always give what it answered between them.
 
 The model is loaded (and one warm-up prediction made) before the port opens, so "accepts connections"
 already means "ready", whichever probe a platform uses. aiohttp keeps injected latency cheap: a slow
@@ -30,6 +38,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -45,6 +54,11 @@ ARTIFACT_KEY = web.AppKey("artifact", Artifact)
 MODEL_NAME_KEY = web.AppKey("model_name", str)
 FAULTS_KEY = web.AppKey("faults", FaultConfig)
 RNG_KEY = web.AppKey("rng", random.Random)
+QUALITY_KEY = web.AppKey("quality", dict[str, int])
+REVISION_KEY = web.AppKey("revision", str)
+SERVER_ID_KEY = web.AppKey("server_id", str)
+QUALITY_METRIC = "model_labelled_predictions_total"
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class BadInstances(ValueError):
@@ -89,6 +103,28 @@ def parse_instances(body: bytes, n_features: int) -> list[list[float]]:
     return instances
 
 
+def parse_labels(body: bytes, rows: int) -> list[int] | None:
+    """Return the true classes a predict body carries (``"labels"``), None when it has none.
+
+    :param body: the raw request body (already a valid ``instances`` payload)
+    :param rows: how many instances it has, so how many labels it must have
+    :raises BadInstances: naming ``labels`` when it is not a list of ``rows`` class numbers
+    """
+    labels = json.loads(body).get("labels")
+    if labels is None:
+        return None
+    if (
+        not isinstance(labels, list)
+        or len(labels) != rows
+        or any(isinstance(label, bool) or not isinstance(label, int) for label in labels)
+    ):
+        raise BadInstances(
+            f"'labels' must be a list of {rows} class numbers, one true class per instance, got "
+            f"{json.dumps(labels)[:80]}"
+        )
+    return labels
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -126,11 +162,40 @@ async def predict(request: web.Request) -> web.Response:
     if faults.should_fail(rng):
         return _error(500, f"injected fault: FAULT_ERROR_RATE={faults.error_rate:g}")
     artifact = request.app[ARTIFACT_KEY]
+    body = await request.read()
     try:
-        instances = parse_instances(await request.read(), artifact.n_features)
+        instances = parse_instances(body, artifact.n_features)
+        labels = parse_labels(body, len(instances))
     except BadInstances as error:
         return _error(400, str(error))
-    return web.json_response({"predictions": artifact.model.predict(instances).tolist()})
+    predictions = artifact.model.predict(instances).tolist()
+    if labels is not None:
+        quality = request.app[QUALITY_KEY]
+        correct = sum(int(predicted == label) for predicted, label in zip(predictions, labels, strict=True))
+        quality["correct"] += correct
+        quality["incorrect"] += len(labels) - correct
+    return web.json_response({"predictions": predictions})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Answer the labelled predictions' counters in the Prometheus text exposition format."""
+    app = request.app
+    labels = f'revision_name="{_escape(app[REVISION_KEY])}",server_id="{app[SERVER_ID_KEY]}"'
+    lines = [
+        f"# HELP {QUALITY_METRIC} Predictions of requests that carried the true labels, by outcome.",
+        f"# TYPE {QUALITY_METRIC} counter",
+        *(
+            f'{QUALITY_METRIC}{{{labels},outcome="{outcome}"}} {count}'
+            for outcome, count in app[QUALITY_KEY].items()
+        ),
+    ]
+    return web.Response(
+        body=("\n".join(lines) + "\n").encode(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+    )
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def build_app(
@@ -148,6 +213,9 @@ def build_app(
     app[MODEL_NAME_KEY] = model_name
     app[FAULTS_KEY] = faults
     app[RNG_KEY] = random.Random()
+    app[QUALITY_KEY] = {"correct": 0, "incorrect": 0}
+    app[REVISION_KEY] = revision or ""
+    app[SERVER_ID_KEY] = uuid.uuid4().hex[:12]
     identity = {"X-Model-Version": artifact.version}
     if revision:
         identity["X-Revision"] = revision
@@ -161,6 +229,7 @@ def build_app(
     # ':' cannot be part of a name, so "NAME:predict" never reaches the readiness route (GET on it is a 405).
     app.router.add_get("/v1/models/{name:[^/:]+}", model_ready)
     app.router.add_post("/v1/models/{name:[^/:]+}:predict", predict)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
