@@ -24,6 +24,7 @@ import csv
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -38,6 +39,8 @@ from local_knative import kinds, rbac
 from local_knative.apiserver import protobuf
 from local_knative.errors import ApiError, bad_request
 from local_knative.store import Store
+
+log = logging.getLogger(__name__)
 
 ADMIN_USER = rbac.User("local-knative-admin", "local-knative-admin", (rbac.MASTERS, "system:authenticated"))
 SIGNING_KEY_FILE = "serviceaccount-signing-key"
@@ -271,6 +274,7 @@ class Access:
             group = f".{asked.api_group}" if asked.api_group else ""
             message = rbac.forbidden_message(user, asked, f"{asked.resource}{group}")
             details = {"name": asked.name, "group": asked.api_group, "kind": asked.resource}
+            log.info("403 %s %s: %s", request.method, request.path_qs, message)
             raise ApiError(403, "Forbidden", message, details=details if asked.is_resource else None)
         return await handler(request)
 

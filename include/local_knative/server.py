@@ -390,6 +390,8 @@ async def serve(options: ServeOptions) -> None:
             "pid": os.getpid(),
             "auth": options.auth,
         }
+        if options.auth:
+            endpoints["ca_file"] = str(data_dir / tls.CA_FILE)
         if options.faults is not None:
             endpoints["admin"] = f"{api_url}/admin"
             endpoints["admin_token_file"] = str(data_dir / ADMIN_TOKEN_FILE)

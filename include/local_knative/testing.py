@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from local_knative.faults.client import FaultClient
 
@@ -55,6 +57,7 @@ class LocalKnative:
         self.metrics_url = ""
         self.domain = ""
         self.kubeconfig = self.data_dir / "kubeconfig"
+        self.ca_file: str | None = None
 
     @classmethod
     def start(
@@ -99,6 +102,7 @@ class LocalKnative:
                     self.metrics_url = endpoints["metrics"]
                     self.domain = endpoints["domain"]
                     self.kubeconfig = Path(endpoints["kubeconfig"])
+                    self.ca_file = endpoints.get("ca_file")
                     return
             time.sleep(0.05)
         self.stop()
@@ -146,11 +150,16 @@ class LocalKnative:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Send one JSON request to the API server and return (status, decoded body)."""
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.api_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        # The kubeconfig's token: the admin's, which --auth checks (any token passes without it).
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {config['users'][0]['user']['token']}",
+        }
+        request = urllib.request.Request(self.api_url + path, data=data, method=method, headers=headers)
+        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=context) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")

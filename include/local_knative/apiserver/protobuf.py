@@ -1,10 +1,10 @@
 """Decode the protobuf request bodies kubectl sends for a few core kinds.
 
-kubectl's typed clients (``kubectl create namespace|configmap|secret``) send
+kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount``) send
 ``application/vnd.kubernetes.protobuf`` bodies; they accept JSON answers. Only what those commands send is
-decoded: Namespace, ConfigMap and Secret with the common ObjectMeta fields, and the TokenRequest and self
-reviews of ``kubectl create token`` and ``kubectl auth can-i|whoami``. Anything else is refused with 415
-and a message that says to send JSON.
+decoded: Namespace, ConfigMap, Secret and ServiceAccount with the common ObjectMeta fields, and the
+TokenRequest and self reviews of ``kubectl create token`` and ``kubectl auth can-i|whoami``. Anything else
+is refused with 415 and a message that says to send JSON.
 """
 
 from __future__ import annotations
@@ -177,6 +177,9 @@ _KINDS: dict[str, Decoder] = {
             1: ("metadata", _OBJECT_META, False),
             2: ("spec", _message({1: ("namespace", _string, False)}), False),
         }
+    ),
+    "v1/ServiceAccount": _message(
+        {1: ("metadata", _OBJECT_META, False), 4: ("automountServiceAccountToken", _bool, False)}
     ),
     "v1/Namespace": _message(
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,12 +35,16 @@ class FaultClient:
 
     :param admin_url: ``endpoints.json["admin"]``, e.g. ``http://127.0.0.1:PORT/admin``.
     :param token: the admin token (``DATA_DIR/admin-token``).
+    :param ca_file: the CA of the API server's certificate when it speaks HTTPS (``serve --auth``).
     """
 
-    def __init__(self, admin_url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, admin_url: str, token: str, *, timeout: float = 30.0, ca_file: str | None = None
+    ) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     @classmethod
     def from_data_dir(cls, data_dir: Path | str) -> FaultClient:
@@ -60,7 +65,7 @@ class FaultClient:
                 f"the server on {data_dir} runs without fault injection: restart it with --fault-injection"
             )
         token = (data_dir / ADMIN_TOKEN_FILE).read_text().strip()
-        return cls(endpoints["admin"], token)
+        return cls(endpoints["admin"], token, ca_file=endpoints.get("ca_file"))
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -71,7 +76,7 @@ class FaultClient:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             text = error.read().decode(errors="replace")
