@@ -13,6 +13,12 @@ candidate on live metrics and decides what follows with the very functions the s
 (:meth:`~knative_rollout.policy.RolloutPlan.next_action`), so both forms promote or roll back at the same
 step. The group's tasks are the plan's steps in a fixed chain, so "shift to the next step" is the next
 task running, "measure again" happens inside the analysis task, and "roll back" is that task failing.
+
+With ``baseline=True`` the group judges against a fresh copy of the stable as the single task does, with
+the same steps of :class:`~knative_rollout.operators.baseline.BaselineSteps` and the same weights
+(:func:`~knative_rollout.resources.canary_split`): ``deploy_baseline`` makes it before the first traffic
+step, every ``traffic_<percent>`` gives it the canary's weight, every ``analysis_<percent>`` compares
+with it, and the promotion or the rollback takes it out of the traffic; ``outcome`` deletes it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.analysis import AnalysisConfig
 from knative_rollout.diagnostics import log_candidate_diagnostics
-from knative_rollout.exceptions import KnativeAnalysisFailedError, permanent_input_errors
+from knative_rollout.exceptions import (
+    KnativeAnalysisFailedError,
+    KnativeRolloutConflictError,
+    permanent_input_errors,
+)
 from knative_rollout.locks import RolloutLock
 from knative_rollout.notifiers import ANALYSIS_FAILED, PROMOTED, ROLLED_BACK, rollout_alert
 from knative_rollout.operators import (
@@ -38,15 +48,25 @@ from knative_rollout.operators import (
     KnativeSetTrafficOperator,
     LoadTestGateOperator,
 )
-from knative_rollout.operators.base import CONNECTION_FIELDS, KnativeConnectionOperator
+from knative_rollout.operators.base import CONNECTION_FIELDS
+from knative_rollout.operators.baseline import BaselineSteps
 from knative_rollout.operators.loadtest import XCOM_KEY as LOAD_TEST_XCOM_KEY
 from knative_rollout.operators.rollout import DEPLOY_XCOM_KEY
 from knative_rollout.policy import NOTHING_TO_CHECK, ActionKind, RolloutPlan, StepCheck, Verdict
-from knative_rollout.resources import DEFAULT_LEASE_SECONDS, parse_int
+from knative_rollout.resources import (
+    BASELINE_TAG,
+    DEFAULT_LEASE_SECONDS,
+    canary_split,
+    parse_int,
+    render_template,
+    state_from_annotations,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
+    from knative_rollout.policy import RolloutState
+    from knative_rollout.resources import RevisionInfo
     from knative_rollout.triggers import KnativeAnalysisTrigger
 
 STEP_XCOM_KEY = "step"
@@ -65,7 +85,7 @@ _GATE_FIXED_ARGUMENTS = (
 )
 
 
-class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
+class KnativeRolloutOutcomeOperator(BaselineSteps):
     """Succeed when the rollout promoted its candidate or found nothing to roll out; otherwise fail.
 
     It runs whatever the steps did (trigger rule ``all_done``), says which step failed and why (a failed
@@ -73,7 +93,8 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
     rolled the candidate back, from its ``step`` XCom) and whether the rollback put all traffic back on
     the stable revision. It releases the rollout's lock, so the next rollout of the Service can start
     whatever happened here, and then alerts the notifiers: ``promoted``, or ``rolled_back`` (with the
-    failure as the reason) when a candidate was deployed and not promoted.
+    failure as the reason) when a candidate was deployed and not promoted. Before that it deletes this
+    rollout's baseline, if it made one (the promotion or the rollback took it out of the traffic).
 
     :param service_name: the Knative Service being rolled out. (templated)
     :param namespace: its namespace. (templated)
@@ -85,14 +106,11 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
     :return: the promote task's return value, or the deploy's summary when there was nothing to roll out.
     """
 
-    template_fields = ("service_name", "namespace", "rollout_id", *CONNECTION_FIELDS)
     ui_color = "#cce8ff"
 
     def __init__(
         self,
         *,
-        service_name: str,
-        namespace: str,
         rollout_id: str,
         step_task_ids: Sequence[str],
         deploy_task_id: str,
@@ -100,13 +118,11 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         notifiers: Sequence[Callable[[Any], Any]] = (),
         **kwargs: Any,
     ) -> None:
-        super().__init__(trigger_rule=TriggerRule.ALL_DONE, **kwargs)
+        super().__init__(rollout_id=rollout_id, trigger_rule=TriggerRule.ALL_DONE, **kwargs)
         if not step_task_ids:
             raise ValueError(
                 f"{self.task_id}: step_task_ids is empty; list the rollout's steps, promote last"
             )
-        self.service_name = service_name
-        self.namespace = namespace
         self.rollout_id = rollout_id
         self.step_task_ids = tuple(step_task_ids)
         self.deploy_task_id = deploy_task_id
@@ -114,8 +130,15 @@ class KnativeRolloutOutcomeOperator(KnativeConnectionOperator):
         self.notifiers = tuple(notifiers)
 
     def execute(self, context: Context) -> Any:
-        """Release the lock, then return the promotion's summary or raise naming the failed step."""
-        released = RolloutLock(self.hook, self.service_name, self.namespace).release(self.rollout_id)
+        """Delete this rollout's baseline, release the lock, then return the promotion's summary or raise."""
+        try:
+            service = self.hook.find_service(self.service_name, self.namespace) or {}
+            if state_from_annotations(service.get("metadata", {}).get("annotations")).rollout_id == (
+                self.rollout_id
+            ):
+                self.drop_baseline(context)  # nothing to do without one
+        finally:
+            released = RolloutLock(self.hook, self.service_name, self.namespace).release(str(self.rollout_id))
         self.log.info("Rollout lock of %s/%s released: %s", self.namespace, self.service_name, released)
         ti = context["ti"]
         # In a mapped group (one rollout per Service) read only this rollout's own map index.
@@ -312,6 +335,76 @@ class KnativeStepAnalysisOperator(KnativeCanaryAnalysisOperator):
         return summary
 
 
+class KnativeRolloutBaselineOperator(BaselineSteps, KnativeDeployRevisionOperator):
+    """Deploy the baseline of ``progressive_rollout(baseline=True)``: the stable's spec as a new revision.
+
+    The group's ``deploy_baseline`` task, before its first traffic step. It takes the candidate's spec
+    arguments (the deploy's), only to set the template back to the candidate once the baseline is Ready
+    (so Knative reuses the candidate's revision); it deploys nothing else and moves no traffic.
+
+    :param revision: the candidate this rollout deployed. (templated)
+    :param percent: the first traffic step (for the baseline's own wait; it gets traffic with that step).
+    :return: ``{"baseline": name}``.
+    """
+
+    template_fields = (*KnativeDeployRevisionOperator.template_fields, "revision")
+    ui_color = "#e8ccff"
+
+    def __init__(self, *, revision: str, percent: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.revision = revision
+        self.percent = percent
+
+    def _candidate(self) -> dict[str, Any]:
+        candidate = render_template(self.service_name, self.revision_spec())
+        if candidate["metadata"]["name"] != self.revision:
+            raise KnativeRolloutConflictError(
+                f"the candidate of this rollout is {self.revision}, but its spec renders "
+                f"{candidate['metadata']['name']}; nothing was changed. Give it the deploy's spec"
+            )
+        return candidate
+
+    def execute(self, context: Context) -> Any:
+        """Set the template to the stable's spec under the baseline's name; wait until it is Ready."""
+        self.validate_target()
+        self._candidate()
+        state = self.recorded_state()
+        self.check_owner(state)
+        self.hold_lock()
+        return self.deploy_baseline(context, state, str(self.revision), self.percent, "execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Set the template back to the candidate; fail (the group rolls back) if the baseline failed."""
+        failure = self.baseline_started(context, event, self._candidate())
+        if failure is not None:
+            raise KnativeAnalysisFailedError(
+                f"rollout of {self.revision} in {self.service_path}: {failure}. Traffic was not changed by "
+                "this step; the group's rollback leaves the stable revision at 100%"
+            )
+        return {"baseline": event.get("name")}
+
+
+class KnativeBaselineTrafficOperator(KnativeSetTrafficOperator):
+    """Give the candidate its step and the recorded baseline as much (the group's ``traffic_<percent>``).
+
+    The split is :func:`~knative_rollout.resources.canary_split` of the baseline the Service records now,
+    as the single task's shifts are; at 100% the baseline leaves the traffic.
+
+    :param percent: the candidate's traffic at this step.
+    """
+
+    def __init__(self, *, percent: int, **kwargs: Any) -> None:
+        super().__init__(traffic=canary_split(percent, None), **kwargs)
+        self.percent = percent
+
+    def compute(
+        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
+    ) -> tuple[dict[str, Any], RolloutState, str, str]:
+        """Resolve the canary split with the recorded baseline beside the candidate."""
+        self.traffic = canary_split(self.percent, state.baseline)
+        return super().compute(service, state, revisions)
+
+
 def _map_index(ti: Any) -> int:
     """Return the task instance's map index, -1 when it is not mapped (which is also how XComs store it)."""
     index = getattr(ti, "map_index", None)
@@ -339,6 +432,7 @@ def progressive_rollout(
     tag: str = "candidate",
     load_test: Mapping[str, Any] | None = None,
     analysis: Mapping[str, Any] | XComArg | None = None,
+    baseline: bool = False,
     max_inconclusive: int | str = 1,
     notifiers: Sequence[Callable[[Any], Any]] = (),
     rollout_id: str | None = None,
@@ -353,11 +447,12 @@ def progressive_rollout(
 
     Tasks: ``lock`` (the Service's rollout lock, see :class:`~knative_rollout.operators.KnativeLockOperator`),
     ``deploy_candidate`` (Ready, on its tag URL, no traffic), ``load_test`` when ``load_test`` is given,
-    ``traffic_<percent>`` per step, each followed by ``analysis_<percent>`` when ``analysis`` is given
-    (see :class:`KnativeStepAnalysisOperator`), ``promote``; then ``rollback``, which runs when any of
-    those failed and undoes what this rollout changed (nothing, if it changed nothing), and ``outcome``, which
-    releases the lock and fails the DAG run unless the candidate was promoted or there was nothing to roll
-    out (see the module docstring). Every step after the deploy names the revision the deploy returned.
+    ``deploy_baseline`` with ``baseline``, ``traffic_<percent>`` per step, each followed by
+    ``analysis_<percent>`` when ``analysis`` is given (see :class:`KnativeStepAnalysisOperator`),
+    ``promote``; then ``rollback``, which runs when any of those failed and undoes what this rollout
+    changed (nothing, if it changed nothing), and ``outcome``, which deletes the baseline, releases the
+    lock and fails the DAG run unless the candidate was promoted or there was nothing to roll out (see
+    the module docstring). Every step after the deploy names the revision the deploy returned.
     The Service must already have a stable revision (deploy one with
     :class:`~knative_rollout.operators.KnativeDeployRevisionOperator` first).
 
@@ -381,6 +476,10 @@ def progressive_rollout(
         :mod:`knative_rollout.analysis.config`; at 100% the slo only, or nothing without an slo). A
         mapping is checked when the DAG is parsed (templates only where any text is valid: URLs, paths,
         bodies); an XComArg (e.g. from a task that reads Variables) when the step runs. (templated)
+    :param baseline: compare the candidate with a fresh revision of the stable's spec, tagged ``baseline``
+        and given the canary's weight, instead of with the warm stable, as
+        :class:`~knative_rollout.operators.KnativeCanaryRolloutOperator` ``(baseline=True)`` does (see
+        :mod:`knative_rollout.resources.baselines`); needs ``analysis`` with ``compare`` on.
     :param max_inconclusive: inconclusive analyses in a row measured again before rolling back. (templated)
     :param notifiers: ``BaseNotifier`` instances alerted on a failed analysis, the promotion and a
         rollback, with the single task's payload (see :mod:`knative_rollout.notifiers`).
@@ -397,7 +496,7 @@ def progressive_rollout(
         steps, max_inconclusive=max_inconclusive if isinstance(max_inconclusive, int) else 0
     )
     gate_arguments = _gate_arguments(load_test)
-    _check_analysis(analysis)
+    _check_analysis(analysis, baseline=baseline, tag=tag)
     rollout: dict[str, Any] = {
         "service_name": service_name,
         "namespace": namespace,
@@ -445,14 +544,37 @@ def progressive_rollout(
                     **gate_arguments,
                 )
             )
+        compare_with: dict[str, str] = {}
+        if baseline:
+            spec_fields = ("resources", "annotations", "autoscaling", "container_port")
+            made = KnativeRolloutBaselineOperator(
+                task_id="deploy_baseline",
+                **rollout,
+                **connection,
+                revision=deployed,
+                percent=plan.steps[0],
+                image=image,
+                env=env,
+                attempt=attempt,
+                wait_timeout=deploy_kwargs.get("wait_timeout", 600),
+                **{key: value for key, value in deploy_kwargs.items() if key in spec_fields},
+            )
+            rollout_steps.append(made)
+            compare_with["baseline"] = (
+                f"{{{{ ti.xcom_pull(task_ids='{made.task_id}', map_indexes=ti.map_index)['baseline'] }}}}"
+            )
         for percent in plan.steps:
             rollout_steps.append(
-                KnativeSetTrafficOperator(
+                KnativeBaselineTrafficOperator(
+                    task_id=f"traffic_{percent}", **rollout, **connection, revision=deployed, percent=percent
+                )
+                if baseline
+                else KnativeSetTrafficOperator(
                     task_id=f"traffic_{percent}",
                     **rollout,
                     **connection,
                     revision=deployed,
-                    traffic={"@stable": 100 - percent, "@candidate": percent},
+                    traffic=canary_split(percent, None),
                 )
             )
             if analysis is not None:
@@ -462,6 +584,7 @@ def progressive_rollout(
                         **rollout,
                         **connection,
                         revision=deployed,
+                        **compare_with,
                         analysis=analysis,
                         percent=percent,
                         steps=plan.steps,
@@ -514,11 +637,21 @@ def _gate_arguments(load_test: Mapping[str, Any] | None) -> dict[str, Any] | Non
     return dict(load_test)
 
 
-def _check_analysis(analysis: Mapping[str, Any] | XComArg | None) -> None:
+def _check_analysis(analysis: Mapping[str, Any] | XComArg | None, *, baseline: bool, tag: str) -> None:
     """Refuse, when the DAG is parsed, an analysis mapping its steps would refuse (an XComArg: they do)."""
+    if baseline and (analysis is None or tag == BASELINE_TAG):
+        raise ValueError(
+            "baseline=True needs an analysis (the baseline is what it compares the candidate with) and a "
+            f"candidate tag other than {BASELINE_TAG!r}; give analysis=, or remove baseline"
+        )
     if analysis is None or isinstance(analysis, XComArg):
         return
     try:
-        AnalysisConfig.of(analysis)
+        config = AnalysisConfig.of(analysis)
     except (TypeError, ValueError) as error:
         raise ValueError(f"analysis: {error}") from None
+    if baseline and not config.compare:
+        raise ValueError(
+            "baseline=True needs compare on in analysis: the baseline is what the candidate is compared "
+            "with. Remove baseline, or compare"
+        )

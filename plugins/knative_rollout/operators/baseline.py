@@ -2,7 +2,8 @@
 
 What the baseline is, and why it is made, weighted and removed this way on Knative, is in
 :mod:`knative_rollout.resources.baselines`; when each step runs is the single-task rollout's loop
-(:class:`~knative_rollout.operators.canary.KnativeCanaryRolloutOperator` with ``baseline=True``). Each
+(:class:`~knative_rollout.operators.canary.KnativeCanaryRolloutOperator` with ``baseline=True``) or the
+task group's tasks (:func:`~knative_rollout.task_groups.progressive_rollout` with ``baseline=True``). Each
 write is one optimistic-concurrency write of the spec and the rollout record together, like every other.
 """
 
@@ -91,6 +92,24 @@ class BaselineSteps(KnativeBaseOperator):
             renew_lock=self.lock_renewal(),
         )
         return self.wait(context, trigger, method_name)
+
+    def baseline_started(
+        self, context: Context, event: Mapping[str, Any], candidate: dict[str, Any]
+    ) -> str | None:
+        """Set the template back to ``candidate`` after the baseline's wait; return why it failed, or None.
+
+        :param event: the event of :meth:`deploy_baseline`'s trigger.
+        :param candidate: the candidate's template, the one the template had before the baseline's.
+        """
+        name = event.get("name")
+        if event.get("status") == "failed":
+            self.restore_template(
+                context, candidate, "BaselineFailed", f"baseline {name}: {event.get('message')}"
+            )
+            return f"the baseline could not start: {event.get('message')}"
+        self.check_event(event, f"waiting for the baseline revision {name}")
+        self.restore_template(context, candidate, "BaselineReady", f"baseline {name} is Ready")
+        return None
 
     def restore_template(self, context: Context, candidate: dict[str, Any], action: str, detail: str) -> None:
         """Set the template back to ``candidate`` if it names the baseline (Knative reuses that revision)."""

@@ -435,17 +435,11 @@ class KnativeCanaryRolloutOperator(
     def baseline_ready(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the baseline is Ready, set the template back to the candidate and route the baseline."""
         revision, percent, steps = str(event["revision"]), int(event["percent"]), list(event["steps"])
-        name = event.get("name")
-        candidate = render_template(self.service_name, self.revision_spec())
-        if event.get("status") == "failed":
-            self.restore_template(
-                context, candidate, "BaselineFailed", f"baseline {name}: {event.get('message')}"
-            )
-            return self._rollback(
-                context, revision, f"the baseline could not start: {event.get('message')}", steps
-            )
-        self.check_event(event, f"waiting for the baseline revision {name}")
-        self.restore_template(context, candidate, "BaselineReady", f"baseline {name} is Ready")
+        failure = self.baseline_started(
+            context, event, render_template(self.service_name, self.revision_spec())
+        )
+        if failure is not None:
+            return self._rollback(context, revision, failure, steps)
         return self._shift(context, revision, percent, steps)
 
     # The end: promote (and bake) or roll back.

@@ -5,7 +5,8 @@ Service in its own namespace: ``progressive_rollout(..., analysis=...)`` and
 ``KnativeCanaryRolloutOperator``, with the same echo candidate, the same analysis mapping and the same
 open-model synthetic load (sent by the analysis itself, so no test thread shapes either side's traffic).
 Both must take the same decision at every step, end at the same step with the same traffic, write the
-same kinds of history and send the same alerts.
+same kinds of history and send the same alerts. With ``baseline=True`` both judge against a fresh baseline
+and both delete it at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from test_canary_rollout import ECHO, Webhook, analysis, lease_holder, service_state
 
+from knative_rollout.resources.baselines import BASELINE_OF_ANNOTATION
 from local_knative.testing import LocalKnative
 
 pytestmark = pytest.mark.integration
@@ -28,7 +30,8 @@ from knative_rollout.notifiers import KnativeRolloutWebhookNotifier
 from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
 from knative_rollout.task_groups import progressive_rollout
 
-candidate = dict(image="{echo}:v2", env={env}, steps=[20, 50], analysis={analysis}, max_inconclusive=1)
+candidate = dict(image="{echo}:v2", env={env}, steps=[20, 50], analysis={analysis}, max_inconclusive=1,
+                 baseline={baseline})
 
 with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
          default_args={{"retries": 0}}) as dag:
@@ -67,16 +70,17 @@ def decisions(xcom: dict[str, dict[str, Any]]) -> tuple[list[tuple[int, str]], l
     return group, task
 
 
-def history_kinds(cluster: Any, namespace: str, *, group: bool) -> list[str]:
+def history_kinds(cluster: Any, namespace: str, *, group: bool, baseline: bool) -> list[str]:
     """Return the kinds of the Service's history entries, oldest first.
 
     The group deploys its candidate at 0% (its tag URL first) and then shifts it to the first step; the
     single task deploys it at the first step. That one extra ``TrafficSet`` is the only difference the
-    two forms may show, so it is taken out here.
+    two forms may show, so it is taken out here. With a baseline there is none: the single task shifts
+    again to give the baseline its share, as the group's first step does.
     """
     state, _ = service_state(cluster, namespace)
     kinds = [entry.action for entry in state.history]
-    if group:
+    if group and not baseline:
         deployed = kinds.index("CandidateDeployed")
         assert kinds[deployed + 1] == "TrafficSet", kinds
         del kinds[deployed + 1]
@@ -90,16 +94,47 @@ def alerts(hook: Webhook, namespace: str) -> list[str]:
 LOAD = {"rate": 25, "path": "/"}
 
 
+def baselines(cluster: Any, namespace: str) -> list[str]:
+    """Return the revisions in ``namespace`` made as a baseline (by their marker annotation)."""
+    revisions = json.loads(cluster.kubectl("-n", namespace, "get", "revisions", "-o", "json"))["items"]
+    return [
+        item["metadata"]["name"]
+        for item in revisions
+        if BASELINE_OF_ANNOTATION in (item["metadata"].get("annotations") or {})
+    ]
+
+
 @pytest.mark.parametrize(
-    ("env", "load", "verdicts", "sent"),
+    ("env", "load", "verdicts", "sent", "baseline"),
     [
-        pytest.param({}, True, [(20, "pass"), (50, "pass"), (100, "pass")], ["promoted"], id="good"),
+        pytest.param({}, True, [(20, "pass"), (50, "pass"), (100, "pass")], ["promoted"], False, id="good"),
         pytest.param(
-            {"ECHO_DELAY_MS": "250"}, True, [(20, "fail")], ["analysis_failed", "rolled_back"], id="slow"
+            {}, True, [(20, "pass"), (50, "pass"), (100, "pass")], ["promoted"], True, id="good-baseline"
+        ),
+        pytest.param(
+            {"ECHO_DELAY_MS": "250"},
+            True,
+            [(20, "fail")],
+            ["analysis_failed", "rolled_back"],
+            False,
+            id="slow",
+        ),
+        pytest.param(
+            {"ECHO_DELAY_MS": "250"},
+            True,
+            [(20, "fail")],
+            ["analysis_failed", "rolled_back"],
+            True,
+            id="slow-baseline",
         ),
         # No traffic at all: inconclusive, measured once more (max_inconclusive=1), then rolled back.
         pytest.param(
-            {}, False, [(20, "inconclusive"), (20, "inconclusive")], ["rolled_back"], id="no-traffic"
+            {},
+            False,
+            [(20, "inconclusive"), (20, "inconclusive")],
+            ["rolled_back"],
+            False,
+            id="no-traffic",
         ),
     ],
 )
@@ -113,6 +148,7 @@ def test_task_group_and_single_task_end_the_same(
     load: bool,
     verdicts: list[tuple[int, str]],
     sent: list[str],
+    baseline: bool,
 ) -> None:
     promoted = sent == ["promoted"]
     config = analysis(
@@ -126,6 +162,7 @@ def test_task_group_and_single_task_end_the_same(
         echo=ECHO,
         env=json.dumps(env),
         analysis=json.dumps(config),
+        baseline=baseline,
         dag_id="forms_agree",
         group_namespace=kube_namespace,
         task_namespace=task_namespace,
@@ -152,9 +189,24 @@ def test_task_group_and_single_task_end_the_same(
         assert served == [(expected, 100, "stable")], (namespace, served)
         assert state.phase.value == ("Promoted" if promoted else "RolledBack")
         assert lease_holder(cluster, namespace) is None, "the lock is released"
-    assert history_kinds(cluster, kube_namespace, group=True) == history_kinds(
-        cluster, task_namespace, group=False
+    assert history_kinds(cluster, kube_namespace, group=True, baseline=baseline) == history_kinds(
+        cluster, task_namespace, group=False, baseline=baseline
     )
+    if baseline:
+        # Both judged their compared steps against a baseline of their own, and deleted it at the end.
+        compared = {percent for percent, _ in verdicts if percent < 100}
+        group_against = {xcom[f"group.analysis_{p}"]["analysis"]["baseline"] for p in compared}
+        task_against = {
+            step["baseline"] for step in xcom["task"]["rollout"]["steps"] if step["percent"] < 100
+        }
+        stables = {
+            xcom["group_stable"]["return_value"]["revision"],
+            xcom["task_stable"]["return_value"]["revision"],
+        }
+        assert len(group_against) == len(task_against) == 1 and not (group_against | task_against) & stables
+        assert baselines(cluster, kube_namespace) == baselines(cluster, task_namespace) == []
+        for namespace in (kube_namespace, task_namespace):
+            assert service_state(cluster, namespace)[0].baseline is None
     assert alerts(hook, kube_namespace) == alerts(hook, task_namespace) == sent, hook.posted
     rolled_back = [
         body["reason"]

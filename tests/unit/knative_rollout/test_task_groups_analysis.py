@@ -10,7 +10,12 @@ from airflow.sdk import DAG, task
 
 from knative_rollout.notifiers import KnativeRolloutWebhookNotifier
 from knative_rollout.policy import RolloutPlan
-from knative_rollout.task_groups import KnativeStepAnalysisOperator, progressive_rollout
+from knative_rollout.task_groups import (
+    KnativeBaselineTrafficOperator,
+    KnativeRolloutBaselineOperator,
+    KnativeStepAnalysisOperator,
+    progressive_rollout,
+)
 
 ANALYSIS = {"scrape_urls": ["http://metrics/metrics"], "window": "30s", "slo": {"max_error_rate": 0.01}}
 
@@ -80,8 +85,35 @@ def test_an_analysis_from_a_task_is_checked_when_the_step_runs() -> None:
         ({"analysis": {**ANALYSIS, "window": "soon"}}, "analysis: window='soon' is not a duration"),
         ({"analysis": "scrape"}, "analysis: analysis must be a mapping"),
         ({"analysis": ANALYSIS, "max_inconclusive": -1}, "max_inconclusive must be 0 or more"),
+        ({"baseline": True}, "baseline=True needs an analysis"),
+        (
+            {"analysis": ANALYSIS, "baseline": True, "tag": "baseline"},
+            "a candidate tag other than 'baseline'",
+        ),
+        ({"analysis": {**ANALYSIS, "compare": False}, "baseline": True}, "baseline=True needs compare on"),
     ],
 )
 def test_bad_analyses_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _dag(**kwargs)
+
+
+def test_a_baseline_is_deployed_before_the_first_step_routed_at_every_step_and_compared_with() -> None:
+    dag = _dag(steps=[10, 50], analysis=ANALYSIS, baseline=True, env={"A": "1"}, wait_timeout=90)
+    order = [task.task_id.removeprefix("rollout.") for task in dag.topological_sort()]
+    assert order[:4] == ["lock", "deploy_candidate", "deploy_baseline", "traffic_10"]
+    made = dag.task_dict["rollout.deploy_baseline"]
+    assert isinstance(made, KnativeRolloutBaselineOperator)
+    # The candidate's own spec, so the template goes back to exactly the revision the deploy made.
+    deploy = dag.task_dict["rollout.deploy_candidate"]
+    assert (made.image, made.env, made.percent) == (deploy.image, deploy.env, 10)
+    assert made.revision == dag.task_dict["rollout.traffic_10"].revision
+    assert made.wait_timeout == 90
+    for percent in (10, 50, 100):
+        step = dag.task_dict[f"rollout.traffic_{percent}"]
+        assert isinstance(step, KnativeBaselineTrafficOperator) and step.percent == percent
+        analysis = dag.task_dict[f"rollout.analysis_{percent}"]
+        assert "rollout.deploy_baseline" in analysis.baseline
+    assert not isinstance(
+        _dag(analysis=ANALYSIS).task_dict["rollout.traffic_10"], KnativeBaselineTrafficOperator
+    )
