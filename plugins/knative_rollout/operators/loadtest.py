@@ -79,6 +79,23 @@ def _check_path(path: str, task_id: str) -> None:
         )
 
 
+def _refused_hint(errors: Mapping[str, int]) -> str:
+    """Say what 401 / 403 answers mean, when those are what failed the gate, so nobody tunes the SLO."""
+    refused = [kind for kind in ("http_401", "http_403") if kind in errors]
+    if not errors or len(refused) != len(errors):
+        return ""
+    meaning = {
+        "http_401": "401: the token sent is not valid (expired, another issuer or audience)",
+        "http_403": "403: the request carries no token, or a policy denies this caller",
+    }
+    return (
+        ". The model API refused the load test's requests ("
+        + "; ".join(meaning[kind] for kind in refused)
+        + "): give the gate a valid token, e.g. headers={'Authorization': "
+        "'Bearer {{ conn.NAME.password }}'} from an Airflow connection"
+    )
+
+
 def _storage_path(path: ObjectStoragePath | str) -> ObjectStoragePath:
     if isinstance(path, ObjectStoragePath):
         return path
@@ -343,7 +360,9 @@ class LoadTestGateOperator(KnativeConnectionOperator):
                 summary["report_warning"] = warning
             ti.xcom_push(key=XCOM_KEY, value=summary)
         if not verdict.passed:
-            raise AirflowFailException(f"{self.task_id}: load test on {url}: {verdict.explain()}")
+            raise AirflowFailException(
+                f"{self.task_id}: load test on {url}: {verdict.explain()}{_refused_hint(result.errors)}"
+            )
         return summary
 
     def _save(self, report: dict[str, Any], result: LoadTestResult, title: str) -> tuple[str | None, str]:
