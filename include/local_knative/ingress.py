@@ -400,6 +400,7 @@ class Ingress:
 
     def _on_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
         if kind != kinds.ROUTE:
+            self.access.on_event(event_type, kind, obj)
             return
         if event_type == "DELETED":
             for host in self._route_hosts.pop((obj["metadata"]["namespace"], obj["metadata"]["name"]), []):

@@ -98,7 +98,8 @@ def _selects(spec: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
 class AccessControl:
     """The Istio security objects of every namespace and the labels of every revision, kept current.
 
-    :param store: read once, then followed through its events.
+    :param store: read once; the owner passes the store's later events to :meth:`on_event` (one
+        subscription for the ingress, as each subscriber costs a parse of every write).
     """
 
     def __init__(self, store: Store) -> None:
@@ -107,12 +108,14 @@ class AccessControl:
         }
         self._labels: dict[tuple[str, str], Mapping[str, str]] = {}
         self._keys: dict[str, tuple[float, str]] = {}
-        store.subscribe(self._on_event)
         for kind in (*_ISTIO_KINDS, kinds.REVISION):
             for obj in store.list(kind)[0]:
-                self._on_event("ADDED", kind, obj)
+                self.on_event("ADDED", kind, obj)
 
-    def _on_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
+    def on_event(self, event_type: str, kind: kinds.Kind, obj: dict[str, Any]) -> None:
+        """Follow one store event (kinds other than Revisions and Istio's are ignored)."""
+        if kind != kinds.REVISION and kind not in self._objects:
+            return
         metadata = obj["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         if kind == kinds.REVISION:
@@ -120,8 +123,6 @@ class AccessControl:
                 self._labels.pop((namespace, name), None)
             else:
                 self._labels[(namespace, name)] = metadata.get("labels") or {}
-            return
-        if kind not in self._objects:
             return
         in_namespace = self._objects[kind].setdefault(namespace, {})
         if event_type == "DELETED":

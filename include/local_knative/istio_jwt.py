@@ -109,7 +109,7 @@ class Identity:
         audience = self.claims.get("aud")
         if audience is None:
             return ()
-        return (str(audience),) if isinstance(audience, str) else tuple(str(item) for item in audience)
+        return tuple(str(item) for item in audience) if isinstance(audience, list) else (str(audience),)
 
     @property
     def presenter(self) -> str | None:
