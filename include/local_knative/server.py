@@ -388,9 +388,9 @@ async def serve(options: ServeOptions) -> None:
             "kubeconfig": str(kubeconfig_path),
             "data_dir": str(data_dir),
             "pid": os.getpid(),
-            "auth": options.auth,
         }
         if options.auth:
+            endpoints["auth"] = True
             endpoints["ca_file"] = str(data_dir / tls.CA_FILE)
         if options.faults is not None:
             endpoints["admin"] = f"{api_url}/admin"

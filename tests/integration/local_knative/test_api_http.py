@@ -63,7 +63,12 @@ async def test_discovery_plain_and_aggregated(api: tuple[TestClient, Store]) -> 
     version = await (await client.get("/version")).json()
     assert (version["major"], version["minor"]) == ("1", "32")
     groups = await (await client.get("/apis")).json()
-    assert {g["name"] for g in groups["groups"]} == {"coordination.k8s.io", "serving.knative.dev"}
+    assert {g["name"] for g in groups["groups"]} == {
+        "coordination.k8s.io",
+        "rbac.authorization.k8s.io",
+        "serving.knative.dev",
+        "security.istio.io",
+    }
     core = await (await client.get("/api/v1")).json()
     assert {"namespaces", "pods", "pods/log", "events", "configmaps", "secrets"} <= {
         r["name"] for r in core["resources"]
