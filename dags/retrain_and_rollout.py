@@ -18,7 +18,7 @@ Runs every day and also whenever new training data lands (the ``iris_training_da
    step judged against the stable on live metrics (``analysis_<p>``, with synthetic load in every window
    so it decides with no real traffic), promote; on any failure it rolls back and ``rollout.outcome``
    fails the run, naming the step and why. Alerts go out on a failed analysis, the promotion and a
-   rollback.
+   rollback. The gate's JSON report and latency plot go to the store's ``reports/<service>/<run>/``.
 7. ``teardown``: deletes old revisions that serve nothing (stable and rollback target are kept).
 
 A rerun, a retry or a cleared task never deploys twice (revision names are hashes of their spec) and
@@ -84,6 +84,9 @@ GATES: dict[str, Any] = {
         "headers": {"Content-Type": "application/json"},
         "expect_json_field": "predictions",
         "slo": "{{ params.slo }}",
+        # The JSON report and its PNG latency plot, next to the models in the artifact store.
+        "report_path": "{{ artifact_store() }}/reports/{{ params.service_name }}/"
+        "{{ run_id | replace(':', '-') | replace('+', '-') }}/load_test.json",
     }
 }
 
@@ -245,6 +248,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["knative-rollout", "example", "retrain"],
+    user_defined_macros={"artifact_store": artifact_store},
     params={
         "service_name": Param(
             "iris",

@@ -394,8 +394,8 @@ def main(argv: list[str]) -> int:
         reports = [report for outcome in outcomes for report in outcome.reports]
         print(
             "Load-test results: the rollout.load_test lines above (its XCom 'loadtest'), plotted per "
-            "candidate on the Rollouts page; report files: "
-            + (", ".join(reports) if reports else "none (retrain_and_rollout's gate has no report_path)")
+            "candidate on the Rollouts page; report files (each with its .png latency plot): "
+            + (", ".join(reports) if reports else "none written (see the load_test task's log)")
         )
         print(f"Task logs: {stack.home / 'logs'}; Airflow's own logs: {stack.home}/*.log")
         print(f"Airflow UI: {stack.api_url}/  (no login: this local Airflow lets everyone in as admin)")

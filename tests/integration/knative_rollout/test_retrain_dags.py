@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pendulum
 import pytest
@@ -54,6 +55,10 @@ def test_retrain_and_rollout_promotes_better_models_only(
     rejected = run_example("retrain_and_rollout", slower)
     assert rejected.state == "failed", rejected.task_states
     assert rejected.task_states["rollout.load_test"] == "success"
+    # The gate's report (and its plot) lands in the artifact store, where the run's summary points.
+    report = Path(urlparse(rejected.xcom["rollout.load_test"]["loadtest"]["report"]).path)
+    assert json.loads(report.read_text())["verdict"]["passed"] is True
+    assert report.with_suffix(".png").exists()
     assert rejected.task_states["rollout.analysis_10"] == "failed"
     assert rejected.task_states["rollout.traffic_50"] == "upstream_failed"
     assert rejected.task_states["rollout.rollback"] == "success"
