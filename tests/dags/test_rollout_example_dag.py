@@ -74,6 +74,19 @@ def test_every_dag_in_the_folder_imports_cleanly() -> None:
             assert task.retries >= (0 if task.task_id == "check_params" else 1), (dag.dag_id, task.task_id)
 
 
+def test_every_param_default_is_valid_or_left_for_the_user() -> None:
+    """A default the Param's own schema refuses (say ``""`` for a required text) disables the trigger form."""
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dagbag = _dagbag(REPO_ROOT / "dags")
+    for dag in dagbag.dags.values():
+        params: ParamsDict = dag.params
+        for name in params:
+            param = params.get_param(name)
+            if param.value is not None:
+                param.resolve()  # raises ParamValidationError naming the value and the schema
+
+
 def test_each_dag_file_parses_in_under_a_second() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
