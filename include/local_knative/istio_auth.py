@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from local_knative import errors, kinds
-from local_knative.istio_authz import Decision, Request, decide, policy_problems
+from local_knative.istio_authz import Request, decide, policy_problems
 from local_knative.istio_jwt import (
     JWKS_FETCH_FAILED,
     Identity,
@@ -182,7 +182,7 @@ class AccessControl:
                     str(error),
                     {"www-authenticate": f'Bearer realm="http://{host}{path}", error="invalid_token"'},
                 )
-        decision: Decision = decide(
+        decision = decide(
             self._selecting(kinds.AUTHORIZATION_POLICY, namespace, revision),
             Request(
                 method=method, path=path, host=host, headers=headers, remote_ip=remote_ip, identity=identity
@@ -190,6 +190,16 @@ class AccessControl:
         )
         if decision.allowed:
             return None
+        # Envoy's answer names no policy; `--log-level DEBUG` does (per request, so not at INFO).
+        log.debug(
+            "%s %s%s to %s/%s denied: %s",
+            method,
+            host,
+            path,
+            namespace,
+            revision,
+            f"DENY policy {decision.policy}" if decision.policy else "no ALLOW policy matches",
+        )
         return Denial(403, "RBAC: access denied", {})
 
     async def _key_set(self, rule: JwtRule) -> str | JwtError:
