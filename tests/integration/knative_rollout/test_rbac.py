@@ -84,6 +84,10 @@ class Cluster:
         except urllib.error.HTTPError as error:
             return int(error.code)
 
+    def refusals(self) -> list[str]:
+        """Return the 403s the server logged so far."""
+        return [line for line in self.server.output(last_lines=100_000).splitlines() if " 403 " in line]
+
     def api(self, kubeconfig: Path) -> client.ApiClient:
         """Return a kubernetes client of ``kubeconfig``."""
         return config.new_client_from_config(str(kubeconfig))
@@ -105,6 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def test_the_rollout_succeeds_under_exactly_the_role(cluster: Cluster, tmp_path: Path) -> None:
     extra = {"kube_config_path": str(cluster.kubeconfig), "ingress_address": cluster.server.ingress_url}
     connection = json.dumps({"conn_type": "kubernetes", "extra": extra})
+    refusals_before = cluster.refusals()
     outcome = run_dag(tmp_path, "rbac_rollout", DAG, {"AIRFLOW_CONN_KUBERNETES_DEFAULT": connection})
 
     states = {task_id: task["state"] for task_id, task in outcome["tasks"].items()}
@@ -116,6 +121,8 @@ def test_the_rollout_succeeds_under_exactly_the_role(cluster: Cluster, tmp_path:
     # The rollout's Events were written as the ServiceAccount, which the Role allows.
     events = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "events", "-o", "json"))["items"]
     assert any(e["involvedObject"]["name"] == "echo" for e in events)
+    # Nothing the rollout asked was refused (not even a refusal it would tolerate): the Role is enough.
+    assert cluster.refusals() == refusals_before
 
 
 @pytest.mark.parametrize(
@@ -164,6 +171,7 @@ def test_verbs_the_role_lacks_are_refused_with_the_api_servers_403(
         403,
         message,
     )
+    assert any(message in line for line in cluster.refusals())
 
 
 def test_a_write_outside_the_role_fails_the_hook_with_a_permanent_error(
