@@ -31,8 +31,8 @@ ECHO = "registry.example.com/knative-rollout/echo"
 
 DAG = f"""
 import pendulum
-from airflow.sdk import DAG
-from knative_rollout.operators import KnativeDeployRevisionOperator
+from airflow.sdk import DAG, chain
+from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
 from knative_rollout.task_groups import progressive_rollout
 
 target = dict(service_name="echo", namespace="models", wait_timeout=90)
@@ -40,8 +40,12 @@ gate = dict(rate=20, duration="2s", timeout="5s", expect_json_field="revision", 
 
 with DAG("rbac_rollout", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
          default_args={{"retries": 0}}) as dag:
-    stable = KnativeDeployRevisionOperator(task_id="deploy_stable", image="{ECHO}:v1", **target)
-    stable >> progressive_rollout(group_id="rollout", image="{ECHO}:v2", load_test=gate, **target)
+    chain(
+        KnativeDeployRevisionOperator(task_id="deploy_stable", image="{ECHO}:v1", **target),
+        progressive_rollout(group_id="rollout", image="{ECHO}:v2", load_test=gate, **target),
+        KnativeTeardownOperator(task_id="teardown_revisions", keep=0, **target),
+        KnativeTeardownOperator(task_id="teardown_service", delete_service=True, **target),
+    )
 """
 
 
@@ -106,7 +110,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         server.stop()
 
 
-def test_the_rollout_succeeds_under_exactly_the_role(cluster: Cluster, tmp_path: Path) -> None:
+def test_the_rollout_and_teardown_succeed_under_exactly_the_role(cluster: Cluster, tmp_path: Path) -> None:
     extra = {"kube_config_path": str(cluster.kubeconfig), "ingress_address": cluster.server.ingress_url}
     connection = json.dumps({"conn_type": "kubernetes", "extra": extra})
     refusals_before = cluster.refusals()
@@ -115,9 +119,12 @@ def test_the_rollout_succeeds_under_exactly_the_role(cluster: Cluster, tmp_path:
     states = {task_id: task["state"] for task_id, task in outcome["tasks"].items()}
     assert outcome["state"] == "success", (states, outcome["log"][-4000:])
     assert states["rollout.promote"] == "success" and states["rollout.rollback"] == "skipped", states
-    candidate = outcome["xcom"]["rollout.deploy_candidate"]["return_value"]["revision"]
-    service = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "ksvc/echo", "-o", "json"))
-    assert [(t["revisionName"], t["percent"]) for t in service["status"]["traffic"]] == [(candidate, 100)]
+    xcom = outcome["xcom"]
+    candidate = xcom["rollout.deploy_candidate"]["return_value"]["revision"]
+    assert xcom["rollout.traffic_100"]["return_value"]["traffic"][candidate] == 100
+    assert xcom["teardown_service"]["return_value"]["deleted_service"] is True
+    gone = cluster.kubectl("-n", NAMESPACE, "get", "ksvc/echo", check=False)
+    assert "NotFound" in gone, gone
     # The rollout's Events were written as the ServiceAccount, which the Role allows.
     events = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "events", "-o", "json"))["items"]
     assert any(e["involvedObject"]["name"] == "echo" for e in events)
