@@ -232,10 +232,25 @@ def _istio_components(found: dict[str, dict[str, Any]]) -> None:
         "RequestAuthentication says which request credentials (JWTs) a workload accepts.",
         {"selector": selector, "jwtRules": _field({"type": "array", "items": jwt_rule}, "One per issuer.")},
     )
-    source_fields = ("principals", "requestPrincipals", "namespaces", "ipBlocks", "remoteIpBlocks")
-    source = {name: _STRINGS for field_name in source_fields for name in (field_name, _not(field_name))}
-    operation_fields = ("hosts", "ports", "methods", "paths")
-    operation = {name: _STRINGS for field_name in operation_fields for name in (field_name, _not(field_name))}
+    source_fields = {
+        "principals": "peer identities (mTLS), e.g. cluster.local/ns/NS/sa/NAME",
+        "requestPrincipals": "JWT principals ISSUER/SUBJECT; * for any valid token",
+        "namespaces": "namespaces of the peer (mTLS)",
+        "ipBlocks": "IPs or CIDRs of the direct peer",
+        "remoteIpBlocks": "IPs or CIDRs of the original client (X-Forwarded-For)",
+    }
+    operation_fields = {
+        "hosts": "Host header values",
+        "ports": "destination ports",
+        "methods": "HTTP methods",
+        "paths": "request paths: exact, prefix*, *suffix or *",
+    }
+    source: dict[str, Any] = {}
+    operation: dict[str, Any] = {}
+    for fields, into in ((source_fields, source), (operation_fields, operation)):
+        for name, text in fields.items():
+            into[name] = _field(_STRINGS, f"Matches when the request's value is one of these {text}.")
+            into[_not(name)] = _field(_STRINGS, f"Matches when the request's value is none of these {text}.")
     condition = _object(
         "Condition: a request attribute (key) and the values it must or must not have.",
         {"key": _STR, "values": _STRINGS, "notValues": _STRINGS},
