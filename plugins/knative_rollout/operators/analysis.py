@@ -154,41 +154,22 @@ class AnalysisStep(KnativeBaseOperator):
         """
         from urllib.parse import urlsplit
 
-        from knative_rollout.operators.loadtest import INGRESS_EXTRA, _host_port, _host_resolves
-
         assert config.load is not None
         load = config.load
         status = self.hook.get_service(self.service_name, self.namespace).get("status") or {}
-        tagged = {
-            str(target.get("revisionName")): (str(target["tag"]), str(target["url"]))
-            for target in status.get("traffic") or []
-            if target.get("tag") and target.get("url")
-        }
+        if by_header and not status.get("url"):
+            raise KnativeInputError(
+                f"Knative Service {self.service_path} has no URL yet, so the analysis' synthetic load cannot "
+                "reach its revisions by header; wait until it is Ready, or remove load"
+            )
         targets: list[dict[str, Any]] = []
-        for revision in revisions:
-            if revision not in tagged or (by_header and not status.get("url")):
-                raise KnativeInputError(
-                    f"revision {revision} of Knative Service {self.service_path} has no tag URL, so the "
-                    "analysis' synthetic load cannot reach it alone; tag it (the rollout tags the stable "
-                    "and the candidate) or remove load"
-                )
-            tag, url = tagged[revision]
+        reach = self.tag_urls(status, revisions, "the analysis' synthetic load", "remove load")
+        for revision, (tag, url) in reach.items():
             headers = dict(load.headers)
             if by_header:
                 url = str(status["url"])
                 headers[TAG_HEADER] = tag
-            host = urlsplit(url).hostname or ""
-            connect_to = None
-            if load.ingress_address:
-                connect_to = _host_port(load.ingress_address)
-            elif not _host_resolves(host):
-                extra = self.hook.get_connection(self.kubernetes_conn_id).extra_dejson.get(INGRESS_EXTRA)
-                if not extra:
-                    raise KnativeInputError(
-                        f"host {host!r} of {url} does not resolve from this worker; give load's "
-                        f"ingress_address or the connection extra {INGRESS_EXTRA!r} (the Knative ingress)"
-                    )
-                connect_to = _host_port(str(extra))
+            connect_to = self.connect_to(url, load.ingress_address)
             targets.append(
                 {
                     "revision": revision,
@@ -203,6 +184,50 @@ class AnalysisStep(KnativeBaseOperator):
                 }
             )
         return targets
+
+    def tag_urls(
+        self, status: Mapping[str, Any], revisions: list[str], what: str, instead: str
+    ) -> dict[str, tuple[str, str]]:
+        """Return each revision's tag and tag URL from the Service's ``status``.
+
+        :param what: who needs them, for the error; ``instead``: what to do instead.
+        :raises KnativeInputError: when a revision has no tag (nothing could reach it alone).
+        """
+        tagged = {
+            str(target.get("revisionName")): (str(target["tag"]), str(target["url"]))
+            for target in status.get("traffic") or []
+            if target.get("tag") and target.get("url")
+        }
+        for revision in revisions:
+            if revision not in tagged:
+                raise KnativeInputError(
+                    f"revision {revision} of Knative Service {self.service_path} has no tag URL, so {what} "
+                    f"cannot reach it alone; tag it (the rollout tags the stable and the candidate) or "
+                    f"{instead}"
+                )
+        return {revision: tagged[revision] for revision in revisions}
+
+    def connect_to(self, url: str, ingress_address: str | None) -> str | None:
+        """Return ``host:port`` of the Knative ingress to reach ``url`` through, or None if its host resolves.
+
+        :param ingress_address: the ingress given in the task's settings; else the connection's extra.
+        """
+        from urllib.parse import urlsplit
+
+        from knative_rollout.operators.loadtest import INGRESS_EXTRA, _host_port, _host_resolves
+
+        if ingress_address:
+            return _host_port(ingress_address)
+        host = urlsplit(url).hostname or ""
+        if _host_resolves(host):
+            return None
+        extra = self.hook.get_connection(self.kubernetes_conn_id).extra_dejson.get(INGRESS_EXTRA)
+        if not extra:
+            raise KnativeInputError(
+                f"host {host!r} of {url} does not resolve from this worker; give load's "
+                f"ingress_address or the connection extra {INGRESS_EXTRA!r} (the Knative ingress)"
+            )
+        return _host_port(str(extra))
 
     def step_operator(
         self, cls: type[_KnativeTrafficChangeOperator], **kwargs: Any
@@ -333,6 +358,18 @@ class KnativeCanaryAnalysisOperator(AnalysisStep):
         )
 
 
+def _get_text(url: str, connect_to: str | None, timeout: float) -> str:
+    """Return the body of GET ``url``, sent to ``connect_to`` (the ingress) with the URL's ``Host``."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = f"{parts.scheme}://{connect_to}{parts.path}" if connect_to else url
+    request = urllib.request.Request(target, headers={"Host": parts.netloc} if connect_to else {})
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+        return str(answer.read().decode())
+
+
 class KnativeABTestOperator(AnalysisStep):
     """Hold an A/B test between the stable (A) and the candidate (B) for one window; name the winner.
 
@@ -348,17 +385,34 @@ class KnativeABTestOperator(AnalysisStep):
     another test) is the DAG's choice, e.g. a branch on the returned ``winner``. The task fails only when
     the SLO (if given) is violated or the analysis cannot run; "B is worse" is a result, not an error.
 
+    With ``quality_path`` it also compares the model's quality, higher is better: accuracy on the requests
+    that carried their true labels, as the example model counts it on ``/metrics``
+    (``model_labelled_predictions_total``, see :mod:`knative_rollout.analysis.ab`), read from each
+    revision's tag URL when the window starts and when it ends (a revision with several pods is read
+    wherever the request lands, and only a process seen both times counts: with more pods, expect "no
+    data" more often).
+
     :param analysis: see :class:`AnalysisStep`; ``metrics`` default to the A/B metrics. (templated)
     :param revision: B; default the recorded candidate. (templated)
     :param route_by: ``"weight"`` (a split of everyone's traffic) or ``"header"`` (B only for requests
         with its tag header). (templated)
     :param split: B's percent of the traffic, 1..99, with ``route_by="weight"`` (default 50). (templated)
+    :param quality_path: the path of the model's Prometheus metrics on each revision's tag URL, e.g.
+        ``"/metrics"``; None (default): no quality comparison. (templated)
     :return: ``{"winner": "a" | "b" | "no significant difference" | "mixed" | "inconclusive",
-        "winner_revision", "a", "b", "route_by", "split", "header", "summary", "analysis"}``; ``header``
-        is ``{"Knative-Serving-Tag": tag}`` with ``route_by="header"``, else None.
+        "winner_revision", "a", "b", "route_by", "split", "header", "summary", "analysis", "quality"}``;
+        ``header`` is ``{"Knative-Serving-Tag": tag}`` with ``route_by="header"``, else None; ``quality``
+        the accuracy comparison (``classification``: ``High`` when B is more accurate), else None.
     """
 
-    template_fields = (*KnativeBaseOperator.template_fields, "analysis", "revision", "route_by", "split")
+    template_fields = (
+        *KnativeBaseOperator.template_fields,
+        "analysis",
+        "revision",
+        "route_by",
+        "split",
+        "quality_path",
+    )
     template_fields_renderers = {"analysis": "json"}
     ui_color = "#e8ccff"
 
@@ -368,12 +422,14 @@ class KnativeABTestOperator(AnalysisStep):
         revision: str | None = None,
         route_by: str = "weight",
         split: int | str | None = None,
+        quality_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.revision = revision
         self.route_by = route_by
         self.split = split
+        self.quality_path = quality_path
 
     def _overrides(self) -> dict[str, Any]:
         from knative_rollout.analysis.ab import AB_METRICS
@@ -391,6 +447,34 @@ class KnativeABTestOperator(AnalysisStep):
             for spec in AB_METRICS
         ]
         return {"compare": True, "metrics": metrics}
+
+    def _read_quality(self, revisions: list[str]) -> dict[str, dict[str, list[float]]]:
+        """Read each revision's labelled-prediction counters from ``quality_path`` on its tag URL.
+
+        A read that fails is logged and counts as nothing read, so that side's quality is "no data".
+        """
+        from urllib.error import URLError
+
+        from knative_rollout.analysis.ab import labelled_counts
+        from knative_rollout.analysis.series import MetricsParseError, parse_exposition
+
+        config = self.analysis_config({**self.analysis, **self._overrides()})
+        ingress = config.load.ingress_address if config.load else None
+        status = self.hook.get_service(self.service_name, self.namespace).get("status") or {}
+        reads: dict[str, dict[str, list[float]]] = {}
+        for revision, (_, url) in self.tag_urls(
+            status, revisions, "the quality read", "drop quality_path"
+        ).items():
+            metrics_url = url.rstrip("/") + str(self.quality_path)
+            try:
+                text = _get_text(metrics_url, self.connect_to(url, ingress), config.timeout)
+                reads[revision] = labelled_counts(parse_exposition(text, time=time.time()).samples, revision)
+            except (URLError, OSError, MetricsParseError) as error:
+                self.log.warning(
+                    "Could not read the model quality of %s from %s: %s", revision, metrics_url, error
+                )
+                reads[revision] = {}
+        return reads
 
     def _check_route(self) -> tuple[str, int]:
         """Check ``route_by`` and ``split``; return the route and B's percent of everyone's traffic."""
@@ -415,6 +499,8 @@ class KnativeABTestOperator(AnalysisStep):
         """Check the input, route B's traffic, and wait until it is served."""
         self.analysis_config({**self.analysis, **self._overrides()})
         route_by, split = self._check_route()
+        if self.quality_path is not None and not str(self.quality_path).startswith("/"):
+            raise KnativeInputError(f"quality_path={self.quality_path!r} must be a path starting with /")
         self.validate_target()
         state = state_from_annotations(self.managed_service()["metadata"].get("annotations"))
         self.check_owner(state)
@@ -441,6 +527,8 @@ class KnativeABTestOperator(AnalysisStep):
         if event["route_by"] == "header":
             tags = {t.get("revisionName"): t.get("tag") for t in event.get("traffic") or [] if t.get("tag")}
             carry["tag"] = tags.get(event["b"])
+        if self.quality_path:
+            carry["quality_start"] = self._read_quality([str(event["a"]), str(event["b"])])
         trigger = self.analysis_trigger(
             self.analysis_config({**self.analysis, **overrides}),
             canary=str(event["b"]),
@@ -453,11 +541,16 @@ class KnativeABTestOperator(AnalysisStep):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Name the winner; fail only on a violated SLO."""
-        from knative_rollout.analysis.ab import A_WINS, B_WINS, ab_outcome
+        from knative_rollout.analysis.ab import A_WINS, B_WINS, ab_outcome, labelled_between, quality_result
 
         _, _, report = self.analysis_outcome(context, event)
         a, b = str(event["a"]), str(event["b"])
-        outcome = ab_outcome((report.get("judgement") or {}).get("metrics") or [])
+        quality = None
+        if "quality_start" in event:
+            start, end = event["quality_start"], self._read_quality([a, b])
+            quality = quality_result(labelled_between(start[a], end[a]), labelled_between(start[b], end[b]))
+        metrics = (report.get("judgement") or {}).get("metrics") or []
+        outcome = ab_outcome(metrics, [quality] if quality else [])
         slo_failed = [check["reason"] for check in report.get("slo") or [] if check["verdict"] == "fail"]
         result = {
             "winner": outcome.winner,
@@ -469,6 +562,7 @@ class KnativeABTestOperator(AnalysisStep):
             "header": {TAG_HEADER: event["tag"]} if event.get("tag") else None,
             "summary": outcome.describe(a, b),
             "analysis": report,
+            "quality": quality,
         }
         context["ti"].xcom_push(key="ab_test", value=result)
         self.log.info("A/B test of %s vs %s: %s", a, b, result["summary"])
