@@ -164,7 +164,9 @@ def verb_of(method: str, named: bool, watch: bool) -> str:
     if not named:
         collection = {"GET": "watch" if watch else "list", "POST": "create", "DELETE": "deletecollection"}
         return collection.get(method, method.lower())
-    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    # A POST to a named object is a create of its subresource (``serviceaccounts/NAME/token``).
+    named_verbs = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    return named_verbs.get(method, method.lower())
 
 
 def request_of(method: str, path: str, query: Mapping[str, str]) -> Request:

@@ -221,6 +221,7 @@ CAN_I = [
     ("get", "services.serving.knative.dev", "default", False),
     ("create", "roles.rbac.authorization.k8s.io", NAMESPACE, False),
     ("delete", "namespaces", "", False),
+    ("create", "serviceaccounts/token", NAMESPACE, False),
 ]
 
 
@@ -239,7 +240,7 @@ def _path(resource: str, namespace: str, verb: str) -> tuple[str, str, bytes | N
         "get": ("GET", named, None),
         "list": ("GET", base, None),
         "watch": ("GET", base + "?watch=1&timeoutSeconds=1", None),
-        "create": ("POST", base, b""),
+        "create": ("POST", named, b"") if subresource else ("POST", base, b""),
         "update": ("PUT", named, b"{}"),
         "patch": ("PATCH", named, b"{}"),
         "delete": ("DELETE", named, None),

@@ -200,6 +200,12 @@ def test_forbidden_message_is_the_api_servers(request_: Request, qualified: str,
         ),
         ("DELETE", "/api/v1/namespaces/m/pods", {}, Request("deletecollection", "", "pods", namespace="m")),
         (
+            "POST",
+            "/api/v1/namespaces/m/serviceaccounts/sa/token",
+            {},
+            Request("create", "", "serviceaccounts", "token", "sa", "m"),
+        ),
+        (
             "PUT",
             "/apis/rbac.authorization.k8s.io/v1/clusterroles/admin",
             {},
