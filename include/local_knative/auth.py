@@ -267,16 +267,43 @@ class Access:
         header = request.headers.get("Authorization", "")
         if request.path.startswith("/admin/") or (not header and request.path in PUBLIC_PATHS):
             return await handler(request)  # the fault admin endpoint checks its own token
-        user = self.authenticate(header)
+        user = self._impersonated(request, self.authenticate(header))
         request[_USER] = user
-        asked = rbac.request_of(request.method, request.path, request.query)
-        if not rbac.allowed(user, asked, self.policy()):
-            group = f".{asked.api_group}" if asked.api_group else ""
-            message = rbac.forbidden_message(user, asked, f"{asked.resource}{group}")
-            details = {"name": asked.name, "group": asked.api_group, "kind": asked.resource}
-            log.info("403 %s %s: %s", request.method, request.path_qs, message)
-            raise ApiError(403, "Forbidden", message, details=details if asked.is_resource else None)
+        self._authorize(request, user, rbac.request_of(request.method, request.path, request.query))
         return await handler(request)
+
+    def _authorize(self, request: web.Request, user: rbac.User, asked: rbac.Request) -> None:
+        if rbac.allowed(user, asked, self.policy()):
+            return
+        group = f".{asked.api_group}" if asked.api_group else ""
+        message = rbac.forbidden_message(user, asked, f"{asked.resource}{group}")
+        details = {"name": asked.name, "group": asked.api_group, "kind": asked.resource}
+        log.info("403 %s %s: %s", request.method, request.path_qs, message)
+        raise ApiError(403, "Forbidden", message, details=details if asked.is_resource else None)
+
+    def _impersonated(self, request: web.Request, user: rbac.User) -> rbac.User:
+        """Return who the request acts as: ``Impersonate-User`` / ``-Group`` (``kubectl --as``), if allowed.
+
+        As in Kubernetes, impersonating needs the ``impersonate`` verb on ``users``, ``groups`` or (for
+        ``system:serviceaccount:NS:NAME``) ``serviceaccounts`` NAME in NS.
+        """
+        name = request.headers.get("Impersonate-User", "")
+        groups = request.headers.getall("Impersonate-Group", [])
+        if not name:
+            if groups:
+                raise bad_request("requested Impersonate-Group without Impersonate-User")
+            return user
+        namespace, _, account = name.removeprefix(rbac.SERVICEACCOUNT_PREFIX).partition(":")
+        if name.startswith(rbac.SERVICEACCOUNT_PREFIX) and account:
+            self._authorize(
+                request, user, rbac.Request("impersonate", "", "serviceaccounts", "", account, namespace)
+            )
+            groups = [*groups, "system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+        else:
+            self._authorize(request, user, rbac.Request("impersonate", "", "users", name=name))
+        for group in groups:
+            self._authorize(request, user, rbac.Request("impersonate", "", "groups", name=group))
+        return rbac.User(name, "", (*groups, "system:authenticated"))
 
     # ---- endpoints -----------------------------------------------------------------------------------
 

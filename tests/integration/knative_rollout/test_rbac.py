@@ -277,6 +277,19 @@ def test_kubectl_auth_whoami_and_can_i_list(cluster: Cluster) -> None:
     assert "system:masters" in admin["groups"]
 
 
+def test_the_admin_may_impersonate_the_serviceaccount_and_it_may_not_impersonate_anyone(
+    cluster: Cluster,
+) -> None:
+    as_sa = ["--as", SUBJECT, "-n", NAMESPACE]
+    assert cluster.kubectl("auth", "can-i", "create", "ksvc", *as_sa).strip() == "yes"
+    assert cluster.kubectl("auth", "can-i", "list", "secrets", *as_sa, check=False).strip() == "no"
+    refused = cluster.kubectl("--as", "local-knative-admin", "get", "pods", token=cluster.token, check=False)
+    assert (
+        f'users "local-knative-admin" is forbidden: User "{SUBJECT}" cannot impersonate resource "users" in '
+        'API group "" at the cluster scope'
+    ) in refused, refused
+
+
 def test_a_bad_token_is_401_for_kubectl_and_the_kubernetes_client(cluster: Cluster, tmp_path: Path) -> None:
     refused = cluster.kubectl("get", "pods", "-n", NAMESPACE, token="not-a-token", check=False)
     assert "error: You must be logged in to the server (Unauthorized)" in refused, refused
