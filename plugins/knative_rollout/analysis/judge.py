@@ -16,9 +16,9 @@ Per metric (:func:`classify_metric`):
    tolerance band ``+tolerance * |estimate|`` (0.25), the mean ratio canary/baseline is at least
    ``allowed_increase`` (skipped when the ratio is undefined, i.e. the baseline mean is 0), the estimate
    is at least ``allowed_difference`` and the metric's direction looks at increases; **Low** mirrors it.
-   Otherwise **Pass**. When the samples are so
-   small that no interval at that confidence exists (fewer than about 5 values a side at 0.98) the metric
-   is NoData too, with that reason: too little data is not a pass.
+   Otherwise **Pass**. When the samples are so small that no interval at that confidence exists (fewer
+   than about 5 values a side at 0.98) the metric is NoData too, with that reason: too little data is not
+   a pass.
 
 The interval comes from the order statistics of the m*n pairwise differences: listed when there are up
 to 4 million, else found by bisection on the value with sorted arrays (O(m log n) per step), so 10,000
