@@ -329,6 +329,12 @@ class KnativeServingHook(KubernetesHook):
             )
         if error.status == 404:
             return KnativeNotFoundError(f"{what}: not found: {message}")
+        if error.status == 403:
+            return KnativeApiRejectedError(
+                f"{what} was rejected by the Kubernetes API (HTTP 403): {message}; grant that verb to the "
+                f"identity of connection {self.conn_id!r} in a Role bound to it (include/manifests/rbac.yaml "
+                "has what a rollout needs), or use another namespace"
+            )
         return KnativeApiRejectedError(
             f"{what} was rejected by the Kubernetes API (HTTP {error.status}): {message}"
         )

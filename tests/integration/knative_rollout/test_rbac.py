@@ -201,6 +201,7 @@ def test_a_write_outside_the_role_fails_the_hook_with_a_permanent_error(
     assert "HTTP 403" in text, text
     assert f'User "{SUBJECT}" cannot create resource "services" in API group "serving.knative.dev"' in text
     assert 'in the namespace "default"' in text
+    assert "grant that verb to the identity of connection 'kubernetes_rbac'" in text
 
 
 # (verb, resource, namespace, allowed): kubectl auth can-i must say what enforcement does.
