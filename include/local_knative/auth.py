@@ -7,11 +7,12 @@ Tokens, as kube-apiserver knows them:
   ``kubectl create token`` sends): HS256 JWTs signed with a key kept in the data directory, valid while
   they have not expired and the ServiceAccount they name (same uid) exists;
 * the admin token in the kubeconfig local_knative writes (group ``system:masters``), so every client of
-  that kubeconfig keeps working with ``--auth``.
+  that kubeconfig keeps working with ``--auth``. The API server then speaks HTTPS (:mod:`local_knative.tls`).
 
 Every request but ``/healthz``, ``/readyz``, ``/livez`` and ``/version`` without credentials is
 authenticated (401 otherwise) and authorized by :mod:`local_knative.rbac` against the stored RBAC
-objects (403 with the API server's message otherwise). The bootstrap ClusterRoles ``cluster-admin``,
+objects (403 with the API server's message otherwise), as whoever ``Impersonate-User`` names when the
+sender may impersonate them (``kubectl --as``). The bootstrap ClusterRoles ``cluster-admin``,
 ``system:discovery`` and ``system:basic-user`` and their bindings are created at start when missing, as the
 API server does, so any authenticated user may read discovery and OpenAPI and ask the self reviews.
 Without ``--auth`` no middleware runs: any token acts as the admin, and the reviews say so.
