@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                     "knative_rollout.operators.loadtest",
                     "knative_rollout.operators.analysis",
                     "knative_rollout.operators.canary",
+                    "knative_rollout.operators.baseline",
                     # KnativeRolloutOutcomeOperator lives next to the task group builder that uses it.
                     "knative_rollout.task_groups",
                 ],

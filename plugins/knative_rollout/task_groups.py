@@ -34,7 +34,6 @@ from knative_rollout.analysis import AnalysisConfig
 from knative_rollout.diagnostics import log_candidate_diagnostics
 from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
-    KnativeRolloutConflictError,
     permanent_input_errors,
 )
 from knative_rollout.locks import RolloutLock
@@ -49,7 +48,11 @@ from knative_rollout.operators import (
     LoadTestGateOperator,
 )
 from knative_rollout.operators.base import CONNECTION_FIELDS
-from knative_rollout.operators.baseline import BaselineSteps
+from knative_rollout.operators.baseline import (
+    BaselineSteps,
+    KnativeBaselineTrafficOperator,
+    KnativeRolloutBaselineOperator,
+)
 from knative_rollout.operators.loadtest import XCOM_KEY as LOAD_TEST_XCOM_KEY
 from knative_rollout.operators.rollout import DEPLOY_XCOM_KEY
 from knative_rollout.policy import NOTHING_TO_CHECK, ActionKind, RolloutPlan, StepCheck, Verdict
@@ -58,15 +61,12 @@ from knative_rollout.resources import (
     DEFAULT_LEASE_SECONDS,
     canary_split,
     parse_int,
-    render_template,
     state_from_annotations,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
-    from knative_rollout.policy import RolloutState
-    from knative_rollout.resources import RevisionInfo
     from knative_rollout.triggers import KnativeAnalysisTrigger
 
 STEP_XCOM_KEY = "step"
@@ -333,76 +333,6 @@ class KnativeStepAnalysisOperator(KnativeCanaryAnalysisOperator):
                 "changed by this step; the group's rollback sends it back to the stable revision"
             )
         return summary
-
-
-class KnativeRolloutBaselineOperator(BaselineSteps, KnativeDeployRevisionOperator):
-    """Deploy the baseline of ``progressive_rollout(baseline=True)``: the stable's spec as a new revision.
-
-    The group's ``deploy_baseline`` task, before its first traffic step. It takes the candidate's spec
-    arguments (the deploy's), only to set the template back to the candidate once the baseline is Ready
-    (so Knative reuses the candidate's revision); it deploys nothing else and moves no traffic.
-
-    :param revision: the candidate this rollout deployed. (templated)
-    :param percent: the first traffic step (for the baseline's own wait; it gets traffic with that step).
-    :return: ``{"baseline": name}``.
-    """
-
-    template_fields = (*KnativeDeployRevisionOperator.template_fields, "revision")
-    ui_color = "#e8ccff"
-
-    def __init__(self, *, revision: str, percent: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.revision = revision
-        self.percent = percent
-
-    def _candidate(self) -> dict[str, Any]:
-        candidate = render_template(self.service_name, self.revision_spec())
-        if candidate["metadata"]["name"] != self.revision:
-            raise KnativeRolloutConflictError(
-                f"the candidate of this rollout is {self.revision}, but its spec renders "
-                f"{candidate['metadata']['name']}; nothing was changed. Give it the deploy's spec"
-            )
-        return candidate
-
-    def execute(self, context: Context) -> Any:
-        """Set the template to the stable's spec under the baseline's name; wait until it is Ready."""
-        self.validate_target()
-        self._candidate()
-        state = self.recorded_state()
-        self.check_owner(state)
-        self.hold_lock()
-        return self.deploy_baseline(context, state, str(self.revision), self.percent, "execute_complete")
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Set the template back to the candidate; fail (the group rolls back) if the baseline failed."""
-        failure = self.baseline_started(context, event, self._candidate())
-        if failure is not None:
-            raise KnativeAnalysisFailedError(
-                f"rollout of {self.revision} in {self.service_path}: {failure}. Traffic was not changed by "
-                "this step; the group's rollback leaves the stable revision at 100%"
-            )
-        return {"baseline": event.get("name")}
-
-
-class KnativeBaselineTrafficOperator(KnativeSetTrafficOperator):
-    """Give the candidate its step and the recorded baseline as much (the group's ``traffic_<percent>``).
-
-    The split is :func:`~knative_rollout.resources.canary_split` of the baseline the Service records now,
-    as the single task's shifts are; at 100% the baseline leaves the traffic.
-
-    :param percent: the candidate's traffic at this step.
-    """
-
-    def __init__(self, *, percent: int, **kwargs: Any) -> None:
-        super().__init__(traffic=canary_split(percent, None), **kwargs)
-        self.percent = percent
-
-    def compute(
-        self, service: dict[str, Any], state: RolloutState, revisions: Mapping[str, RevisionInfo]
-    ) -> tuple[dict[str, Any], RolloutState, str, str]:
-        """Resolve the canary split with the recorded baseline beside the candidate."""
-        self.traffic = canary_split(self.percent, state.baseline)
-        return super().compute(service, state, revisions)
 
 
 def _map_index(ti: Any) -> int:

@@ -9,13 +9,9 @@ import pytest
 from airflow.sdk import DAG, task
 
 from knative_rollout.notifiers import KnativeRolloutWebhookNotifier
+from knative_rollout.operators.baseline import KnativeBaselineTrafficOperator, KnativeRolloutBaselineOperator
 from knative_rollout.policy import RolloutPlan
-from knative_rollout.task_groups import (
-    KnativeBaselineTrafficOperator,
-    KnativeRolloutBaselineOperator,
-    KnativeStepAnalysisOperator,
-    progressive_rollout,
-)
+from knative_rollout.task_groups import KnativeStepAnalysisOperator, progressive_rollout
 
 ANALYSIS = {"scrape_urls": ["http://metrics/metrics"], "window": "30s", "slo": {"max_error_rate": 0.01}}
 
