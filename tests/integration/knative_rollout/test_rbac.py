@@ -312,3 +312,24 @@ def test_a_deleted_serviceaccounts_tokens_stop_working(cluster: Cluster) -> None
     assert cluster.status_of("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token, b"{}") == 201
     cluster.kubectl("-n", NAMESPACE, "delete", "serviceaccount", "short-lived")
     assert cluster.status_of("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token, b"{}") == 401
+
+
+def test_without_auth_every_token_is_the_admin_and_the_reviews_say_so(local_knative: LocalKnative) -> None:
+    kubectl = [
+        require_binary("kubectl"),
+        "--kubeconfig",
+        str(local_knative.kubeconfig),
+        "--token",
+        "anything",
+    ]
+
+    def run(*args: str) -> str:
+        return subprocess.run(
+            [*kubectl, *args], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+
+    assert run("auth", "can-i", "delete", "namespaces").strip() == "yes"
+    assert (
+        json.loads(run("auth", "whoami", "-o", "json"))["status"]["userInfo"]["username"]
+        == "local-knative-admin"
+    )
