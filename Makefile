@@ -10,7 +10,7 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
           plugins/knative_rollout/analysis/checks.py plugins/knative_rollout/analysis/config.py \
           plugins/knative_rollout/analysis/ab.py
 
-.PHONY: install demo test lint bench soak chaos clean
+.PHONY: install demo test lint bench soak chaos clean composer
 
 # uv installs everything (downloads in parallel, links from its cache); pip only bootstraps uv at the version
 # requirements-dev.txt pins. Bytecode is compiled at install, as pip did: with PYTHONDONTWRITEBYTECODE set,
@@ -57,6 +57,15 @@ bench-fleet: install
 wheel: install
 	rm -rf dist
 	$(PYTHON) -m build --wheel --no-isolation --outdir dist .
+
+# Deploy to Cloud Composer (README, "Cloud Composer / GKE deployment"): ENV, LOCATION, PROJECT, CLUSTER and
+# SERVICE_ACCOUNT (the environment's) are required; NAMESPACE (default models), CLUSTER_LOCATION, GUARDRAILS
+# (JSON), TRIGGERERS, FROM (resume at a step) optional. DRY_RUN=1 prints the gcloud / kubectl commands only.
+composer: install
+	$(PYTHON) include/composer_deploy.py --environment "$(ENV)" --location "$(LOCATION)" --project "$(PROJECT)" \
+		--cluster "$(CLUSTER)" --service-account "$(SERVICE_ACCOUNT)" $(if $(NAMESPACE),--namespace "$(NAMESPACE)") \
+		$(if $(CLUSTER_LOCATION),--cluster-location "$(CLUSTER_LOCATION)") $(if $(GUARDRAILS),--guardrails '$(GUARDRAILS)') \
+		$(if $(TRIGGERERS),--triggerer-count "$(TRIGGERERS)") $(if $(FROM),--from "$(FROM)") $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info plugins/*.egg-info include/*.egg-info
