@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from local_knative import errors, istio_auth, kinds
+from local_knative import errors, istio_auth, kinds, rbac
 from local_knative.autoscaler import (
     ANNOTATION_PREFIX,
     PROGRESS_DEADLINE_ANNOTATION,
@@ -84,14 +84,18 @@ class FieldErrors:
 def admit(kind: Kind, operation: str, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     """Default and validate ``obj`` as Knative's webhooks do; return the defaulted copy.
 
-    :param kind: the kind of ``obj``; Istio's security kinds are validated as Istio's webhook does, other
-        kinds that are not Knative Serving's are returned unchanged.
+    :param kind: the kind of ``obj``; Istio's security kinds are validated as Istio's webhook does, RBAC
+        kinds as the API server does (422), other kinds that are not Knative Serving's are returned unchanged.
     :param operation: ``"CREATE"`` or ``"UPDATE"``.
     :param obj: the object the client sent (not modified).
     :param old: the stored object for an UPDATE, else None.
     :raises local_knative.errors.ApiError: 400 with Knative's validation message when ``obj`` is invalid.
     """
     istio_auth.admit(kind, obj)
+    if kind.group == "rbac.authorization.k8s.io":
+        causes = rbac.validation_problems(kind.kind, obj, old)
+        if causes:
+            raise errors.invalid(kind, str((obj.get("metadata") or {}).get("name", "")), causes)
     if kind not in (kinds.KSVC, kinds.CONFIGURATION, kinds.ROUTE, kinds.REVISION):
         return obj
     if operation not in ("CREATE", "UPDATE"):

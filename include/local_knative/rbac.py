@@ -10,6 +10,7 @@ API server's privileged-group authorizer does before RBAC is asked.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,3 +199,105 @@ def request_of(method: str, path: str, query: Mapping[str, str]) -> Request:
             if key.strip() == "metadata.name" and value.lstrip("="):
                 name = value.lstrip("=").strip()
     return Request(verb, group, resource, subresource, name, namespace, path)
+
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+Cause = dict[str, str]
+
+
+def _required(path: str, detail: str = "") -> Cause:
+    message = f"Required value: {detail}" if detail else "Required value"
+    return {"type": "FieldValueRequired", "message": message, "field": path}
+
+
+def _not_supported(path: str, value: Any, supported: Sequence[str]) -> Cause:
+    values = ", ".join(f'"{item}"' for item in supported)
+    message = f"Unsupported value: {json.dumps(value)}: supported values: {values}"
+    return {"type": "FieldValueNotSupported", "message": message, "field": path}
+
+
+def _invalid(path: str, value: Any, detail: str) -> Cause:
+    return {
+        "type": "FieldValueInvalid",
+        "message": f"Invalid value: {json.dumps(value)}: {detail}",
+        "field": path,
+    }
+
+
+def _rule_problems(rule: Any, path: str, namespaced: bool) -> list[Cause]:
+    if not isinstance(rule, Mapping):
+        return [_invalid(path, rule, "must be an object")]
+    causes = (
+        [] if rule.get("verbs") else [_required(f"{path}.verbs", "verbs must contain at least one value")]
+    )
+    urls = rule.get("nonResourceURLs")
+    if urls:
+        if namespaced:
+            causes.append(
+                _invalid(
+                    f"{path}.nonResourceURLs", urls, "namespaced rules cannot apply to non-resource URLs"
+                )
+            )
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            detail = "rules cannot apply to both regular resources and non-resource URLs"
+            causes.append(_invalid(f"{path}.nonResourceURLs", urls, detail))
+        return causes
+    if not rule.get("apiGroups"):
+        causes.append(_required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+    if not rule.get("resources"):
+        causes.append(_required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return causes
+
+
+def _subject_problems(subject: Any, path: str, namespaced: bool) -> list[Cause]:
+    if not isinstance(subject, Mapping):
+        return [_invalid(path, subject, "must be an object")]
+    causes = [] if subject.get("name") else [_required(f"{path}.name")]
+    kind, group = subject.get("kind"), subject.get("apiGroup", "")
+    if kind == "ServiceAccount":
+        if group:
+            causes.append(_not_supported(f"{path}.apiGroup", group, [""]))
+        if not namespaced and not subject.get("namespace"):
+            causes.append(_required(f"{path}.namespace"))
+    elif kind in ("User", "Group"):
+        if group != _RBAC_GROUP:
+            causes.append(_not_supported(f"{path}.apiGroup", group, [_RBAC_GROUP]))
+    else:
+        causes.append(_not_supported(f"{path}.kind", kind, ["ServiceAccount", "User", "Group"]))
+    return causes
+
+
+def validation_problems(kind: str, obj: Obj, old: Obj | None) -> list[Cause]:
+    """Return what the API server's RBAC validation refuses in ``obj`` (none for other kinds).
+
+    :param kind: ``Role``, ``ClusterRole``, ``RoleBinding`` or ``ClusterRoleBinding``.
+    :param old: the stored object on an update (a binding's ``roleRef`` may not change).
+    """
+    if kind in ("Role", "ClusterRole"):
+        rules = obj.get("rules") or []
+        if not isinstance(rules, list):
+            return [_invalid("rules", rules, "must be a list")]
+        return [
+            c for i, rule in enumerate(rules) for c in _rule_problems(rule, f"rules[{i}]", kind == "Role")
+        ]
+    if kind not in ("RoleBinding", "ClusterRoleBinding"):
+        return []
+    causes: list[Cause] = []
+    ref = obj.get("roleRef")
+    if not isinstance(ref, Mapping):
+        return [_required("roleRef")]
+    if ref.get("apiGroup") != _RBAC_GROUP:
+        causes.append(_not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [_RBAC_GROUP]))
+    supported = ["ClusterRole", "Role"] if kind == "RoleBinding" else ["ClusterRole"]
+    if ref.get("kind") not in supported:
+        causes.append(_not_supported("roleRef.kind", ref.get("kind", ""), supported))
+    if not ref.get("name"):
+        causes.append(_required("roleRef.name"))
+    subjects = obj.get("subjects") or []
+    if not isinstance(subjects, list):
+        return [*causes, _invalid("subjects", subjects, "must be a list")]
+    for i, subject in enumerate(subjects):
+        causes += _subject_problems(subject, f"subjects[{i}]", kind == "RoleBinding")
+    if old is not None and old.get("roleRef") != ref:
+        causes.append(_invalid("roleRef", ref, "cannot change roleRef"))
+    return causes

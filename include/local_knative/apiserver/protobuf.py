@@ -2,9 +2,9 @@
 
 kubectl's typed clients (``kubectl create namespace|configmap|secret|serviceaccount``) send
 ``application/vnd.kubernetes.protobuf`` bodies; they accept JSON answers. Only what those commands send is
-decoded: Namespace, ConfigMap, Secret and ServiceAccount with the common ObjectMeta fields, and the
-TokenRequest and self reviews of ``kubectl create token`` and ``kubectl auth can-i|whoami``. Anything else
-is refused with 415 and a message that says to send JSON.
+decoded: Namespace, ConfigMap, Secret, ServiceAccount and the RBAC kinds with the common ObjectMeta
+fields, and the TokenRequest and self reviews of ``kubectl create token`` and ``kubectl auth
+can-i|whoami``. Anything else is refused with 415 and a message that says to send JSON.
 """
 
 from __future__ import annotations
@@ -144,7 +144,46 @@ _RESOURCE_ATTRIBUTES = _message(
     }
 )
 _NON_RESOURCE_ATTRIBUTES = _message({1: ("path", _string, False), 2: ("verb", _string, False)})
+_POLICY_RULE = _message(
+    {
+        1: ("verbs", _string, True),
+        2: ("apiGroups", _string, True),
+        3: ("resources", _string, True),
+        4: ("resourceNames", _string, True),
+        5: ("nonResourceURLs", _string, True),
+    }
+)
+_ROLE = _message({1: ("metadata", _OBJECT_META, False), 2: ("rules", _POLICY_RULE, True)})
+_BINDING = _message(
+    {
+        1: ("metadata", _OBJECT_META, False),
+        2: (
+            "subjects",
+            _message(
+                {
+                    1: ("kind", _string, False),
+                    2: ("apiGroup", _string, False),
+                    3: ("name", _string, False),
+                    4: ("namespace", _string, False),
+                }
+            ),
+            True,
+        ),
+        3: (
+            "roleRef",
+            _message(
+                {1: ("apiGroup", _string, False), 2: ("kind", _string, False), 3: ("name", _string, False)}
+            ),
+            False,
+        ),
+    }
+)
 _KINDS: dict[str, Decoder] = {
+    # What kubectl create role|clusterrole|rolebinding|clusterrolebinding send.
+    "rbac.authorization.k8s.io/v1/Role": _ROLE,
+    "rbac.authorization.k8s.io/v1/ClusterRole": _ROLE,
+    "rbac.authorization.k8s.io/v1/RoleBinding": _BINDING,
+    "rbac.authorization.k8s.io/v1/ClusterRoleBinding": _BINDING,
     # What kubectl create token, auth can-i and auth whoami send (authentication/authorization v1).
     "authentication.k8s.io/v1/TokenRequest": _message(
         {

@@ -333,3 +333,39 @@ def test_without_auth_every_token_is_the_admin_and_the_reviews_say_so(local_knat
         json.loads(run("auth", "whoami", "-o", "json"))["status"]["userInfo"]["username"]
         == "local-knative-admin"
     )
+
+
+def test_kubectl_creates_rbac_objects_and_a_bad_one_is_refused_naming_the_field(cluster: Cluster) -> None:
+    ns = ["-n", NAMESPACE]
+    cluster.kubectl("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", *ns)  # protobuf
+    cluster.kubectl("create", "rolebinding", "pod-reader", "--role=pod-reader", "--user=alice", *ns)
+    rules = json.loads(cluster.kubectl("get", "role", "pod-reader", "-o", "json", *ns))["rules"]
+    assert rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    assert cluster.kubectl("auth", "can-i", "list", "pods", "--as", "alice", *ns).strip() == "yes"
+
+    bad = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: bad}\n"
+    bad += "rules: [{resources: [pods]}]\n"
+    done = subprocess.run(
+        [cluster.kubectl_binary, "--kubeconfig", str(cluster.server.kubeconfig), "apply", *ns, "-f", "-"],
+        input=bad,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert 'The Role "bad" is invalid: ' in done.stderr
+    assert "rules[0].verbs: Required value: verbs must contain at least one value" in done.stderr
+    assert (
+        "rules[0].apiGroups: Required value: resource rules must supply at least one api group" in done.stderr
+    )
+    changed = cluster.kubectl(
+        "patch",
+        "rolebinding",
+        "pod-reader",
+        *ns,
+        "--type=merge",
+        "-p",
+        '{"roleRef":{"name":"other"}}',
+        check=False,
+    )
+    assert "cannot change roleRef" in changed, changed

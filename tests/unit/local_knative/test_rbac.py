@@ -17,6 +17,7 @@ from local_knative.rbac import (
     request_of,
     rule_allows,
     rules_for,
+    validation_problems,
 )
 
 SA = User("system:serviceaccount:models:deployer", "u1", ("system:serviceaccounts", "system:authenticated"))
@@ -265,3 +266,116 @@ def test_a_bad_token_file_names_the_line(tmp_path: Path, text: str, error: str) 
     path.write_text(text)
     with pytest.raises(TokenFileError, match=error.replace("[", r"\[").replace("]", r"\]")):
         read_token_file(path)
+
+
+REF = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}
+SA_SUBJECT = {"kind": "ServiceAccount", "name": "deployer"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "obj", "old", "expected"),
+    [
+        ("Role", {"rules": [rule(["get"], [""], ["pods"])]}, None, []),
+        (
+            "Role",
+            {"rules": [{"apiGroups": [""], "resources": ["pods"]}]},
+            None,
+            ["rules[0].verbs: Required value: verbs must contain at least one value"],
+        ),
+        (
+            "Role",
+            {"rules": [{"verbs": ["get"], "resources": ["pods"]}]},
+            None,
+            ["rules[0].apiGroups: Required value: resource rules must supply at least one api group"],
+        ),
+        (
+            "ClusterRole",
+            {"rules": [{"verbs": ["get"], "apiGroups": [""]}]},
+            None,
+            ["rules[0].resources: Required value: resource rules must supply at least one resource"],
+        ),
+        ("ClusterRole", {"rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]}, None, []),
+        (
+            "Role",
+            {"rules": [{"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]},
+            None,
+            [
+                'rules[0].nonResourceURLs: Invalid value: ["/healthz"]: namespaced rules cannot apply to '
+                "non-resource URLs"
+            ],
+        ),
+        (
+            "ClusterRole",
+            {"rules": [{"verbs": ["get"], "nonResourceURLs": ["/x"], "resources": ["pods"]}]},
+            None,
+            [
+                'rules[0].nonResourceURLs: Invalid value: ["/x"]: rules cannot apply to both regular '
+                "resources and non-resource URLs"
+            ],
+        ),
+        ("RoleBinding", {"roleRef": REF, "subjects": [SA_SUBJECT]}, None, []),
+        ("RoleBinding", {"subjects": []}, None, ["roleRef: Required value"]),
+        (
+            "RoleBinding",
+            {"roleRef": {**REF, "kind": "Thing"}},
+            None,
+            ['roleRef.kind: Unsupported value: "Thing": supported values: "ClusterRole", "Role"'],
+        ),
+        (
+            "ClusterRoleBinding",
+            {"roleRef": REF},
+            None,
+            ['roleRef.kind: Unsupported value: "Role": supported values: "ClusterRole"'],
+        ),
+        (
+            "RoleBinding",
+            {"roleRef": {**REF, "apiGroup": "", "name": ""}},
+            None,
+            [
+                'roleRef.apiGroup: Unsupported value: "": supported values: "rbac.authorization.k8s.io"',
+                "roleRef.name: Required value",
+            ],
+        ),
+        (
+            "ClusterRoleBinding",
+            {"roleRef": {**REF, "kind": "ClusterRole"}, "subjects": [SA_SUBJECT]},
+            None,
+            ["subjects[0].namespace: Required value"],
+        ),
+        (
+            "RoleBinding",
+            {"roleRef": REF, "subjects": [{"kind": "User", "name": "alice"}]},
+            None,
+            ['subjects[0].apiGroup: Unsupported value: "": supported values: "rbac.authorization.k8s.io"'],
+        ),
+        (
+            "RoleBinding",
+            {"roleRef": REF, "subjects": [{"kind": "Robot", "name": "r2"}]},
+            None,
+            [
+                'subjects[0].kind: Unsupported value: "Robot": supported values: "ServiceAccount", '
+                '"User", "Group"'
+            ],
+        ),
+        (
+            "RoleBinding",
+            {"roleRef": REF, "subjects": [{"kind": "ServiceAccount"}]},
+            None,
+            ["subjects[0].name: Required value"],
+        ),
+        (
+            "RoleBinding",
+            {"roleRef": {**REF, "name": "other"}},
+            {"roleRef": REF},
+            [
+                'roleRef: Invalid value: {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", '
+                '"name": "other"}: cannot change roleRef'
+            ],
+        ),
+        ("ConfigMap", {"data": {}}, None, []),
+    ],
+)
+def test_validation_refuses_what_the_api_server_refuses(
+    kind: str, obj: Any, old: Any, expected: list[str]
+) -> None:
+    assert [f"{c['field']}: {c['message']}" for c in validation_problems(kind, obj, old)] == expected
