@@ -11,9 +11,9 @@ Deliberate simplifications, each invisible to the clients this project uses:
 * Server-side apply merges the applied object over the live one like a JSON merge patch; there is no
   field ownership (``managedFields``), so a field dropped from a later apply is kept, not removed.
 * LIST ignores ``limit`` and returns everything with no ``continue`` token.
-* Protobuf is decoded only for request bodies of Namespace, ConfigMap, Secret, ServiceAccount, TokenRequest
-  and the self reviews (what ``kubectl create`` and ``kubectl auth`` send); answers are always JSON, which
-  every client accepts.
+* Protobuf is decoded only for request bodies of Namespace, ConfigMap, Secret, ServiceAccount, the RBAC
+  kinds, TokenRequest and the self reviews (what ``kubectl create`` and ``kubectl auth`` send); answers are
+  always JSON, which every client accepts.
 * Deletion is immediate (no finalizers, no grace period); owned objects are collected right away.
 * Field selectors accept any dotted path; field validation checks field names at every depth against
   :mod:`.schemas`, not their types.
