@@ -320,9 +320,23 @@ class Access:
         spec = body.get("spec") or {}
         seconds = spec.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS
         if not isinstance(seconds, int) or seconds < MIN_TOKEN_SECONDS:
-            raise bad_request(
-                f"spec.expirationSeconds: may not specify a duration less than {MIN_TOKEN_SECONDS} seconds, "
-                f"got {seconds!r}"
+            cause = {
+                "type": "FieldValueInvalid",
+                "message": f"Invalid value: {json.dumps(seconds)}: may not specify a duration less than "
+                "10 minutes",
+                "field": "spec.expirationSeconds",
+            }
+            raise ApiError(
+                422,
+                "Invalid",
+                f'TokenRequest.authentication.k8s.io "{name}" is invalid: spec.expirationSeconds: '
+                f"{cause['message']}",
+                details={
+                    "name": name,
+                    "group": "authentication.k8s.io",
+                    "kind": "TokenRequest",
+                    "causes": [cause],
+                },
             )
         audiences = spec.get("audiences") or [ISSUER]
         serviceaccount = self.store.get(kinds.SERVICEACCOUNT, namespace, name)

@@ -369,3 +369,13 @@ def test_kubectl_creates_rbac_objects_and_a_bad_one_is_refused_naming_the_field(
         check=False,
     )
     assert "cannot change roleRef" in changed, changed
+
+
+def test_a_token_shorter_than_ten_minutes_is_refused(cluster: Cluster) -> None:
+    refused = cluster.kubectl(
+        "create", "token", "knative-rollout", "-n", NAMESPACE, "--duration=1m", check=False
+    )
+    assert (
+        "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
+        in refused
+    )
