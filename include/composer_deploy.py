@@ -165,8 +165,9 @@ def _json_patch(path: str, test_key: str | None, test_value: str | None, key: st
 def steps(target: Target) -> list[Step]:
     """Return the deployment's commands, in the order they must run.
 
-    Packages first (the plugin imports them), then the configuration, the cluster's RBAC and the
-    guardrails, and the DAGs last, so no DAG runs before its permissions and guardrails exist.
+    Packages first (the plugin imports them), then the configuration, the guardrails, the account's
+    access to the cluster and its RBAC, and the DAGs last, so no DAG runs before its permissions and
+    guardrails exist.
     """
     env = (target.environment, f"--location={target.location}", f"--project={target.project}")
     update = ("gcloud", "composer", "environments", "update", *env)
@@ -181,6 +182,20 @@ def steps(target: Target) -> list[Step]:
         Step("airflow-configs", (*update, f"--update-airflow-configs={configs}")),
         Step("triggerer", (*update, f"--triggerer-count={target.triggerer_count}")),
         Step("guardrails", (*update, f"--update-env-variables=^|^{GUARDRAILS_ENV}={target.guardrails}")),
+        # The environment's account reads the cluster's endpoint (GKE connection of the operators);
+        # what it may do inside the cluster comes from the RBAC alone.
+        Step(
+            "cluster-viewer",
+            (
+                "gcloud",
+                "projects",
+                "add-iam-policy-binding",
+                target.project,
+                f"--member=serviceAccount:{target.service_account}",
+                "--role=roles/container.clusterViewer",
+                "--condition=None",
+            ),
+        ),
         Step(
             "cluster-credentials",
             (

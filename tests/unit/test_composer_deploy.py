@@ -280,7 +280,7 @@ def test_a_failed_step_stops_the_run_and_says_how_to_resume(tmp_path: Path) -> N
     command = [sys.executable, str(SCRIPT), *ARGS, "--work-dir", str(tmp_path / "work")]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 1
-    assert "step 3/12 'triggerer' failed (exit 1)" in out.stderr
+    assert "step 3/13 'triggerer' failed (exit 1)" in out.stderr
     assert "steps 1-2 are done" in out.stderr and "--from triggerer" in out.stderr
     assert [line.split()[2] for line in log.read_text().splitlines()] == ["update"] * 3  # nothing after it
     # Resumed at the plugin: only the storage imports run, in order.
