@@ -37,13 +37,14 @@ _GCLOUD_FLAG = re.compile(r"^\s+(--[a-z0-9-]+)(=\S+)?(, -[a-zA-Z]( \S+)?)?$")
 _KUBECTL_FLAG = re.compile(r"^\s+(?:-([a-zA-Z]), )?--([a-z0-9-]+)=('[^']*'|\S*):")
 
 
-def dry_run(tmp_path: Path, *extra: str) -> list[list[str]]:
+def dry_run(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> list[list[str]]:
     out = subprocess.run(
         [sys.executable, str(SCRIPT), *ARGS, "--work-dir", str(tmp_path), "--dry-run", *extra],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     return [shlex.split(line) for line in out.stdout.splitlines()]
@@ -144,7 +145,7 @@ def test_every_command_of_the_dry_run_is_one_gcloud_and_kubectl_accept(tmp_path:
 
 def test_the_dry_run_covers_every_step_in_order_and_runs_nothing(tmp_path: Path) -> None:
     stand_in = recording_gcloud(tmp_path, fail_on=None)
-    commands = dry_run(tmp_path)
+    commands = dry_run(tmp_path, env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"})
     assert not stand_in.exists(), "the dry run ran a command"
     update = [argv[4:] for argv in commands if argv[:4] == ["gcloud", "composer", "environments", "update"]]
     assert [
@@ -264,13 +265,14 @@ def test_bad_input_is_refused_naming_the_option_before_anything_is_written(
 
 
 def recording_gcloud(tmp_path: Path, fail_on: str | None) -> Path:
-    """Put a ``gcloud`` on PATH that logs its argv and fails when one contains ``fail_on``."""
+    """Write a ``gcloud`` (and ``kubectl``) for PATH that logs its argv and fails on one with ``fail_on``."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "gcloud.log"
     fail = f'case "$*" in *{fail_on}*) echo "ERROR: (gcloud) boom" >&2; exit 1;; esac\n' if fail_on else ""
-    (bin_dir / "gcloud").write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n{fail}')
-    (bin_dir / "gcloud").chmod(0o755)
+    for name in ("gcloud", "kubectl"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n{fail}')
+        (bin_dir / name).chmod(0o755)
     return log
 
 
