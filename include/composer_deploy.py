@@ -118,7 +118,7 @@ def pypi_packages(
             requirement = Requirement(line)
             pinned[canonicalize_name(requirement.name)] = str(requirement)
     needed = [name for name in dict.fromkeys(wanted) if name not in COMPOSER_IMAGE_HAS]
-    missing = [name for name in needed if not pinned.get(name, "").count("==")]
+    missing = [name for name in needed if "==" not in pinned.get(name, "")]
     if missing:
         raise RolloutInputError(f"{pins.name} pins no version (==) of {', '.join(missing)}; pin them first")
     return [pinned[name] for name in needed]
@@ -127,8 +127,8 @@ def pypi_packages(
 def overlay(namespace: str, service_account: str, project: str, base: str) -> dict[str, object]:
     """Return a kustomization of ``include/manifests`` for ``namespace``, bound to ``service_account``.
 
-    JSON patches with a ``test`` first, so a reordered ``rbac.yaml`` fails the build instead of binding
-    the wrong subject.
+    The RoleBinding's JSON patch tests first that subject 1 is the User, so a reordered ``rbac.yaml``
+    fails the build instead of binding the wrong subject.
 
     :param base: the path of ``include/manifests`` relative to the overlay's directory.
     """
@@ -140,26 +140,27 @@ def overlay(namespace: str, service_account: str, project: str, base: str) -> di
         "patches": [
             {
                 "target": {"kind": "RoleBinding", "name": "knative-rollout"},
-                "patch": _json_patch("/subjects/1", "kind", "User", "name", service_account),
+                "patch": json.dumps(
+                    [
+                        {"op": "test", "path": "/subjects/1/kind", "value": "User"},
+                        {"op": "replace", "path": "/subjects/1/name", "value": service_account},
+                    ]
+                ),
             },
             {
                 "target": {"kind": "ServiceAccount", "name": "model-server"},
-                "patch": _json_patch(
-                    "/metadata/annotations",
-                    None,
-                    None,
-                    "iam.gke.io~1gcp-service-account",
-                    f"model-server@{project}.iam.gserviceaccount.com",
+                "patch": json.dumps(
+                    [
+                        {
+                            "op": "replace",
+                            "path": "/metadata/annotations/iam.gke.io~1gcp-service-account",
+                            "value": f"model-server@{project}.iam.gserviceaccount.com",
+                        }
+                    ]
                 ),
             },
         ],
     }
-
-
-def _json_patch(path: str, test_key: str | None, test_value: str | None, key: str, value: str) -> str:
-    operations = [{"op": "test", "path": f"{path}/{test_key}", "value": test_value}] if test_key else []
-    operations.append({"op": "replace", "path": f"{path}/{key}", "value": value})
-    return json.dumps(operations)
 
 
 def steps(target: Target) -> list[Step]:
