@@ -229,7 +229,9 @@ def test_an_unpinned_runtime_dependency_is_refused(tmp_path: Path) -> None:
 
 def test_every_example_dag_is_deployed_or_needs_the_example_model() -> None:
     dags = {f"dags/{path.name}" for path in (ROOT / "dags").glob("*.py")}
-    assert dags - set(composer_deploy.DAGS) == {"dags/retrain_and_rollout.py"}
+    assert dags - set(composer_deploy.DAGS) == {"dags/retrain_and_rollout.py"}, (
+        "a new DAG in dags/: add it to composer_deploy.DAGS, or say there why Composer does not get it"
+    )
 
 
 @pytest.mark.parametrize(
