@@ -60,12 +60,12 @@ wheel: install
 
 # Deploy to Cloud Composer (README, "Cloud Composer / GKE deployment"): ENV, LOCATION, PROJECT, CLUSTER and
 # SERVICE_ACCOUNT (the environment's) are required; NAMESPACE (default models), CLUSTER_LOCATION, GUARDRAILS
-# (JSON), TRIGGERERS, FROM (resume at a step) optional. DRY_RUN=1 prints the gcloud / kubectl commands only.
+# (JSON), TRIGGERERS, FROM (resume at a step) optional. DRY_RUN=1 (any value but 0) only prints the commands.
 composer: install
 	$(PYTHON) include/composer_deploy.py --environment "$(ENV)" --location "$(LOCATION)" --project "$(PROJECT)" \
 		--cluster "$(CLUSTER)" --service-account "$(SERVICE_ACCOUNT)" $(if $(NAMESPACE),--namespace "$(NAMESPACE)") \
 		$(if $(CLUSTER_LOCATION),--cluster-location "$(CLUSTER_LOCATION)") $(if $(GUARDRAILS),--guardrails '$(GUARDRAILS)') \
-		$(if $(TRIGGERERS),--triggerer-count "$(TRIGGERERS)") $(if $(FROM),--from "$(FROM)") $(if $(DRY_RUN),--dry-run)
+		$(if $(TRIGGERERS),--triggerer-count "$(TRIGGERERS)") $(if $(FROM),--from "$(FROM)") $(if $(filter-out 0,$(DRY_RUN)),--dry-run)
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info plugins/*.egg-info include/*.egg-info
