@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from local_airflow import deferred_and_resumed
+
 if TYPE_CHECKING:
     from local_airflow import AirflowStack
     from local_knative.testing import LocalKnative
@@ -62,9 +64,6 @@ NAMESPACE = "default"
 SAMPLE = [[5.9, 3.0, 5.1, 1.8]]
 UI_PORT = 8080
 RUN_TIMEOUT = 240.0
-# What a task's log holds when it deferred (the worker) and when its trigger fired (the triggerer).
-DEFERRED = "Pausing task as DEFERRED."
-RESUMED = "Trigger fired event"
 
 
 @dataclass(frozen=True)
@@ -216,9 +215,8 @@ def summarize_run(stack: AirflowStack, run_id: str) -> list[TaskSummary]:
     for ti in instances:
         state = str(ti["state"])
         records = task_log(stack, run_id, ti["task_id"], ti["try_number"]) if ti["try_number"] else []
-        events = [str(record.get("event", "")).strip() for record in records]
         detail = failure(records) if state == "failed" else describe(values.get(ti["task_id"]))
-        deferred = DEFERRED in events and RESUMED in events
+        deferred = deferred_and_resumed(records)
         tasks.append(TaskSummary(ti["task_id"], state, detail, deferred, values.get(ti["task_id"])))
     return tasks
 

@@ -34,7 +34,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,9 @@ START_TIMEOUT = 150.0
 STOP_TIMEOUT = 20.0
 HTTP_TIMEOUT = 30.0
 POLL_SECONDS = 0.5
+# What a task's log holds when it deferred (the worker) and when its trigger fired (the triggerer).
+DEFERRED = "Pausing task as DEFERRED."
+RESUMED = "Trigger fired event"
 
 
 class AirflowStackError(RuntimeError):
@@ -106,6 +109,15 @@ def _exception_lines(error_detail: Any) -> list[str]:
             lines.append(f"    {frame.get('filename')}:{frame.get('lineno')} in {frame.get('name')}")
         lines.append(f"    {error.get('exc_type')}: {error.get('exc_value')}")
     return lines
+
+
+def deferred_and_resumed(records: Iterable[Mapping[str, Any]]) -> bool:
+    """Return whether a task's log records show that it deferred and that the triggerer fired its trigger.
+
+    Task states cannot tell: a task that deferred ends ``success`` like one that never waited.
+    """
+    events = {str(record.get("event", "")).strip() for record in records}
+    return DEFERRED in events and RESUMED in events
 
 
 def celery_settings(*, database_url: str, broker_url: str, api_url: str) -> dict[str, str]:
