@@ -58,7 +58,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Param
-from knative_rollout.operators import KnativeDeployRevisionOperator
+from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeTeardownOperator
 from knative_rollout.task_groups import progressive_rollout
 
 target = dict(service_name="{service}", namespace="{namespace}", wait_timeout=45)
@@ -83,9 +83,11 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), pa
     stable >> progressive_rollout(
         group_id="rollout", image="{echo}:v2", env=env, steps=(25, 75),
         load_test=dict(rate=10, duration="{gate}", timeout="2s", slo="{{{{ params.slo }}}}"),
-        lock_duration={lock}, lock_timeout=150, **target
-    )
+        lock_duration={lock}, lock_timeout=150,{extra} **target
+    ){after}
 """
+TEARDOWN = ' >> KnativeTeardownOperator(task_id="teardown", keep=0, **target)'
+"""What ``dag_source(teardown=True)`` puts after the rollout: delete every revision nothing protects."""
 
 CANDIDATES = ("good", "good", "late_ready", "slow", "erroring", "never_ready", "stable_again")
 # Candidates that must never become production, whatever the faults.
@@ -96,9 +98,24 @@ INGRESS_FAULTS = ("ingress-error", "ingress-delay")
 FAULT_KINDS = (*API_FAULTS, *WATCH_FAULTS, *INGRESS_FAULTS, "pod-kill")
 
 
-def dag_source(namespace: str, *, lock_seconds: int = LOCK_SECONDS, gate: str = "2s") -> str:
-    """Return the chaos DAG for ``namespace`` (the rollout's lock duration and gate length can change)."""
+def dag_source(
+    namespace: str,
+    *,
+    lock_seconds: int = LOCK_SECONDS,
+    gate: str = "2s",
+    analysis: dict[str, Any] | None = None,
+    teardown: bool = False,
+) -> str:
+    """Return the chaos DAG for ``namespace``.
+
+    :param lock_seconds: the rollout's lock duration.
+    :param gate: the load-test gate's duration.
+    :param analysis: the rollout's ``analysis`` mapping (an ``analysis_<percent>`` task after each step).
+    :param teardown: tear down (``keep=0``) after the rollout.
+    """
     return DAG_SOURCE.format(
+        extra=f" analysis={analysis!r}," if analysis else "",
+        after=TEARDOWN if teardown else "",
         service=SERVICE,
         namespace=namespace,
         dag_id=DAG_ID,

@@ -9,6 +9,7 @@ returns the invariants it finds broken, as sentences (an empty list when all hol
 - :func:`check_kept`: the revisions that served (or must stay as a rollback target) still exist, Ready;
 - :func:`check_no_duplicate_specs`: no spec is deployed as two revisions;
 - :func:`check_history`: every history entry names a run of the given DAG(s);
+- :func:`check_promoted_once`: no revision was promoted twice (a resumed promotion wrote it once);
 - :func:`check_lock`: the rollout Lease is free (or, when allowed, held but expiring within its duration).
 
 Run with faults cleared: the checks read the cluster as it is, not through injected errors.
@@ -180,6 +181,14 @@ def check_history(view: ClusterView, dag_ids: Iterable[str], run_ids: set[str] |
         if len(parts) < 4 or parts[0] not in dags or (run_ids is not None and parts[1] not in run_ids):
             problems.append(f"history entry {entry.action} at {entry.time} names no known run: {entry.by!r}")
     return problems
+
+
+def check_promoted_once(view: ClusterView) -> list[str]:
+    """No revision has more than one ``Promoted`` entry in the history (within its last entries)."""
+    promoted = Counter(
+        entry.detail.split(" ", 1)[0] for entry in view.state.history if entry.action == "Promoted"
+    )
+    return [f"{name} was promoted {count} times" for name, count in sorted(promoted.items()) if count > 1]
 
 
 def check_lock(view: ClusterView, *, allow_expiring: bool = False) -> list[str]:

@@ -1,19 +1,25 @@
 """Resume after a crash: the rollout's process is SIGKILLed at every step, then the run is cleared and run
 again (same run id, same rollout) or the next run comes; either way the Service ends safe.
 
-Kill points: right after the lock is taken, during the deploy's wait for a slow candidate, during the
-load-test gate, right after each traffic step, and during the promote write (held open by an injected
-API delay). The cleared run must resume its own rollout and promote the same revision (no second
-revision of that spec); the next run must wait out the dead run's Lease, take it over, put production
-back on the stable revision and roll out its own candidate. After the kill and after the recovery the
-invariants of ``rollout_invariants`` hold. ``make test`` runs a seeded sample of two cases (one per
-recovery; ``CHAOS_SEED``); ``make chaos`` (``CHAOS_FULL=1``) runs every kill point with both.
+Kill points: right after the lock is taken; between the deploy's two writes of the Service (the template
+and record are written, the candidate is Ready, and the write that tags it and pins the traffic is held
+open by an injected API delay that then refuses it); during the deploy's wait for a slow candidate; during
+the load-test gate; right after each traffic step; while ``analysis_25`` measures its window (the DAG
+then has a direct-scrape analysis after every step); during the promote write (held open the same way);
+and after the promotion, before the teardown that follows the rollout deleted anything (its first
+revision delete is held). The cleared run must resume its own rollout and promote the same revision (no
+second revision of that spec; when the kill came after the promotion it finds nothing to roll out); the
+next run must wait out the dead run's Lease, take it over, put production back on the stable revision and
+roll out its own candidate. After the kill and after the recovery the invariants of ``rollout_invariants``
+hold. ``make test`` runs a seeded sample of two cases (one per recovery; ``CHAOS_SEED``); ``make chaos``
+(``CHAOS_FULL=1``) runs every kill point with both.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +35,7 @@ from rollout_invariants import (
     check_lock,
     check_no_duplicate_specs,
     check_production,
+    check_promoted_once,
     check_serving,
     check_way_back,
 )
@@ -45,7 +52,17 @@ LOCK_SECONDS = 20
 BOOTSTRAP_DATE = "2026-03-01T00:00:00+00:00"
 DOOMED_DATE = "2026-03-02T00:00:00+00:00"
 NEXT_DATE = "2026-03-03T00:00:00+00:00"
-KILL_POINTS = ("after_lock", "deploy_wait", "gate", "after_traffic_25", "after_traffic_75", "promote")
+KILL_POINTS = (
+    "after_lock",
+    "deploy_between_writes",
+    "deploy_wait",
+    "gate",
+    "after_traffic_25",
+    "analysis",
+    "after_traffic_75",
+    "promote",
+    "before_teardown",
+)
 FULL = [(point, mode) for point in KILL_POINTS for mode in ("rerun", "next")]
 # make test: a seeded sample of two (one of each recovery; CHAOS_SEED picks them), to keep its time down;
 # make chaos: every pair.
@@ -65,6 +82,28 @@ def _record(namespace: str) -> tuple[Any, str | None]:
 def _deployed_at_zero(namespace: str) -> bool:
     state = _record(namespace)[0]
     return state.phase.value == "Canary" and state.step == 0 and state.candidate is not None
+
+
+def _analysis(metrics_url: str) -> dict[str, Any]:
+    """Return a short direct-scrape analysis with its own load: SLO only, so a good echo always passes."""
+    return {
+        "scrape_urls": [metrics_url],
+        "window": "6s",
+        "interval": "1s",
+        "compare": False,
+        "slo": {"max_error_rate": 0.2, "min_requests": 10},
+        "load": {"rate": 10},
+    }
+
+
+def _task_running(home: Path, task_id: str) -> bool:
+    """Return whether the Airflow database shows ``task_id`` running or deferred (in any run)."""
+    with sqlite3.connect(home / "airflow.db", timeout=10) as db:
+        rows = db.execute(
+            "SELECT count(*) FROM task_instance WHERE task_id = ? AND state IN ('running', 'deferred')",
+            (task_id,),
+        ).fetchone()
+    return bool(rows[0])
 
 
 def _wait_for(run: CrashableRun, condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
@@ -104,8 +143,9 @@ def test_a_rollout_killed_mid_step_ends_safe(
     home = tmp_path / "airflow-home"
     env = airflow_env(kubeconfig, local_knative.ingress_url, home)
     (home / "dags").mkdir()
+    analysis = _analysis(local_knative.metrics_url) if point == "analysis" else None
     (home / "dags" / f"{DAG_ID}.py").write_text(
-        dag_source(kube_namespace, lock_seconds=LOCK_SECONDS, gate="6s")
+        dag_source(kube_namespace, lock_seconds=LOCK_SECONDS, gate="6s", analysis=analysis, teardown=True)
     )
 
     def run(conf: dict[str, str], date: str, name: str) -> CrashableRun:
@@ -117,12 +157,28 @@ def test_a_rollout_killed_mid_step_ends_safe(
     conf = candidate_conf("good", 1, None)
     if point == "deploy_wait":
         conf["startup_delay_s"] = "8"  # the deploy waits (deferred, renewing the lock) for readiness
-    doomed = run(conf, DOOMED_DATE, "doomed")
+    elif point == "deploy_between_writes":
+        conf["startup_delay_s"] = "3"  # time to hold the second write once the first is seen
     faults = local_knative.faults
-    held_promote: dict[str, Any] | None = None
+    # A write held open by the API server for 10 s, then refused: the kill lands while it is in flight.
+    hold = {"namespaces": [kube_namespace], "delay": 10, "error": 503, "count": 1}
+    held: dict[str, Any] | None = None
+    if point == "before_teardown":
+        # Only the teardown deletes revisions: its first delete comes after the promotion and the lock's
+        # release, before anything was torn down.
+        held = faults.add(verbs=["delete"], resources=["revisions"], **hold)
+    doomed = run(conf, DOOMED_DATE, "doomed")
     try:
         if point == "after_lock":
             _wait_for(doomed, lambda: _record(kube_namespace)[1] is not None, "the lock")
+        elif point == "deploy_between_writes":
+            _wait_for(
+                doomed, lambda: _record(kube_namespace)[0].phase.value == "Deploying", "the first write"
+            )
+            # The deploy's next write of the Service tags the Ready candidate and pins the traffic.
+            held = faults.add(verbs=["update", "patch"], resources=["services"], names=[SERVICE], **hold)
+            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, "the second write")
+            time.sleep(1)
         elif point == "deploy_wait":
             _wait_for(doomed, lambda: _record(kube_namespace)[0].phase.value == "Deploying", "the deploy")
             time.sleep(1)
@@ -130,13 +186,20 @@ def test_a_rollout_killed_mid_step_ends_safe(
             # Deployed at 0% (Canary, step 0): the gate loads it now, for 6 s.
             _wait_for(doomed, lambda: _deployed_at_zero(kube_namespace), "the gate")
             time.sleep(2)
+        elif point == "analysis":
+            _wait_for(doomed, lambda: _task_running(home, "rollout.analysis_25"), "the 25% analysis")
+            time.sleep(3)  # inside its 6 s window
+        elif point == "before_teardown":
+            assert held is not None
+            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, "the teardown")
+            time.sleep(1)
         elif point.startswith("after_traffic_"):
             percent = int(point.rsplit("_", 1)[1])
             _wait_for(doomed, lambda: _record(kube_namespace)[0].step == percent, f"the {percent}% step")
         else:
             _wait_for(doomed, lambda: _record(kube_namespace)[0].step == 75, "the last traffic step")
             # The next write of the Service is the promotion: hold it open, then kill the run mid-write.
-            held_promote = faults.add(
+            held = faults.add(
                 verbs=["update", "patch"],
                 resources=["services"],
                 namespaces=[kube_namespace],
@@ -144,24 +207,40 @@ def test_a_rollout_killed_mid_step_ends_safe(
                 delay=10,
                 count=1,
             )
-            _wait_for(doomed, lambda: faults.rule(held_promote["id"])["fired"] == 1, "the promote write")
+            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, "the promote write")
             time.sleep(1)
         killed_state, killed_holder = _record(kube_namespace)
         doomed.kill()
     finally:
-        if held_promote is not None:
-            faults.remove(held_promote["id"])
+        if held is not None:
+            faults.remove(held["id"])
     # Mid-rollout or not, what users get is served by Ready revisions, and the way back is recorded.
     crashed = _settled_problems(kubeconfig, kube_namespace, check_serving)
     assert crashed == [], (point, crashed)
-    assert _record(kube_namespace)[0].stable == stable or point == "promote"
+    if point == "deploy_between_writes":
+        assert killed_state.phase.value == "Deploying", killed_state  # the tag and traffic write never landed
+    elif point == "analysis":
+        assert (killed_state.phase.value, killed_state.step) == ("Canary", 25), killed_state
+    if point == "before_teardown":
+        # Promoted, lock released, nothing torn down yet.
+        assert killed_state.stable != stable and not killed_state.is_active(), killed_state
+        assert killed_holder is None and "TornDown" not in [e.action for e in killed_state.history]
+    else:
+        assert _record(kube_namespace)[0].stable == stable or point == "promote"
 
     if recovery == "rerun":
         outcome = run(conf, DOOMED_DATE, "rerun").outcome()
     else:
         outcome = run(candidate_conf("good", 2, None), NEXT_DATE, "next").outcome()
     assert outcome["state"] == "success", (point, outcome["tasks"], outcome["log"][-6000:])
-    promoted = outcome["xcom"]["rollout.promote"]["return_value"]["stable_revision"]
+    if point == "before_teardown" and recovery == "rerun":
+        # Its candidate is production already: nothing to roll out, only the teardown left to do.
+        assert outcome["tasks"]["rollout.deploy_candidate"] == "skipped", outcome["tasks"]
+        promoted = outcome["xcom"]["rollout.deploy_candidate"]["deploy"]["stable_revision"]
+        assert promoted == killed_state.stable
+    else:
+        promoted = outcome["xcom"]["rollout.promote"]["return_value"]["stable_revision"]
+    assert outcome["tasks"]["teardown"] == "success", outcome["tasks"]
     view = ClusterView.read(kubeconfig, kube_namespace, SERVICE)
     history = [(entry.action, entry.detail, entry.by) for entry in view.state.history]
     if recovery == "rerun":
@@ -177,9 +256,14 @@ def test_a_rollout_killed_mid_step_ends_safe(
         *check_serving(view),
         *check_way_back(view),
         *check_production(view, promoted),
-        *check_kept(view, {stable, promoted}),
+        # The teardown (keep=0) leaves only what it must: production and the way back from it.
+        *check_kept(view, {promoted, view.state.previous_stable}),
         *check_no_duplicate_specs(view),
         *check_history(view, [DAG_ID]),
+        *check_promoted_once(view),
         *check_lock(view),
     ]
+    # ...and the teardown the kill cut short (before_teardown) was done by the recovery's.
+    left = sorted(set(view.revisions) - {promoted, view.state.previous_stable})
+    assert left == [], (point, recovery, "left by the teardown", left)
     assert problems == [], (point, recovery, problems, history)
