@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def free_port() -> int:
 class Prometheus:
     """A ``prometheus`` process scraping one target every second, on its own data directory."""
 
-    def __init__(self, binary: str, directory: Path, target: str) -> None:
+    def __init__(self, binary: str, directory: Path, target: str, extra_args: Sequence[str] = ()) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "prometheus.yml"
         config.write_text(
@@ -107,6 +107,7 @@ class Prometheus:
                     f"--config.file={config}",
                     f"--storage.tsdb.path={directory / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
+                    *extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
