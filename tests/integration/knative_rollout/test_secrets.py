@@ -2,18 +2,32 @@
 
 The secrets: the cluster's bearer token inside the ``kubernetes`` connection (an inline ``kube_config``
 extra rather than a file path), the gate's ``Authorization`` header from an Airflow connection's password
-(``{{ conn.gate_auth.password }}``), and a model env value from a Variable whose name marks it secret
-(``{{ var.value.model_api_secret }}``). The run (real Airflow, ``dag.test()`` in a process of
-its own) must succeed, the env value must reach the candidate's container (or the scan proves nothing),
-and none of the three values may appear in the run's output (where ``dag.test()`` prints the task logs,
-at INFO), the XComs, the rendered template fields Airflow stored, the load-test report, the Events, the
-annotations and labels of any object in the namespace, or the Rollouts page's JSON.
+(``{{ conn.gate_auth.password }}``), a model env value from a Variable whose name marks it secret
+(``{{ var.value.model_api_secret }}``), the Prometheus the analysis reads (a real ``prometheus`` that
+requires basic auth, ``--web.config.file``) as login and password of the ``metrics_conn_id`` connection
+(and the ``Basic`` credential made of them), the alert webhook's bearer token from a connection
+(``KnativeRolloutWebhookNotifier(headers=...)``) and the token of a ``slackwebhook`` connection (its
+password, the webhook URL's path; Slack's own notifier, through the alerts Variable). The run (real
+Airflow, ``dag.test()`` in a process of its own) must succeed, each secret must have been used (the env
+value in the candidate's container, the analysis passed on Prometheus' data, both alerts received with
+their tokens), and none of the values may appear in the run's output (where ``dag.test()`` prints the task
+logs, at INFO), the XComs, the rendered template fields Airflow stored, the load-test report, the Events,
+the annotations and labels of any object in the namespace, or the Rollouts page's JSON.
 """
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import secrets
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +36,7 @@ import yaml
 from chaos_dag_run import CrashableRun
 from chaos_rollouts import airflow_env
 from rollout_invariants import kubectl_json
+from test_analysis_live import Prometheus
 
 from local_knative.testing import LocalKnative
 from tests.conftest import require_binary
@@ -33,6 +48,7 @@ DAG_ID = "secret_rollout"
 DAG = """
 import pendulum
 from airflow.sdk import DAG
+from knative_rollout.notifiers import KnativeRolloutVariableNotifier, KnativeRolloutWebhookNotifier
 from knative_rollout.operators import KnativeDeployRevisionOperator
 from knative_rollout.task_groups import progressive_rollout
 
@@ -48,9 +64,94 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), de
             headers={{"Authorization": "Bearer {{{{ conn.gate_auth.password }}}}"}},
             report_path="{report}",
         ),
+        analysis=dict(
+            metrics_conn_id="prometheus_auth", window="4s", interval="1s", settle="2s", compare=False,
+            slo={{"max_error_rate": 0.05, "min_requests": 10}}, load={{"rate": 10}},
+        ),
+        notifiers=[
+            KnativeRolloutWebhookNotifier(
+                url="{{{{ conn.alert_hook.host }}}}",
+                headers={{"Authorization": "Bearer {{{{ conn.alert_hook.password }}}}"}},
+            ),
+            KnativeRolloutVariableNotifier(),
+        ],
         **target
     )
 """
+
+
+class AlertReceiver(http.server.BaseHTTPRequestHandler):
+    """Keep every alert posted to it: path, Authorization header and body."""
+
+    received: list[tuple[str, str, dict[str, Any]]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        text = body.decode()
+        self.received.append((self.path, self.headers.get("Authorization", ""), json.loads(text or "{}")))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def alerts() -> Iterator[tuple[str, list[tuple[str, str, dict[str, Any]]]]]:
+    """Yield the URL of a local HTTP server standing in for the alert webhooks, and what it received."""
+    received: list[tuple[str, str, dict[str, Any]]] = []
+    handler = type("Receiver", (AlertReceiver,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    thread.join()
+
+
+def bcrypt_hash(password: str) -> str:
+    """Return a bcrypt hash (cost 5, so Prometheus checks each request fast) for its web config."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt goes in Python 3.13; glibc has bcrypt
+        import crypt
+
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2**5))
+
+
+def _status(url: str, authorization: str | None = None) -> int:
+    """Return the HTTP status of a GET (0 when nothing listens)."""
+    request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+@pytest.fixture
+def prometheus(local_knative: LocalKnative, tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """Yield URL, user and password of a real Prometheus that scrapes local_knative and needs basic auth."""
+    require_binary("prometheus")
+    binary = shutil.which("prometheus")
+    assert binary is not None
+    user, password = "analysis", "prom-" + secrets.token_hex(12)
+    web = tmp_path / "prometheus" / "web.yml"
+    web.parent.mkdir()
+    web.write_text(yaml.safe_dump({"basic_auth_users": {user: bcrypt_hash(password)}}))
+    target = local_knative.metrics_url.split("//")[1].split("/")[0]
+    server = Prometheus(binary, web.parent, target, extra_args=[f"--web.config.file={web}"])
+    try:
+        deadline = time.monotonic() + 30
+        while _status(f"{server.url}/-/ready") != 401:  # up, and asking for credentials
+            assert time.monotonic() < deadline, server.log.read_text()[-3000:]
+            time.sleep(0.2)
+        yield server.url, user, password
+    finally:
+        server.stop()
 
 
 def _places(outcome: dict[str, Any], home: Path, namespace: str, kubeconfig: str) -> dict[str, str]:
@@ -75,7 +176,11 @@ def _places(outcome: dict[str, Any], home: Path, namespace: str, kubeconfig: str
 
 @pytest.mark.timeout(300)
 def test_no_secret_lands_in_logs_xcom_templates_reports_events_annotations_or_the_page(
-    local_knative: LocalKnative, kube_namespace: str, tmp_path: Path
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    tmp_path: Path,
+    prometheus: tuple[str, str, str],
+    alerts: tuple[str, list[tuple[str, str, dict[str, Any]]]],
 ) -> None:
     require_binary("kubectl")
     kubeconfig = str(local_knative.kubeconfig)
@@ -88,6 +193,29 @@ def test_no_secret_lands_in_logs_xcom_templates_reports_events_annotations_or_th
     env["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = json.dumps({"conn_type": "kubernetes", "extra": inline})
     env["AIRFLOW_CONN_GATE_AUTH"] = json.dumps({"conn_type": "http", "password": gate_token})
     env["AIRFLOW_VAR_MODEL_API_SECRET"] = env_secret
+    prometheus_url, prometheus_user, prometheus_password = prometheus
+    basic = base64.b64encode(f"{prometheus_user}:{prometheus_password}".encode()).decode()
+    # Prometheus really requires the credentials (the analysis below could not pass without them).
+    assert _status(f"{prometheus_url}/api/v1/query?query=up") == 401
+    assert _status(f"{prometheus_url}/api/v1/query?query=up", f"Basic {basic}") == 200
+    env["AIRFLOW_CONN_PROMETHEUS_AUTH"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": prometheus_url,
+            "login": prometheus_user,
+            "password": prometheus_password,
+        }
+    )
+    alert_url, received = alerts
+    alert_token = "alert-" + secrets.token_hex(12)
+    slack_token = f"T{secrets.token_hex(4)}/B{secrets.token_hex(4)}/{secrets.token_hex(12)}"
+    env["AIRFLOW_CONN_ALERT_HOOK"] = json.dumps(
+        {"conn_type": "http", "host": f"{alert_url}/hook", "password": alert_token}
+    )
+    env["AIRFLOW_CONN_SLACK_ALERTS"] = json.dumps(
+        {"conn_type": "slackwebhook", "host": f"{alert_url}/slack", "password": slack_token}
+    )
+    env["AIRFLOW_VAR_KNATIVE_ROLLOUT_ALERTS"] = json.dumps({"slack_webhook_conn_id": "slack_alerts"})
     # INFO, Airflow's default. At DEBUG, Airflow's task supervisor logs each value it is asked to mask
     # ("Sending request ... MaskSecret(value=...)") and the kubernetes client logs response bodies (the
     # Service with its env), both outside this provider: see the README's Troubleshooting.
@@ -108,6 +236,14 @@ def test_no_secret_lands_in_logs_xcom_templates_reports_events_annotations_or_th
     assert container_env["API_SECRET"] == env_secret
     assert "Authorization" in json.dumps(outcome["rendered"]["rollout.load_test"])
     assert report.is_file()
+    analysis = outcome["xcom"]["rollout.analysis_50"]["analysis"]
+    assert analysis["verdict"] == "pass", analysis  # read from Prometheus, with its credentials
+    # Both alerts of the promotion went out, each with its token.
+    assert (
+        "/hook",
+        f"Bearer {alert_token}",
+    ) in [(path, auth) for path, auth, body in received if body.get("event") == "promoted"], received
+    assert f"/slack/{slack_token}" in [path for path, _, _ in received], received
 
     places = _places(outcome, home, kube_namespace, kubeconfig)
     # dag.test() prints the task logs in the run's output (and writes task log files, if any, under logs/).
@@ -118,6 +254,10 @@ def test_no_secret_lands_in_logs_xcom_templates_reports_events_annotations_or_th
             ("cluster token", cluster_token),
             ("gate token", gate_token),
             ("env secret", env_secret),
+            ("prometheus password", prometheus_password),
+            ("prometheus basic credential", basic),
+            ("alert webhook token", alert_token),
+            ("slack webhook token", slack_token),
         )
         for where, text in places.items()
         if value in text
