@@ -9,6 +9,13 @@ of ``manual_rollout``, watches the page show the rollout in progress and then th
 load-test verdict, opens the history link to the DAG run that wrote an entry, and presses "Roll back" to
 see the traffic return. Screenshots of every step land in the test's temporary directory (its path is
 printed).
+
+The same stack, over the REST API only: ``retrain_and_rollout``'s daily run bootstraps a Service;
+``manual_rollout`` with steps out of order fails at ``check_params`` naming the field and writes nothing,
+with good Params it rolls out a model trained on random labels (its judged step deferred to the
+triggerer and resumed); an asset event with clean data then beats that model offline and is promoted
+through the gate and 10% -> 50% -> 100%, one with half the labels broken stops at ``evaluate``, and the
+promoted batch again is "nothing to roll out".
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from local_airflow import LOCAL_EXECUTOR, AirflowStack
+from local_airflow import LOCAL_EXECUTOR, AirflowStack, DagRunResult, deferred_and_resumed
 from local_knative.testing import LocalKnative
 from tests.conftest import REPO_ROOT, require, require_binary
 
@@ -41,6 +48,11 @@ PAGE = "/knative-rollout/"
 
 
 RETRAIN_NAMESPACE = "retrain-e2e"
+RETRAIN_ANALYSIS = {
+    "window": "4s",
+    "interval": "1s",
+    "slo": {"max_p99_latency": "2000ms", "max_error_rate": 0.01, "min_requests": 20},
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +62,8 @@ def console_stack(
     """Run Airflow on dags/ (the example DAGs) with a connection to the session's local_knative.
 
     Scheduled and asset-triggered runs of retrain_and_rollout take their namespace from the Variable
-    ``knative_rollout_namespace``: a namespace of this module's own.
+    ``knative_rollout_namespace`` (a namespace of this module's own) and their analysis from
+    ``knative_rollout_analysis``.
     """
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RETRAIN_NAMESPACE}}
     status, body = local_knative.request("POST", "/api/v1/namespaces", namespace)
@@ -62,7 +75,12 @@ def console_stack(
         # The gate reaches the candidate's tag URL (*.example.com, no DNS) through the ingress.
         connections={"kubernetes_default": {"conn_type": "kubernetes", "extra": extra}},
         executor=LOCAL_EXECUTOR,
-        extra_env={"AIRFLOW_VAR_KNATIVE_ROLLOUT_NAMESPACE": RETRAIN_NAMESPACE},
+        extra_env={
+            "AIRFLOW_VAR_KNATIVE_ROLLOUT_NAMESPACE": RETRAIN_NAMESPACE,
+            # retrain_and_rollout's three judged steps in 4 s windows rather than 10 s (they then run in
+            # the worker: only a window of 10 s or more defers); a looser p99 for a busy test machine.
+            "AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS": json.dumps(RETRAIN_ANALYSIS),
+        },
     )
     stack.start()
     try:
@@ -261,9 +279,45 @@ def _asset_run(stack: AirflowStack, asset_id: int, extra: dict[str, Any], before
     return stack.wait_for_run("retrain_and_rollout", run["dag_run_id"], timeout=300)
 
 
-def test_new_training_data_posted_over_rest_starts_a_retrain_that_stops_when_not_better(
-    console_stack: AirflowStack, local_knative: LocalKnative
+def _cluster_record(local_knative: LocalKnative, namespace: str) -> dict[str, Any]:
+    """Return what a rollout writes in ``namespace``: the Service's spec and state, revisions, leases."""
+    found = {}
+    for kind, path in (
+        ("services", "/apis/serving.knative.dev/v1/namespaces/{}/services"),
+        ("revisions", "/apis/serving.knative.dev/v1/namespaces/{}/revisions"),
+        ("leases", "/apis/coordination.k8s.io/v1/namespaces/{}/leases"),
+    ):
+        status, body = local_knative.request("GET", path.format(namespace))
+        assert status == 200, body
+        items = (body if isinstance(body, dict) else json.loads(body))["items"]
+        found[kind] = {
+            item["metadata"]["name"]: (
+                item["metadata"].get("generation"),
+                item["metadata"].get("annotations"),
+                item.get("spec"),
+            )
+            for item in items
+        }
+    return found
+
+
+def _deferred(stack: AirflowStack, result: DagRunResult) -> list[str]:
+    """Return the tasks of a finished run whose logs show they deferred and the triggerer fired them."""
+    return [
+        task_id
+        for task_id in result.task_states
+        if deferred_and_resumed(stack.task_log_events(result.dag_id, result.run_id, task_id))
+    ]
+
+
+# Six DAG runs in a row (about 145 s here): more than the default 300 s a test gets on a busy machine.
+@pytest.mark.timeout(900)
+def test_retrain_on_new_data_promotes_or_stops_and_manual_rollout_checks_its_params_over_rest(
+    console_stack: AirflowStack, local_knative: LocalKnative, tmp_path: Path
 ) -> None:
+    from model.data import BatchSpec, write_batch
+    from model.train import train_on_batch
+
     console_stack.wait_for_dag("retrain_and_rollout")
     seen: set[str] = set()
     console_stack.api("PATCH", "/api/v2/dags/retrain_and_rollout", {"is_paused": False})
@@ -274,21 +328,64 @@ def test_new_training_data_posted_over_rest_starts_a_retrain_that_stops_when_not
     daily = console_stack.wait_for_run("retrain_and_rollout", scheduled["dag_run_id"], timeout=300)
     assert daily.state == "success", daily.task_states
     assert daily.task_states["bootstrap"] == "success"
-    serving = _served(local_knative, RETRAIN_NAMESPACE)
-    day_batch = console_stack.xcom("retrain_and_rollout", daily.run_id, "prepare_data")["name"]
     [asset] = console_stack.api("GET", "/api/v2/assets?name_pattern=iris_training_data")["assets"]
+
+    # manual_rollout over REST, which is not held to the form's checks: steps out of order pass the
+    # Params' JSON schema, so only check_params stops them, naming the field, before anything is written.
+    target = {"service_name": "iris", "namespace": RETRAIN_NAMESPACE}
+    # A model rolled out by hand that is worse than any clean retrain, whatever the day's batch: trained
+    # on labels all drawn at random (holdout accuracy ~0.53 against ~0.93 for a clean batch), so the
+    # retrain below beats it by far more than min_improvement.
+    spec = BatchSpec(batch=1, label_noise=1.0)
+    random_labels = str(train_on_batch(write_batch(spec, tmp_path / "data"), tmp_path / "models", spec.name))
+    before = _cluster_record(local_knative, RETRAIN_NAMESPACE)
+    refused = console_stack.run_dag(
+        "manual_rollout", {**target, "model_uri": random_labels, "steps": [50, 20]}, timeout=120
+    )
+    assert refused.state == "failed", refused.task_states
+    assert refused.task_states["check_params"] == "failed", refused.task_states
+    # Besides check_params only the short circuits ran (trigger rule all_done), to skip their paths.
+    ran = [task for task, state in refused.task_states.items() if state not in ("skipped", "upstream_failed")]
+    assert all(task == "check_params" or task.endswith("_path") for task in ran), refused.task_states
+    log = console_stack.task_log("manual_rollout", refused.run_id, "check_params")
+    assert "Param 'steps' is invalid" in log and "Nothing was changed" in log, log
+    assert _cluster_record(local_knative, RETRAIN_NAMESPACE) == before
+
+    # The same over REST with good Params: one judged step straight to 100% for 10 s, a window long
+    # enough that the canary task defers it to the triggerer (analysis.wait_for_analysis).
+    good = {**target, "model_uri": random_labels, "steps": [100], "interval": 10, "p99_ms": 5000}
+    manual = console_stack.run_dag("manual_rollout", good, timeout=240)
+    assert manual.state == "success", manual.task_states
+    by_hand = console_stack.xcom("manual_rollout", manual.run_id, "rollout.deploy_candidate")["revision"]
+    assert _served(local_knative, RETRAIN_NAMESPACE) == [(by_hand, 100)]
+    # Deferred in one worker, fired in the triggerer, resumed (and finished) in another worker.
+    assert "rollout.canary" in _deferred(console_stack, manual), manual.task_states
+    assert manual.task_states["rollout.canary"] == "success"
+
+    # New clean training data posted over REST: it beats the model rolled out by hand offline and is
+    # promoted through the gate and every judged step (short windows: the Variable set by the fixture).
+    better = _asset_run(console_stack, asset["id"], {"batch": 3, "label_noise": 0.0}, seen)
+    assert better.state == "success", better.task_states
+    decision = console_stack.xcom("retrain_and_rollout", better.run_id, "evaluate")
+    assert decision["roll_out"] is True and decision["serving_version"] == spec.name, decision
+    assert decision["candidate_accuracy"] - decision["serving_accuracy"] >= 0.01, decision
+    steps = ("load_test", "traffic_10", "analysis_10", "traffic_50", "analysis_50", "traffic_100")
+    for task_id in (*steps, "analysis_100", "promote", "outcome"):
+        assert better.task_states[f"rollout.{task_id}"] == "success", better.task_states
+    deployed = console_stack.xcom("retrain_and_rollout", better.run_id, "rollout.deploy_candidate")
+    serving = [(deployed["revision"], 100)]
+    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
 
     # New data with half the labels broken: the retrain stops at the offline evaluation, green.
     worse = _asset_run(console_stack, asset["id"], {"batch": 2, "label_noise": 0.5}, seen)
     assert worse.state == "success", worse.task_states
     assert worse.task_states["publish"] == worse.task_states["rollout.outcome"] == "skipped"
     decision = console_stack.xcom("retrain_and_rollout", worse.run_id, "evaluate")
-    assert decision["roll_out"] is False and decision["serving_version"] == day_batch
+    assert decision["roll_out"] is False and decision["serving_version"] == "iris-b3-n0-d0", decision
     assert _served(local_knative, RETRAIN_NAMESPACE) == serving
 
-    # The day's batch again: the same model, so the rollout finds nothing to roll out.
-    batch = int(day_batch.split("-b")[1].split("-")[0])
-    same = _asset_run(console_stack, asset["id"], {"batch": batch}, seen)
+    # The promoted batch again: the same model, so the rollout finds nothing to roll out.
+    same = _asset_run(console_stack, asset["id"], {"batch": 3}, seen)
     assert same.state == "success", same.task_states
     assert same.task_states["rollout.deploy_candidate"] == "skipped"
     assert _served(local_knative, RETRAIN_NAMESPACE) == serving
