@@ -157,8 +157,6 @@ def test_a_rollout_killed_mid_step_ends_safe(
     conf = candidate_conf("good", 1, None)
     if point == "deploy_wait":
         conf["startup_delay_s"] = "8"  # the deploy waits (deferred, renewing the lock) for readiness
-    elif point == "deploy_between_writes":
-        conf["startup_delay_s"] = "3"  # time to hold the second write once the first is seen
     faults = local_knative.faults
     # A write held open by the API server for 10 s, then refused: the kill lands while it is in flight.
     hold = {"namespaces": [kube_namespace], "delay": 10, "error": 503, "count": 1}
@@ -167,17 +165,18 @@ def test_a_rollout_killed_mid_step_ends_safe(
         # Only the teardown deletes revisions: its first delete comes after the promotion and the lock's
         # release, before anything was torn down.
         held = faults.add(verbs=["delete"], resources=["revisions"], **hold)
+    elif point == "deploy_between_writes":
+        # The run's writes of the Service are the deploy's: the template and record (let through), then
+        # the one that tags the Ready candidate and pins the traffic (held). No startup delay here: a
+        # candidate slow to start would scale to zero after the kill and cold-start into the rerun's gate.
+        held = faults.add(verbs=["update", "patch"], resources=["services"], names=[SERVICE], after=1, **hold)
     doomed = run(conf, DOOMED_DATE, "doomed")
     try:
         if point == "after_lock":
             _wait_for(doomed, lambda: _record(kube_namespace)[1] is not None, "the lock")
-        elif point == "deploy_between_writes":
-            _wait_for(
-                doomed, lambda: _record(kube_namespace)[0].phase.value == "Deploying", "the first write"
-            )
-            # The deploy's next write of the Service tags the Ready candidate and pins the traffic.
-            held = faults.add(verbs=["update", "patch"], resources=["services"], names=[SERVICE], **hold)
-            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, "the second write")
+        elif point in ("deploy_between_writes", "before_teardown"):
+            assert held is not None
+            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, f"the held write ({point})")
             time.sleep(1)
         elif point == "deploy_wait":
             _wait_for(doomed, lambda: _record(kube_namespace)[0].phase.value == "Deploying", "the deploy")
@@ -189,10 +188,6 @@ def test_a_rollout_killed_mid_step_ends_safe(
         elif point == "analysis":
             _wait_for(doomed, lambda: _task_running(home, "rollout.analysis_25"), "the 25% analysis")
             time.sleep(3)  # inside its 6 s window
-        elif point == "before_teardown":
-            assert held is not None
-            _wait_for(doomed, lambda: faults.rule(held["id"])["fired"] == 1, "the teardown")
-            time.sleep(1)
         elif point.startswith("after_traffic_"):
             percent = int(point.rsplit("_", 1)[1])
             _wait_for(doomed, lambda: _record(kube_namespace)[0].step == percent, f"the {percent}% step")
