@@ -21,6 +21,7 @@ from local_knative.errors import (
     ApiError,
     bad_request,
     conflict,
+    invalid,
     method_not_allowed,
     not_found,
     unsupported_media_type,
@@ -100,6 +101,29 @@ def resolve(group: str, version: str, segments: list[str]) -> Target:
     if subresource is not None and subresource not in allowed_subresources:
         raise not_served
     return Target(kind, namespace, name, subresource)
+
+
+def _type_error(kind: Kind, obj: dict[str, Any], wrong: list[tuple[str, str, Any]]) -> ApiError:
+    """Return what a real server answers for values of the wrong type, naming each field.
+
+    A CRD's structural schema refuses them with 422 Invalid; a built-in kind fails to decode (400).
+    """
+    if not schemas.is_custom_resource(kind):
+        path, expected, value = wrong[0]
+        return bad_request(
+            f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: json: cannot '
+            f"unmarshal {schemas.json_type(value)} into Go struct field {kind.kind}.{path} of type {expected}"
+        )
+    causes = [
+        {
+            "type": "FieldValueTypeInvalid",
+            "message": f'Invalid value: "{schemas.json_type(value)}": {path} in body must be of type '
+            f'{expected}: "{schemas.json_type(value)}"',
+            "field": path,
+        }
+        for path, expected, value in wrong
+    ]
+    return invalid(kind, str((obj.get("metadata") or {}).get("name", "")), causes)
 
 
 def _event_line(event_type: str, obj: dict[str, Any]) -> str:
@@ -295,7 +319,10 @@ class RestHandler:
         mode = request.query.get("fieldValidation") or "Warn"
         if mode not in ("Strict", "Warn", "Ignore"):
             raise bad_request(f'fieldValidation must be "Strict", "Warn" or "Ignore", got {mode!r}')
-        unknown = schemas.unknown_fields(kind, obj, prune=mode != "Strict")
+        findings = schemas.check(kind, obj, prune=mode != "Strict")
+        if findings.wrong_types:
+            raise _type_error(kind, obj, findings.wrong_types)
+        unknown = findings.unknown
         if not unknown:
             return
         if mode == "Strict":
