@@ -49,6 +49,51 @@ CLUSTERROLE = Kind(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False)
 ROLEBINDING = Kind(_RBAC, "v1", "rolebindings", "RoleBinding")
 CLUSTERROLEBINDING = Kind(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False)
 
+# Built-in kinds nothing here runs, stored and served so that clients which list them work as on a cluster:
+# `kubectl cluster-info` lists kube-system Services, `kubectl apply --prune` lists every kind of its
+# default allow-list. No controller acts on them (a Deployment makes no Pods).
+SERVICE = Kind("", "v1", "services", "Service", short_names=("svc",), status_subresource=True)
+ENDPOINTS = Kind("", "v1", "endpoints", "Endpoints", short_names=("ep",))
+PVC = Kind(
+    "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short_names=("pvc",), status_subresource=True
+)
+PV = Kind(
+    "",
+    "v1",
+    "persistentvolumes",
+    "PersistentVolume",
+    namespaced=False,
+    short_names=("pv",),
+    status_subresource=True,
+)
+REPLICATIONCONTROLLER = Kind(
+    "", "v1", "replicationcontrollers", "ReplicationController", short_names=("rc",), status_subresource=True
+)
+_APPS = "apps"
+DAEMONSET = Kind(_APPS, "v1", "daemonsets", "DaemonSet", short_names=("ds",), status_subresource=True)
+DEPLOYMENT = Kind(_APPS, "v1", "deployments", "Deployment", short_names=("deploy",), status_subresource=True)
+REPLICASET = Kind(_APPS, "v1", "replicasets", "ReplicaSet", short_names=("rs",), status_subresource=True)
+STATEFULSET = Kind(_APPS, "v1", "statefulsets", "StatefulSet", short_names=("sts",), status_subresource=True)
+JOB = Kind("batch", "v1", "jobs", "Job", status_subresource=True)
+CRONJOB = Kind("batch", "v1", "cronjobs", "CronJob", short_names=("cj",), status_subresource=True)
+INGRESS = Kind(
+    "networking.k8s.io", "v1", "ingresses", "Ingress", short_names=("ing",), status_subresource=True
+)
+STORED_ONLY: tuple[Kind, ...] = (
+    SERVICE,
+    ENDPOINTS,
+    PVC,
+    PV,
+    REPLICATIONCONTROLLER,
+    DAEMONSET,
+    DEPLOYMENT,
+    REPLICASET,
+    STATEFULSET,
+    JOB,
+    CRONJOB,
+    INGRESS,
+)
+
 _KNATIVE_CATEGORIES = ("all", "knative", "serving")
 KSVC = Kind(
     "serving.knative.dev",
@@ -118,6 +163,7 @@ ALL_KINDS: tuple[Kind, ...] = (
     CLUSTERROLE,
     ROLEBINDING,
     CLUSTERROLEBINDING,
+    *STORED_ONLY,
     KSVC,
     CONFIGURATION,
     ROUTE,

@@ -44,6 +44,18 @@ _KIND_MODELS = {
     kinds.CLUSTERROLE: "V1ClusterRole",
     kinds.ROLEBINDING: "V1RoleBinding",
     kinds.CLUSTERROLEBINDING: "V1ClusterRoleBinding",
+    kinds.SERVICE: "V1Service",
+    kinds.ENDPOINTS: "V1Endpoints",
+    kinds.PVC: "V1PersistentVolumeClaim",
+    kinds.PV: "V1PersistentVolume",
+    kinds.REPLICATIONCONTROLLER: "V1ReplicationController",
+    kinds.DAEMONSET: "V1DaemonSet",
+    kinds.DEPLOYMENT: "V1Deployment",
+    kinds.REPLICASET: "V1ReplicaSet",
+    kinds.STATEFULSET: "V1StatefulSet",
+    kinds.JOB: "V1Job",
+    kinds.CRONJOB: "V1CronJob",
+    kinds.INGRESS: "V1Ingress",
 }
 _INT_OR_STRING_NAME = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _OPEN = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
