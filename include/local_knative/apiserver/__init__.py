@@ -141,6 +141,9 @@ def build_api_app(
     async def openapi_index(_request: web.Request) -> web.Response:
         return _json(openapi.index())
 
+    async def openapi_v2(_request: web.Request) -> web.Response:
+        return _json(openapi.v2_document())
+
     async def openapi_document(request: web.Request) -> web.Response:
         parts = request.match_info["tail"].split("/")
         if parts[0] == "api" and len(parts) == 2:
@@ -190,6 +193,7 @@ def build_api_app(
     router.add_get("/apis/", groups_discovery)
     router.add_get("/api/v1", core_resources)
     router.add_get("/api/v1/", core_resources)
+    router.add_get("/openapi/v2", openapi_v2)
     router.add_get("/openapi/v3", openapi_index)
     router.add_get("/openapi/v3/{tail:.+}", openapi_document)
     router.add_route("*", "/api/v1/{tail:.+}", core_rest)

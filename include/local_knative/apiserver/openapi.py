@@ -1,4 +1,5 @@
-"""OpenAPI v3 documents for kubectl's apply, create, explain and server-side field validation.
+"""OpenAPI v3 documents for kubectl's apply, create, explain and server-side field validation (and the v2
+document, converted from them, for older clients).
 
 kubectl reads a group/version document to learn whether the PATCH operation of a kind takes the
 ``fieldValidation`` query parameter (then it leaves validation to the server), whether that PATCH accepts
@@ -169,3 +170,69 @@ def index() -> dict[str, Any]:
         path = _gv_path(group, version)
         paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={_document_hash(group, version)}"}
     return {"paths": paths}
+
+
+def _v2_refs(value: Any) -> Any:
+    """Return ``value`` with v3 component references rewritten to v2 definitions."""
+    if isinstance(value, dict):
+        return {
+            key: item.replace("#/components/schemas/", "#/definitions/") if key == "$ref" else _v2_refs(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_v2_refs(item) for item in value]
+    return value
+
+
+def _v2_parameter(param: dict[str, Any]) -> dict[str, Any]:
+    """Return a v3 parameter in v2 form: its schema's type inline."""
+    return {key: value for key, value in param.items() if key != "schema"} | param.get("schema", {})
+
+
+def _v2_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    converted = {key: value for key, value in operation.items() if key not in ("requestBody", "responses")}
+    parameters = [_v2_parameter(param) for param in operation.get("parameters", [])]
+    if "requestBody" in operation:
+        content = operation["requestBody"]["content"]
+        converted["consumes"] = list(content)
+        body_schema = next(iter(content.values()))["schema"]
+        parameters.append({"name": "body", "in": "body", "required": True, "schema": body_schema})
+    converted["parameters"] = parameters
+    converted["produces"] = ["application/json"]
+    converted["responses"] = {
+        code: {
+            "description": response["description"],
+            "schema": response["content"]["application/json"]["schema"],
+        }
+        for code, response in operation["responses"].items()
+    }
+    return converted
+
+
+@cache
+def v2_document() -> dict[str, Any]:
+    """Return ``/openapi/v2`` (Swagger 2.0) for every served kind, from the same schemas as the v3 documents.
+
+    Clients older than kubectl 1.27, and libraries that validate or explain from v2, read this one document.
+    """
+    paths: dict[str, Any] = {}
+    definitions: dict[str, Any] = {}
+    for group, version in kinds.group_versions():
+        document = group_version_document(group, version)
+        assert document is not None  # every served group/version has a document
+        definitions.update(document["components"]["schemas"])
+        for path, item in document["paths"].items():
+            paths[path] = {
+                method: [_v2_parameter(param) for param in operation]
+                if method == "parameters"
+                else _v2_operation(operation)
+                for method, operation in item.items()
+            }
+    return _v2_refs(
+        {
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths,
+            "definitions": definitions,
+        }
+    )

@@ -1,5 +1,5 @@
 """kubectl's everyday commands that need more than CRUD: cluster-info, apply --prune with kubectl's default
-allow-list, explain down to a container field, and the server's type, required-field and typo checks."""
+allow-list, explain down to a container field, the server's type, required-field and typo checks, /openapi/v2."""
 
 from __future__ import annotations
 
@@ -110,3 +110,9 @@ def test_bad_ksvc_refused_naming_the_field(
     assert result.returncode == 1
     assert prefix in result.stderr and message in result.stderr
     assert kubectl(local_knative, "get", "ksvc", "-n", kube_namespace, "-o", "name") == ""
+
+
+def test_openapi_v2_is_served_as_json(local_knative) -> None:
+    out = kubectl(local_knative, "get", "--raw", "/openapi/v2")
+    document = json.loads(out)
+    assert document["swagger"] == "2.0" and "dev.knative.serving.v1.Service" in document["definitions"]
