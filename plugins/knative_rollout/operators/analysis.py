@@ -65,6 +65,7 @@ class AnalysisStep(KnativeBaseOperator):
         if not config.metrics_conn_id:
             return None, {}
         from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret
 
         connection = BaseHook.get_connection(config.metrics_conn_id)
         host = (connection.host or "").rstrip("/")
@@ -80,7 +81,10 @@ class AnalysisStep(KnativeBaseOperator):
         headers: dict[str, str] = {}
         if connection.login:
             credentials = f"{connection.login}:{connection.password or ''}".encode()
-            headers["Authorization"] = f"Basic {base64.b64encode(credentials).decode()}"
+            basic = base64.b64encode(credentials).decode()
+            # The connection's password is masked by Airflow; the credential made from it is not.
+            mask_secret(basic)
+            headers["Authorization"] = f"Basic {basic}"
         elif connection.password:
             headers["Authorization"] = f"Bearer {connection.password}"
         return host, headers
