@@ -53,6 +53,7 @@ from local_knative.metrics import RevisionLabels
 from local_knative.pod_defaults import pod_container, pod_spec_defaults
 
 if TYPE_CHECKING:
+    from local_knative.faults.rules import FaultInjector
     from local_knative.images import ImageCatalog, LaunchSpec
     from local_knative.store import Store
 
@@ -188,6 +189,8 @@ class PodProcess:
     # A pod restarted in place after a server restart keeps its last reported status until its new
     # process passes the probe (or fails), so the Revision derived from it does not flap.
     resumed: bool = False
+    # Passed its probe but held NotReady by a readiness fault: out of the ingress until the fault lets go.
+    held_down: bool = False
 
 
 @dataclass(eq=False)
@@ -298,12 +301,20 @@ class RevisionRuntime:
     :param catalog: how images run locally.
     :param data_dir: the server's data directory; pod logs go to ``logs/{namespace}/{pod}.log`` in it.
     :param scaling: autoscaler timings.
+    :param faults: the fault injector whose readiness rules make pods flap (None: fault injection is off).
     """
 
     def __init__(
-        self, store: Store, *, catalog: ImageCatalog, data_dir: Path, scaling: ScalingConfig
+        self,
+        store: Store,
+        *,
+        catalog: ImageCatalog,
+        data_dir: Path,
+        scaling: ScalingConfig,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.store = store
+        self.faults = faults
         self.catalog = catalog
         self.data_dir = Path(data_dir)
         self.scaling = scaling
@@ -312,6 +323,7 @@ class RevisionRuntime:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._autoscaler: asyncio.Task[None] | None = None
+        self._flapper: asyncio.Task[None] | None = None
         self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -336,11 +348,13 @@ class RevisionRuntime:
                 self._delete_pod_object(pod["metadata"]["namespace"], pod["metadata"]["name"])
         self._worker = asyncio.create_task(self._process_events(), name="runtime-events")
         self._autoscaler = asyncio.create_task(self._autoscale(), name="autoscaler")
+        if self.faults is not None:
+            self._flapper = asyncio.create_task(self._flap_readiness(), name="readiness-faults")
 
     async def stop(self) -> None:
         """Stop every pod process (SIGTERM, then SIGKILL after a grace period) and the background tasks."""
         self._stopped = True
-        for task in (self._worker, self._autoscaler):
+        for task in (self._worker, self._autoscaler, self._flapper):
             if task is not None:
                 task.cancel()
         pods = [pod for state in self.revisions.values() for pod in state.pods.values()]
@@ -487,6 +501,33 @@ class RevisionRuntime:
                     self._reconcile(state)
                 except Exception:
                     log.exception("runtime: scaling %s/%s failed", state.namespace, state.name)
+
+    async def _flap_readiness(self) -> None:
+        """Hold pods NotReady while a readiness fault says so, and give them back when it lets go."""
+        assert self.faults is not None
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            now = time.monotonic()
+            for state in list(self.revisions.values()):
+                rule = self.faults.readiness_hold(state.namespace, state.service, state.name, now)
+                for pod in list(state.pods.values()):
+                    if pod.stopping or pod.failed or not pod.ready or pod.held_down == (rule is not None):
+                        continue
+                    pod.held_down = rule is not None
+                    if rule is not None:
+                        self._remove_ready(state, pod)
+                        target = {"namespace": state.namespace, "revision": state.name, "pod": pod.name}
+                        self.faults.record(rule, target)
+                    else:
+                        state.ready_pods.append(pod)
+                        state.notify()
+                    self._rewrite_readiness(state, pod, ready=not pod.held_down)
+
+    def _rewrite_readiness(self, state: RevisionState, pod: PodProcess, *, ready: bool) -> None:
+        current = self.store.try_get(kinds.POD, pod.namespace, pod.name) or {}
+        container = ((current.get("status") or {}).get("containerStatuses") or [{}])[0]
+        image = ((state.revision.get("spec") or {}).get("containers") or [{}])[0].get("image", "")
+        self._write_status(pod, "Running", ready=ready, image=image, state=container.get("state") or {})
 
     def _reconcile(self, state: RevisionState) -> None:
         """Start or stop pods until the revision has as many as the scaler wants."""

@@ -362,7 +362,9 @@ async def serve(options: ServeOptions) -> None:
         controller = KnativeController(store, domain=options.domain)
         await controller.start()
         running.push_async_callback(controller.stop)
-        runtime = RevisionRuntime(store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling)
+        runtime = RevisionRuntime(
+            store, catalog=options.catalog, data_dir=data_dir, scaling=options.scaling, faults=options.faults
+        )
         await runtime.start()
         running.push_async_callback(runtime.stop)
         admin_hooks.kill_pods = runtime.kill_pods

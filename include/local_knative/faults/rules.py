@@ -3,7 +3,9 @@
 A rule says *where* (layer ``api`` with verbs and resources, or layer ``ingress`` with Services and
 revisions; both may narrow by namespace and name), *when* (let the first ``after`` matches through, fire at
 most ``count`` times, each time with ``probability``) and *what* (``delay`` seconds, then an ``error``
-status, a ``reset`` connection, or, on watches, a stream cut after ``watchEvents`` events).
+status, a ``reset`` connection, or, on watches, a stream cut after ``watchEvents`` events). Layer
+``readiness`` (Services, revisions) makes the pods of a revision flap: NotReady for ``period`` seconds, Ready
+for ``period`` seconds, and so on from when the rule is added, for ``duration`` seconds (or until removed).
 
 Rules are tried in order and the first that fires applies, so a narrow rule placed before a broad one wins.
 Draws from the random generator happen only for rules with ``probability < 1``, so with a given seed and the
@@ -22,7 +24,7 @@ from typing import Any
 from local_knative.errors import ApiError
 
 API_VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"})
-LAYERS = ("api", "ingress")
+LAYERS = ("api", "ingress", "readiness")
 EVENT_HISTORY = 1000
 FAULT_HEADER = "X-Local-Knative-Fault"
 
@@ -33,6 +35,7 @@ _COMMON_FIELDS = frozenset(
 _FIELDS = {
     "api": _COMMON_FIELDS | {"verbs", "resources", "watchEvents"},
     "ingress": _COMMON_FIELDS | {"revisions", "paths"},
+    "readiness": frozenset({"id", "layer", "namespaces", "names", "revisions", "period", "duration"}),
 }
 # (reason, message) as a real API server words them; the rule's own ``message`` replaces the text.
 _API_ERRORS: dict[int, tuple[str, str]] = {
@@ -109,6 +112,9 @@ class FaultRule:
     message: str | None = None
     reset: bool = False
     watch_events: int | None = None
+    period: float = 0.0
+    duration: float | None = None
+    added: float = field(default_factory=time.monotonic)
     matched: int = 0
     fired: int = 0
 
@@ -133,6 +139,8 @@ class FaultRule:
                 f"{where}: unknown field {unknown[0]!r} for layer {layer}; "
                 f"allowed: {', '.join(sorted(_FIELDS[layer]))}"
             )
+        if layer == "readiness":
+            return cls._parse_readiness(spec, rule_id, where)
         verbs = _string_set(spec, "verbs", where)
         if verbs is not None and not verbs <= API_VERBS:
             raise FaultSpecError(
@@ -192,6 +200,31 @@ class FaultRule:
             watch_events=watch_events,
         )
 
+    @classmethod
+    def _parse_readiness(cls, spec: dict[str, Any], rule_id: str, where: str) -> FaultRule:
+        if "period" not in spec:
+            raise FaultSpecError(f"{where}: a readiness rule needs period (seconds NotReady, then Ready)")
+        period = _number(spec, "period", where, default=0.0, low=0.1, high=3600.0)
+        duration = None
+        if spec.get("duration") is not None:
+            duration = _number(spec, "duration", where, default=0.0, low=0.1, high=86400.0)
+        return cls(
+            id=rule_id,
+            layer="readiness",
+            namespaces=_string_set(spec, "namespaces", where),
+            names=_string_set(spec, "names", where),
+            revisions=_string_set(spec, "revisions", where),
+            period=period,
+            duration=duration,
+        )
+
+    def holds_down(self, now: float) -> bool:
+        """Return whether a readiness rule keeps its pods NotReady at monotonic time ``now``."""
+        elapsed = now - self.added
+        if self.duration is not None and elapsed >= self.duration:
+            return False
+        return int(elapsed // self.period) % 2 == 0
+
     def to_dict(self) -> dict[str, Any]:
         """Return the rule in its JSON form, with its counters."""
         out: dict[str, Any] = {"id": self.id, "layer": self.layer}
@@ -206,7 +239,8 @@ class FaultRule:
                 out[key] = sorted(value)
         if self.paths is not None:
             out["paths"] = list(self.paths)
-        out.update({"probability": self.probability, "after": self.after, "count": self.count})
+        if self.layer != "readiness":
+            out.update({"probability": self.probability, "after": self.after, "count": self.count})
         optional: tuple[tuple[str, object], ...] = (
             ("delay", self.delay or None),
             ("error", self.error),
@@ -214,6 +248,8 @@ class FaultRule:
             ("message", self.message),
             ("reset", self.reset or None),
             ("watchEvents", self.watch_events),
+            ("period", self.period or None),
+            ("duration", self.duration),
         )
         for key, setting in optional:
             if setting is not None:
@@ -248,14 +284,19 @@ class FaultRule:
             and (self.names is None or (name or "") in self.names)
         )
 
-    def applies_to_ingress(self, namespace: str, service: str, revision: str, path: str) -> bool:
-        """Return whether this rule's filter covers one request through the ingress."""
+    def applies_to_revision(self, layer: str, namespace: str, service: str, revision: str) -> bool:
+        """Return whether this rule of ``layer`` covers a revision (of Service ``service``)."""
         return (
-            self.layer == "ingress"
+            self.layer == layer
             and (self.namespaces is None or namespace in self.namespaces)
             and (self.names is None or service in self.names)
             and (self.revisions is None or revision in self.revisions)
-            and (self.paths is None or any(path.startswith(prefix) for prefix in self.paths))
+        )
+
+    def applies_to_ingress(self, namespace: str, service: str, revision: str, path: str) -> bool:
+        """Return whether this rule's filter covers one request through the ingress."""
+        return self.applies_to_revision("ingress", namespace, service, revision) and (
+            self.paths is None or any(path.startswith(prefix) for prefix in self.paths)
         )
 
     def api_error(self, resource: str, group: str, name: str | None) -> ApiError:
@@ -420,6 +461,19 @@ class FaultInjector:
             return None
         target = {"namespace": namespace, "service": service, "revision": revision, "path": path}
         return self._fire(candidates, target)
+
+    def readiness_hold(self, namespace: str, service: str, revision: str, now: float) -> FaultRule | None:
+        """Return the readiness rule that holds this revision's pods NotReady at ``now``, or None."""
+        for rule in self.rules:
+            if rule.applies_to_revision("readiness", namespace, service, revision) and rule.holds_down(now):
+                return rule
+        return None
+
+    def record(self, rule: FaultRule, target: dict[str, str]) -> None:
+        """Count one fault a rule caused outside a request (a pod held NotReady) and remember it."""
+        with self._lock:
+            rule.fired += 1
+            self.events.append(FiredFault(rule.id, rule.layer, target))
 
     def snapshot(self) -> dict[str, Any]:
         """Return the seed, the rules with their counters, and the faults that fired (oldest first)."""
