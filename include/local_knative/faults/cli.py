@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from local_knative.faults.client import FaultClient, FaultClientError
+from local_knative.faults.rules import LAYERS
 
 
 def _csv(text: str) -> list[str]:
@@ -29,7 +30,7 @@ def add_fault_commands(parser: argparse.ArgumentParser) -> None:
     add = commands.add_parser("add", help="add one rule; prints it with its id")
     add.add_argument("--json", dest="rule_json", help="the whole rule as JSON (flags below add to it)")
     add.add_argument("--id")
-    add.add_argument("--layer", choices=("api", "ingress"))
+    add.add_argument("--layer", choices=LAYERS)
     for name in ("verbs", "resources", "namespaces", "names", "revisions", "paths"):
         add.add_argument(f"--{name}", type=_csv, help="comma-separated")
     add.add_argument("--probability", type=float)
@@ -41,6 +42,10 @@ def add_fault_commands(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--message")
     add.add_argument("--reset", action="store_true", default=None, help="drop the connection, no answer")
     add.add_argument("--watch-events", type=int, help="cut watch streams after N events")
+    add.add_argument(
+        "--period", type=float, help="layer readiness: seconds NotReady, then as long Ready, ..."
+    )
+    add.add_argument("--duration", type=float, help="layer readiness: stop flapping after this many seconds")
     load = commands.add_parser("load", help="replace every rule with a YAML/JSON file {seed, rules}")
     load.add_argument("file", type=Path)
     load.add_argument("--seed", type=int)
@@ -59,7 +64,18 @@ def _rule(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("id", "layer", "verbs", "resources", "namespaces", "names", "revisions", "paths"):
         if getattr(args, key) is not None:
             rule[key] = getattr(args, key)
-    for key in ("probability", "after", "count", "delay", "error", "retry_after", "message", "reset"):
+    for key in (
+        "probability",
+        "after",
+        "count",
+        "delay",
+        "error",
+        "retry_after",
+        "message",
+        "reset",
+        "period",
+        "duration",
+    ):
         if getattr(args, key) is not None:
             rule[{"retry_after": "retryAfter"}.get(key, key)] = getattr(args, key)
     if args.watch_events is not None:
