@@ -1,5 +1,6 @@
 """kubectl's everyday commands that need more than CRUD: cluster-info, apply --prune with kubectl's default
-allow-list, explain down to a container field, the server's type, required-field and typo checks, /openapi/v2."""
+allow-list, explain down to a container field, the server's type, required-field and typo checks, and
+/openapi/v2."""
 
 from __future__ import annotations
 
