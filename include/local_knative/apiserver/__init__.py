@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from local_knative.apiserver import discovery, openapi
+from local_knative.apiserver import discovery, openapi, openapi_pb
 from local_knative.apiserver.rest import Admission, RestHandler, RestSettings, resolve
 from local_knative.errors import ApiError
 from local_knative.faults.admin import AdminHooks, add_admin_routes
@@ -141,7 +141,9 @@ def build_api_app(
     async def openapi_index(_request: web.Request) -> web.Response:
         return _json(openapi.index())
 
-    async def openapi_v2(_request: web.Request) -> web.Response:
+    async def openapi_v2(request: web.Request) -> web.Response:
+        if openapi_pb.MEDIA_TYPE in request.headers.get("Accept", ""):
+            return web.Response(body=openapi.v2_protobuf(), content_type=openapi_pb.RESPONSE_TYPE)
         return _json(openapi.v2_document())
 
     async def openapi_document(request: web.Request) -> web.Response:

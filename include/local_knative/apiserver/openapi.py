@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from local_knative import kinds
-from local_knative.apiserver import schemas
+from local_knative.apiserver import openapi_pb, schemas
 from local_knative.kinds import Kind
 
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -236,3 +236,9 @@ def v2_document() -> dict[str, Any]:
             "definitions": definitions,
         }
     )
+
+
+@cache
+def v2_protobuf() -> bytes:
+    """Return :func:`v2_document` encoded as kubectl asks for it (computed once)."""
+    return openapi_pb.encode(v2_document())

@@ -117,3 +117,17 @@ def test_openapi_v2_is_served_as_json(local_knative) -> None:
     out = kubectl(local_knative, "get", "--raw", "/openapi/v2")
     document = json.loads(out)
     assert document["swagger"] == "2.0" and "dev.knative.serving.v1.Service" in document["definitions"]
+
+
+def test_apply_of_a_list_is_validated_with_openapi_v2_protobuf(local_knative, kube_namespace) -> None:
+    # kubectl validates a List's items against /openapi/v2, which it reads as protobuf only.
+    manifest = ksvc_with("listed", {"containers": [{"image": IMAGE}]})
+    kubectl(local_knative, "apply", "-n", kube_namespace, "-f", "-", stdin=manifest)
+    kubectl(local_knative, "create", "configmap", "listed", "-n", kube_namespace, "--from-literal=a=b")
+    listed = kubectl(local_knative, "get", "ksvc,configmaps", "-n", kube_namespace, "-o", "yaml")
+    out = kubectl(local_knative, "apply", "-f", "-", stdin=listed)
+    assert "service.serving.knative.dev/listed" in out and "configmap/listed" in out
+    wrong = json.loads(kubectl(local_knative, "get", "ksvc", "-n", kube_namespace, "-o", "json"))
+    wrong["items"][0]["spec"]["template"]["spec"]["containerConcurrency"] = "ten"
+    result = kubectl_result(local_knative, "apply", "-f", "-", stdin=json.dumps(wrong))
+    assert result.returncode == 1 and "must be of type integer" in result.stderr
