@@ -64,6 +64,9 @@ async def test_discovery_plain_and_aggregated(api: tuple[TestClient, Store]) -> 
     assert (version["major"], version["minor"]) == ("1", "32")
     groups = await (await client.get("/apis")).json()
     assert {g["name"] for g in groups["groups"]} == {
+        "apps",
+        "batch",
+        "networking.k8s.io",
         "coordination.k8s.io",
         "rbac.authorization.k8s.io",
         "serving.knative.dev",
