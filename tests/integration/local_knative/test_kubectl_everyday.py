@@ -5,6 +5,7 @@ allow-list, explain down to a container field, the server's type, required-field
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -25,7 +26,7 @@ def kubectl_result(local_knative, *args: str, stdin: str) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=60,
-        env={"KUBECONFIG": str(local_knative.kubeconfig), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "KUBECONFIG": str(local_knative.kubeconfig)},
     )
 
 
