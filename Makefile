@@ -10,7 +10,7 @@ PURE   := plugins/knative_rollout/resources plugins/knative_rollout/policy.py pl
           plugins/knative_rollout/analysis/checks.py plugins/knative_rollout/analysis/config.py \
           plugins/knative_rollout/analysis/ab.py
 
-.PHONY: install demo test lint bench soak chaos clean composer
+.PHONY: install demo test test-full lint bench soak chaos clean composer
 
 # uv installs everything (downloads in parallel, links from its cache); pip only bootstraps uv at the version
 # requirements-dev.txt pins. Bytecode is compiled at install, as pip did: with PYTHONDONTWRITEBYTECODE set,
@@ -35,6 +35,10 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 test: lint
+	$(PYTHON) -m pytest -p no:cacheprovider --durations=25 -m "not full"
+
+# Everything make test runs, plus the longer cases marked `full` (about 5 minutes more).
+test-full: lint
 	$(PYTHON) -m pytest -p no:cacheprovider --durations=25
 
 # The rollout soak: SOAK_RUNS runs of the example DAG on one Service (make test runs a sample of 8).

@@ -158,6 +158,7 @@ def test_good_canary_is_promoted_through_every_step_and_a_second_run_changes_not
     assert lease_holder(cluster, kube_namespace) is None
 
 
+@pytest.mark.full  # make test-full; in make test the +50% p99 fault size covers a slow canary
 def test_slow_canary_is_rolled_back_at_the_first_analysis(
     run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
 ) -> None:
@@ -226,6 +227,7 @@ def prometheus(local_knative: LocalKnative, tmp_path_factory: pytest.TempPathFac
         server.stop()
 
 
+@pytest.mark.full  # make test-full; in make test: the 5% errors fault size, and test_secrets' Prometheus
 def test_erroring_model_is_rolled_back_with_prometheus(
     run_dag: Any,
     cluster: Any,
@@ -469,7 +471,14 @@ def promoted_revision(local_knative: LocalKnative, namespace: str, stop: threadi
     return None
 
 
-@pytest.mark.parametrize("regression", [False, True], ids=["quiet-bake", "regression-during-bake"])
+@pytest.mark.parametrize(
+    "regression",
+    # make test runs the regression (the bake's decision); make test-full the quiet bake too.
+    [
+        pytest.param(False, id="quiet-bake", marks=pytest.mark.full),
+        pytest.param(True, id="regression-during-bake"),
+    ],
+)
 def test_bake_keeps_a_good_promotion_and_undoes_a_regressed_one_with_alerts(
     local_knative: LocalKnative, kube_namespace: str, cluster: Any, tmp_path: Path, regression: bool
 ) -> None:
@@ -588,6 +597,7 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
 """
 
 
+@pytest.mark.full  # make test-full; in make test test_canary_baseline's killed run resumes
 def test_a_killed_rollout_resumes_at_its_recorded_step(
     local_knative: LocalKnative, kube_namespace: str, cluster: Any, tmp_path: Path
 ) -> None:

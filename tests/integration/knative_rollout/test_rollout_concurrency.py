@@ -184,6 +184,7 @@ def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
     assert _lease_holder(kube_namespace) is None
 
 
+@pytest.mark.full  # make test-full; in make test the crash sample's 'next' case takes an expired lease over
 def test_a_killed_run_frees_the_service_when_its_lease_expires(
     local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
 ) -> None:

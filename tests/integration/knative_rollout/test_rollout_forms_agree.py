@@ -126,6 +126,7 @@ def baselines(cluster: Any, namespace: str) -> list[str]:
             ["analysis_failed", "rolled_back"],
             True,
             id="slow-baseline",
+            marks=pytest.mark.full,  # make test-full; make test compares against a baseline in good-baseline
         ),
         # No traffic at all: inconclusive, measured once more (max_inconclusive=1), then rolled back.
         pytest.param(
@@ -135,6 +136,7 @@ def baselines(cluster: Any, namespace: str) -> list[str]:
             ["rolled_back"],
             False,
             id="no-traffic",
+            marks=pytest.mark.full,  # make test-full; the canary tests cover no traffic in make test
         ),
     ],
 )
