@@ -14,11 +14,13 @@ Runs every day and also whenever new training data lands (the ``iris_training_da
 4. ``publish``: copies the artifact to ``models/`` in the store (``file://`` locally, ``gs://`` through
    the google provider's GCS hook on GCP).
 5. ``bootstrap``: the very first model becomes the Service; afterwards it leaves it alone.
-6. ``rollout``: lock, candidate at 0% on its tag URL, load-test gate, then 10% -> 50% -> 100%, each
-   step judged against the stable on live metrics (``analysis_<p>``, with synthetic load in every window
-   so it decides with no real traffic), promote; on any failure it rolls back and ``rollout.outcome``
-   fails the run, naming the step and why. Alerts go out on a failed analysis, the promotion and a
-   rollback. The gate's JSON report and latency plot go to the store's ``reports/<service>/<run>/``.
+6. ``rollout``: lock, candidate at 0% on its tag URL, load-test gate (the smoke test too: every answer
+   must be a 200 with ``predictions``, so a candidate that answers without predicting fails here), then
+   10% -> 50% -> 100%, each step judged against the stable on live metrics (``analysis_<p>``, with
+   synthetic load in every window so it decides with no real traffic), promote; on any failure it rolls
+   back and ``rollout.outcome`` fails the run, naming the step and why. Alerts go out on a failed
+   analysis, the promotion and a rollback. The gate's JSON report and latency plot go to the store's
+   ``reports/<service>/<run>/``.
 7. ``teardown``: deletes old revisions that serve nothing (stable and rollback target are kept).
 
 A rerun, a retry or a cleared task never deploys twice (revision names are hashes of their spec) and
