@@ -1,9 +1,10 @@
 """The Kubernetes-compatible API server: discovery, OpenAPI v3, REST verbs, watch, Tables and pod logs.
 
 ``build_api_app(store, admission=...)`` returns an aiohttp application that real kubectl and the
-``kubernetes`` / ``kubernetes_asyncio`` clients talk to. Any bearer token is accepted unless an
-:class:`~local_knative.auth.Access` that enforces is given (``serve --auth``): then tokens and RBAC are
-checked on every request. With a fault injector, ``/admin/faults`` scripts failures
+``kubernetes`` / ``kubernetes_asyncio`` clients talk to; ``/metrics`` counts the REST requests served
+(``apiserver_request_total`` by verb, resource and code, as kube-apiserver does). Any bearer token is
+accepted unless an :class:`~local_knative.auth.Access` that enforces is given (``serve --auth``): then
+tokens and RBAC are checked on every request. With a fault injector, ``/admin/faults`` scripts failures
 (:mod:`local_knative.faults`).
 
 Deliberate simplifications, each invisible to the clients this project uses:
@@ -170,6 +171,19 @@ def build_api_app(
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def metrics(_request: web.Request) -> web.Response:
+        # kube-apiserver's counter, with its label names: how many requests each client pattern costs.
+        lines = ["# TYPE apiserver_request_total counter"]
+        for (verb, group_name, version_name, resource, subresource, code), count in sorted(
+            rest.requests.items()
+        ):
+            labels = (
+                f'code="{code}",group="{group_name}",resource="{resource}",subresource="{subresource}",'
+                f'verb="{verb.upper()}",version="{version_name}"'
+            )
+            lines.append(f"apiserver_request_total{{{labels}}} {count}")
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
     async def end_streams(_app: web.Application) -> None:
         rest.closing.set()
 
@@ -189,6 +203,7 @@ def build_api_app(
     router.add_get("/healthz", healthz)
     router.add_get("/readyz", healthz)
     router.add_get("/livez", healthz)
+    router.add_get("/metrics", metrics)
     router.add_get("/api", core_discovery)
     router.add_get("/api/", core_discovery)
     router.add_get("/apis", groups_discovery)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,9 +163,26 @@ class RestHandler:
         self.token_request: Callable[[web.Request, Target], Awaitable[web.StreamResponse]] | None = None
         # Set when the server shuts down, so open watches and log streams end instead of being cut.
         self.closing = asyncio.Event()
+        # Requests served: (verb, group, version, resource, subresource, code) -> count, for /metrics.
+        self.requests: Counter[tuple[str, str, str, str, str, int]] = Counter()
 
     async def handle(self, request: web.Request, target: Target) -> web.StreamResponse:
-        """Dispatch one request on ``target`` by method."""
+        """Dispatch one request on ``target`` and count it by verb, resource and status code."""
+        code = 500
+        try:
+            response = await self._dispatch(request, target)
+            code = response.status
+            return response
+        except ApiError as error:
+            code = error.code
+            raise
+        finally:
+            kind = target.kind
+            verb = request_verb(request.method, target, request.query.get("watch") in _TRUE)
+            key = (verb, kind.group, kind.version, kind.plural, target.subresource or "", code)
+            self.requests[key] += 1
+
+    async def _dispatch(self, request: web.Request, target: Target) -> web.StreamResponse:
         method = request.method
         if self.faults is not None and self.faults.active:
             await self._inject(request, target)

@@ -329,3 +329,23 @@ async def test_strict_field_validation_applies_to_patches(api: tuple[TestClient,
         f"{KSVC_PATH}/web?fieldValidation=Ignore", data='{"metadata": {}}', headers=headers
     )
     assert lenient.status == 200
+
+
+async def test_metrics_count_requests_by_verb_resource_and_code(api: tuple[TestClient, Store]) -> None:
+    client, _ = api
+    await client.post(KSVC_PATH, json=ksvc("counted"))
+    await client.post(KSVC_PATH, json=ksvc("counted"))  # 409: counted with its code
+    await client.get(f"{KSVC_PATH}/counted")
+    await client.get(KSVC_PATH)
+    async with client.get(f"{KSVC_PATH}?watch=true&timeoutSeconds=1") as watch:
+        await watch.read()
+    text = await (await client.get("/metrics")).text()
+    counted = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in text.splitlines()[1:]}
+    labels = 'group="serving.knative.dev",resource="services",subresource="",verb="{}",version="v1"'
+    assert counted == {
+        f'apiserver_request_total{{code="201",{labels.format("CREATE")}}}': 1,
+        f'apiserver_request_total{{code="409",{labels.format("CREATE")}}}': 1,
+        f'apiserver_request_total{{code="200",{labels.format("GET")}}}': 1,
+        f'apiserver_request_total{{code="200",{labels.format("LIST")}}}': 1,
+        f'apiserver_request_total{{code="200",{labels.format("WATCH")}}}': 1,
+    }, text
