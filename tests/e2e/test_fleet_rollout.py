@@ -31,10 +31,6 @@ def _service(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
     )
 
 
-# Known defect, not in this DAG: in the mapped groups rollout.deploy_candidate's inline wait in the Celery
-# worker fails both attempts with Airflow's DeadlockImminentError (the async hook reads the connection's
-# extras synchronously from the event loop: cncf AsyncKubernetesHook.get_conn_extras -> mask_secret). Strict,
-# so the test fails as soon as that is fixed and this mark must go.
 def test_fleet_rolls_out_each_service_independently(
     airflow_stack: AirflowStack, kube_namespace: str, kubeconfig_path: Path
 ) -> None:
