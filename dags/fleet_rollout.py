@@ -13,7 +13,9 @@ that one and the others carry on.
 Stop the fleet: before the second and the last wave a ``gate`` counts the rollouts that failed so far;
 from ``max_failures`` on it fails, and no Service of the later waves starts (they end ``upstream_failed``,
 production untouched). A wave's Services start together, at most :data:`MAX_PARALLEL` of each step at
-once (``max_active_tis_per_dagrun``), which bounds the worker slots and the API load a fleet takes.
+once (``max_active_tis_per_dagrun``), which bounds the worker slots and the API load a fleet takes; it
+does not bound how many of a wave's Services are between their lock and their outcome at a time (Airflow
+has no limit for a mapped group as a whole): ``benchmarks/fleet.py`` measures both.
 ``summary`` (the only leaf) says which Services were promoted, unchanged, rolled back or not started,
 and fails the run unless every Service ended promoted or unchanged.
 
