@@ -26,7 +26,7 @@ from knative_rollout.exceptions import (
 from knative_rollout.operators.base import KnativeBaseOperator
 from knative_rollout.policy import Verdict
 from knative_rollout.resources import check_percent, check_revision_name, state_from_annotations
-from knative_rollout.triggers import KnativeAnalysisTrigger
+from knative_rollout.triggers import KnativeAnalysisTrigger, run_inline
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,13 +133,14 @@ class AnalysisStep(KnativeBaseOperator):
 
         Unlike a watch, an analysis cannot end early, so the inline run of :meth:`wait` would only hold a
         worker slot and then throw away the part of the window it scraped. Not deferrable: it runs here.
-        A window shorter than the inline watch plus Airflow's heartbeat (5 s) goes through :meth:`wait`,
-        which avoids Airflow 3.3 failing a task whose trigger fires right after it deferred.
+        A window shorter than the inline watch plus Airflow's heartbeat (5 s) runs here to its end too,
+        which avoids Airflow 3.3 failing a task whose trigger fires right after it deferred (cut off after
+        the inline watch, a 5-10 s window would start over in the triggerer and fire just so).
         """
         config = self.analysis_config(trigger.analysis)
         lasts = config.window + (config.settle if config.reads_prometheus else 0.0)
         if not self.deferrable or lasts < self.inline_wait_seconds + 5:
-            return self.wait(context, trigger, method_name)
+            return getattr(self, method_name)(context, run_inline(trigger))
         self.push_urls(context, None)
         self.defer(
             trigger=trigger,
