@@ -26,19 +26,35 @@ ECHO = "registry.example.com/knative-rollout/echo"
 DAG_ID = "concurrent_rollout"
 DAG = """
 import pendulum
+from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import DAG, Param
+from knative_rollout.hooks import KnativeServingHook
+from knative_rollout.locks import RolloutLock
 from knative_rollout.operators import KnativeDeployRevisionOperator
 from knative_rollout.task_groups import progressive_rollout
 
 target = dict(service_name="echo", namespace="{namespace}", wait_timeout=90)
 gate = dict(rate=10, duration="{gate_seconds}s", timeout="5s", slo="error_rate<=0.01")
 
-with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
-         params={{"version": Param("v2", type="string")}}, default_args={{"retries": 0}}) as dag:
+
+def another_holds_the_lock(params):
+    if not params["after_another_locks"]:
+        return True
+    return RolloutLock(KnativeServingHook(), "echo", "{namespace}").holding().holder is not None
+
+
+params = {{"version": Param("v2", type="string"), "after_another_locks": Param(False, type="boolean")}}
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), params=params,
+         default_args={{"retries": 0}}) as dag:
     stable = KnativeDeployRevisionOperator(
         task_id="deploy_stable", image="{echo}:v1", only_if_missing=True, **target
     )
-    stable >> progressive_rollout(
+    # A run started with after_another_locks waits (started up already) until another run takes the lock.
+    ready = PythonSensor(
+        task_id="after_another_locks", python_callable=another_holds_the_lock, poke_interval=0.2,
+        timeout=120, mode="poke",
+    )
+    stable >> ready >> progressive_rollout(
         group_id="rollout", image="{echo}:v2", env={{"ECHO_VERSION": "{{{{ params.version }}}}"}},
         load_test=gate, steps=(50,), on_conflict="{on_conflict}", lock_duration={lock_duration},
         lock_timeout=120, **target
@@ -164,14 +180,13 @@ def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
     local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
 ) -> None:
     _bootstrap(local_knative, tmp_path, kube_namespace)
-    # A long gate: the first run holds the lock well past the second run's start-up.
-    source = _source(kube_namespace, on_conflict="fail", gate_seconds=30)
+    # The second run starts up at once and tries the lock as soon as the first holds it, so a short gate
+    # keeps the first run holding it well past the second's attempt.
+    source = _source(kube_namespace, on_conflict="fail", gate_seconds=6)
     with ServiceWatcher(kube_namespace) as watcher:
+        conf = {"version": "v4", "after_another_locks": True}
+        second = DagProcess(tmp_path / "second", DAG_ID, source, _connection(local_knative), conf)
         first = _start(tmp_path, source, local_knative, "v3")
-        _wait_for(lambda: _lease_holder(kube_namespace) is not None, "the first run to take the lock")
-        second = DagProcess(
-            tmp_path / "second", DAG_ID, source, _connection(local_knative), {"version": "v4"}
-        )
         refused, promoted = second.outcome(timeout=300), first.outcome(timeout=300)
     assert promoted["state"] == "success", promoted["log"][-4000:]
     assert refused["state"] == "failed"
@@ -179,8 +194,10 @@ def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
     assert (states["rollout.lock"], states["rollout.deploy_candidate"]) == ("failed", "upstream_failed")
     assert states["rollout.rollback"] == "success"  # ran, found nothing of its own to undo
     assert "is held by another rollout: concurrent_rollout/" in refused["log"]
-    v4_revisions = [name for split, *_ in watcher.seen for name in split if "v4" in name]
-    assert v4_revisions == [] and watcher.interleavings() == []
+    # Revision names are hashes of the spec: the refused run's candidate would be a second one seen.
+    first_candidate = promoted["xcom"]["rollout.promote"]["return_value"]["stable_revision"]
+    candidates = {candidate for _, _, candidate, _ in watcher.seen if candidate}
+    assert candidates == {first_candidate} and watcher.interleavings() == [], watcher.seen
     assert _lease_holder(kube_namespace) is None
 
 
