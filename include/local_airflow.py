@@ -262,6 +262,9 @@ class AirflowStack:
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # The scheduler's sweep for timed-out triggers and unanswered approvals (default every
+                # 15 s): an approval's response timeout then ends within 2 s of its deadline.
+                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
                 # After a task process exits the supervisor may notice only at its next heartbeat check
                 # (default every 5 s). If the trigger fires sooner, the task resumes first and the late
                 # "success" of the deferring attempt makes the scheduler fail the resumed one (a race in
@@ -387,21 +390,40 @@ class AirflowStack:
     def stop(self) -> dict[str, int]:
         """Stop every component (SIGTERM, SIGKILL after 20 s) and return their exit codes.
 
-        The scheduler goes first so it stops handing out work; Celery workers then finish what they run
-        (warm shutdown); the api-server goes last because the others report to it while they shut down.
+        The scheduler goes first so it stops handing out work; once it has exited, the Celery workers
+        finish what they run (warm shutdown); the api-server goes last because the workers report to it
+        while they shut down. The triggerer and the dag-processor report to nobody, so they stop from
+        the start, alongside: the triggerer alone takes over 10 s (Airflow waits that long for its
+        trigger runner), which would otherwise come on top of the others.
         """
+        alongside = self._terminate(("triggerer", "dag-processor"))
         codes: dict[str, int] = {}
-        for component in ("scheduler", *self.workers, "triggerer", "dag-processor", "api-server"):
+        for wave in (("scheduler",), self.workers, ("api-server",)):
+            codes.update(self._reap(self._terminate(wave)))
+        codes.update(self._reap(alongside))
+        return codes
+
+    def _terminate(self, components: Iterable[str]) -> dict[str, tuple[subprocess.Popen[bytes], float]]:
+        """Send SIGTERM to each running component; return them with the time each must be gone by."""
+        signalled = {}
+        for component in components:
             process = self.processes.pop(component, None)
             if process is None:
                 continue
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            signalled[component] = (process, time.monotonic() + STOP_TIMEOUT)
+        return signalled
+
+    def _reap(self, signalled: Mapping[str, tuple[subprocess.Popen[bytes], float]]) -> dict[str, int]:
+        """Wait for each signalled component (SIGKILL when past its time) and return the exit codes."""
+        codes = {}
+        for component, (process, deadline) in signalled.items():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             # Whatever the component forked and left behind shares its session (process group).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)

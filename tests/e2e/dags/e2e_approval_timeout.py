@@ -47,7 +47,7 @@ with DAG(
             "load": {"rate": 20, "path": "/"},
             "slo": {"max_p99_latency": "300ms", "max_error_rate": 0.02, "min_requests": 20},
         },
-        response_timeout=timedelta(seconds=20),
+        response_timeout=timedelta(seconds=8),
         notifiers=[KnativeRolloutVariableNotifier(variable="e2e_approval_timeout_alerts")],
         **target,
     )
