@@ -12,8 +12,8 @@ own in the run's Params, and waits for each:
    server also starts slowly, so ``rollout.deploy_candidate`` waits for it in the triggerer, not in a
    worker (deferred, then resumed); the load-test gate on its tag URL fails, it is rolled back and the
    run fails;
-3. a better model: canary at 0%, load test, 10% -> 50% -> 100% (each step's analysis waits for its
-   window in the triggerer), promoted, old revisions torn down;
+3. a better model: canary at 0%, load test, 10% -> 50% -> 100% (each step judged on a 4 s analysis
+   window of live metrics, :data:`ANALYSIS`), promoted, old revisions torn down;
 4. a worse model (more label noise): stopped by the offline evaluation, production untouched.
 
 What it prints comes from Airflow's REST API (task states, XComs, task logs) and the cluster's API: per
@@ -42,7 +42,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +63,14 @@ NAMESPACE = "default"
 SAMPLE = [[5.9, 3.0, 5.1, 1.8]]
 UI_PORT = 8080
 RUN_TIMEOUT = 240.0
+# The Variable knative_rollout_analysis, as a user sets it: 4 s windows rather than the DAG's 10 s. At the
+# synthetic 20 requests/s that is 80 answers a revision, plenty to judge; a window under 10 s is judged in
+# the worker rather than deferred, which makes the good run about 30 s shorter.
+ANALYSIS = {"window": "4s", "interval": "800ms"}
+# How the demo's processes are stopped, a phase at a time, each phase's together (every one takes seconds
+# to shut down): the api-server and the cluster last, as in AirflowStack.stop(), since the others report
+# to the one and watch the other while they stop.
+STOP_PHASES = (("scheduler", "triggerer", "dag-processor"), ("api-server", "local_knative"))
 
 
 @dataclass(frozen=True)
@@ -284,18 +291,14 @@ def ui_port() -> int | None:
 
 
 def record_running(cluster: LocalKnative, stack: AirflowStack | None) -> None:
-    """Write down the processes that run now, so ``--stop`` (or the next demo) ends exactly those.
+    """Write down the processes that run now: the demo's end, ``--stop`` or the next demo ends exactly those.
 
     Written as soon as they start: a demo killed before its ``finally`` leaves nothing no one can stop.
     """
     import psutil
 
-    # AirflowStack.stop()'s order: the scheduler first, the api-server last; the cluster after Airflow.
-    order = ("scheduler", "triggerer", "dag-processor", "api-server")
     processes = stack.processes if stack is not None else {}
-    pids = {
-        name: processes[name].pid for name in order if name in processes and processes[name].poll() is None
-    }
+    pids = {name: process.pid for name, process in processes.items() if process.poll() is None}
     if cluster.pid is not None:
         pids["local_knative"] = cluster.pid
     RUNNING.write_text(
@@ -303,8 +306,9 @@ def record_running(cluster: LocalKnative, stack: AirflowStack | None) -> None:
     )
 
 
-def stop_kept() -> bool:
-    """Stop what a ``KEEP=1`` (or a killed) demo left running; return whether there was such a demo.
+def stop_running() -> bool:
+    """Stop the processes written down as running (this demo's at its end, or what a ``KEEP=1`` or a
+    killed demo left); return whether there were any.
 
     Each process is checked by its start time, so a pid reused since by another program is left alone.
     """
@@ -312,19 +316,27 @@ def stop_kept() -> bool:
 
     if not RUNNING.exists():
         return False
-    for name, (pid, created) in json.loads(RUNNING.read_text()).items():
-        try:
-            process = psutil.Process(pid)
-            if process.create_time() != created:
-                continue
-            process.terminate()
-            process.wait(timeout=20)
-        except psutil.TimeoutExpired:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-        if name != "local_knative":
-            # An Airflow component runs in a session of its own, with the workers it forked.
+    running = json.loads(RUNNING.read_text())
+    for phase in STOP_PHASES:
+        processes, groups = [], []
+        for name in (name for name in phase if name in running):
+            pid, created = running[name]
+            try:
+                process = psutil.Process(pid)
+                if process.create_time() != created:
+                    continue
+                process.terminate()
+                processes.append(process)
+            except psutil.NoSuchProcess:
+                pass
+            if name != "local_knative":
+                # An Airflow component runs in a session of its own, with the workers it forked.
+                groups.append(pid)
+        _, alive = psutil.wait_procs(processes, timeout=20)
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        for pid in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
     RUNNING.unlink()
@@ -344,13 +356,15 @@ def main(argv: list[str]) -> int:
     from knative_rollout.resources import parse_bool
 
     if argv == ["--stop"]:
-        print("Stopped the demo's Airflow and local_knative." if stop_kept() else "No demo was left running.")
+        print(
+            "Stopped the demo's Airflow and local_knative." if stop_running() else "No demo was left running."
+        )
         return 0
     if argv:
         print(f"usage: {sys.argv[0]} [--stop]", file=sys.stderr)
         return 2
     keep = parse_bool(os.environ.get("KEEP") or "false", "KEEP (make demo KEEP=1)")
-    if stop_kept():
+    if stop_running():
         print("Stopped the demo left running before.")
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
@@ -368,6 +382,7 @@ def main(argv: list[str]) -> int:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # The scheduler notices a finished task and queues the next one sooner (default: after 1 s).
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+            "AIRFLOW_VAR_KNATIVE_ROLLOUT_ANALYSIS": json.dumps(ANALYSIS),
         },
         port=ui_port(),
     )
@@ -408,12 +423,7 @@ def main(argv: list[str]) -> int:
             print(f"  kubectl --kubeconfig {cluster.kubeconfig} get ksvc,revisions -n {NAMESPACE}")
         else:
             print("Stopping Airflow and local_knative.", flush=True)
-            # Nothing runs any more: the cluster's shutdown (its pods) overlaps Airflow's.
-            with ThreadPoolExecutor(1) as pool:
-                cluster_stopped = pool.submit(cluster.stop)
-                stack.stop()
-                cluster_stopped.result()
-            RUNNING.unlink(missing_ok=True)
+            stop_running()
         print(f"Elapsed: {time.monotonic() - started:.0f} s")
 
 
