@@ -41,7 +41,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -321,7 +321,14 @@ def measured(cluster: LocalKnative, database: Any, roots: Mapping[str, int]) -> 
     result["cpu"] = {name: round(after[2][name] - before[2][name], 1) for name in roots}
 
 
-def run(sizes: list[int], workers: int, concurrency: int, startup: float) -> list[dict[str, Any]]:
+def run(
+    sizes: list[int],
+    workers: int,
+    concurrency: int,
+    startup: float,
+    done: Callable[[list[dict[str, Any]]], None],
+) -> list[dict[str, Any]]:
+    """Run the fleet DAG once per size on one stack; call ``done`` with the rows so far after each size."""
     root = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     bundle = root / "dags"
     bundle.mkdir()
@@ -359,6 +366,7 @@ def run(sizes: list[int], workers: int, concurrency: int, startup: float) -> lis
         for size in sizes:
             rows.append(run_one(stack, cluster, database, roots, size))
             print(json.dumps(rows[-1]), flush=True)
+            done(rows)  # a long run that fails later keeps the sizes it finished
             if rows[-1]["state"] != "success" or rows[-1]["promoted"] != size:
                 raise SystemExit(f"fleet of {size} did not promote every Service: {rows[-1]}")
     finally:
@@ -616,8 +624,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of fleet.json, fleet.md, fleet.svg")
     args = parser.parse_args()
-    rows = run(args.sizes, args.workers, args.concurrency, args.candidate_startup)
-    write(rows, args.workers, args.concurrency, args.candidate_startup, args.out)
+    run(
+        args.sizes,
+        args.workers,
+        args.concurrency,
+        args.candidate_startup,
+        lambda rows: write(rows, args.workers, args.concurrency, args.candidate_startup, args.out),
+    )
 
 
 if __name__ == "__main__":
