@@ -73,6 +73,7 @@ class Scenario:
     scraped: dict[str, RevisionWindow] = field(default_factory=dict)
     scrape_analysis: AnalysisResult | None = None
     load_started: float = 0.0
+    load_ended: float = 0.0
 
 
 def free_port() -> int:
@@ -234,6 +235,7 @@ async def open_model_load(cluster: LocalKnative, scenario: Scenario) -> None:
             tasks.append(asyncio.create_task(one(session)))
             scenario.sent += 1
         await asyncio.gather(*tasks)
+    scenario.load_ended = time.time()
 
 
 async def run_scenario(scenario: Scenario, scrape: ScrapeProvider) -> None:
@@ -293,7 +295,9 @@ def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                 )
         asyncio.run(run_scenario(scenario, ScrapeProvider([cluster.metrics_url])))
         if prometheus is not None:
-            time.sleep(3)  # two more scrapes, so Prometheus holds the counts after the last answer
+            # Two more scrapes after the last answer, so Prometheus holds the counts: the direct scrape's
+            # window outlasts the load by two steps, so this is usually over already.
+            time.sleep(max(0.0, scenario.load_ended + 3 - time.time()))
         yield scenario
     finally:
         if prometheus is not None:
