@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loadtest_dag_runner import DagProcess, run_dag
+from loadtest_dag_runner import DagProcess
 
 from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.resources import split_of, state_from_annotations
@@ -26,8 +26,7 @@ ECHO = "registry.example.com/knative-rollout/echo"
 DAG_ID = "concurrent_rollout"
 DAG = """
 import pendulum
-from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, BaseSensorOperator, Param
 from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.locks import RolloutLock
 from knative_rollout.operators import KnativeDeployRevisionOperator
@@ -37,10 +36,11 @@ target = dict(service_name="echo", namespace="{namespace}", wait_timeout=90)
 gate = dict(rate=10, duration="{gate_seconds}s", timeout="5s", slo="error_rate<=0.01")
 
 
-def another_holds_the_lock(params):
-    if not params["after_another_locks"]:
-        return True
-    return RolloutLock(KnativeServingHook(), "echo", "{namespace}").holding().holder is not None
+class AfterAnotherLocks(BaseSensorOperator):
+    def poke(self, context):
+        if not context["params"]["after_another_locks"]:
+            return True
+        return RolloutLock(KnativeServingHook(), "echo", "{namespace}").holding().holder is not None
 
 
 params = {{"version": Param("v2", type="string"), "after_another_locks": Param(False, type="boolean")}}
@@ -50,10 +50,7 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), pa
         task_id="deploy_stable", image="{echo}:v1", only_if_missing=True, **target
     )
     # A run started with after_another_locks waits (started up already) until another run takes the lock.
-    ready = PythonSensor(
-        task_id="after_another_locks", python_callable=another_holds_the_lock, poke_interval=0.2,
-        timeout=120, mode="poke",
-    )
+    ready = AfterAnotherLocks(task_id="after_another_locks", poke_interval=0.2, timeout=120, mode="poke")
     stable >> ready >> progressive_rollout(
         group_id="rollout", image="{echo}:v2", env={{"ECHO_VERSION": "{{{{ params.version }}}}"}},
         load_test=gate, steps=(50,), on_conflict="{on_conflict}", lock_duration={lock_duration},
@@ -144,10 +141,20 @@ def _lease_holder(namespace: str) -> str | None:
     return RolloutLock(KnativeServingHook(), "echo", namespace).holding().holder
 
 
-def _bootstrap(local_knative: LocalKnative, tmp_path: Path, namespace: str) -> None:
-    """Create the Service with its stable revision, so both runs start from production."""
-    outcome = run_dag(tmp_path / "bootstrap", DAG_ID, _source(namespace), _connection(local_knative))
-    assert outcome["state"] == "success", outcome["log"][-3000:]
+def _bootstrap(
+    run_here: Any, local_knative: LocalKnative, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Create the Service with its stable revision, so both runs start from production.
+
+    In the test's process (``run_here`` is the ``run_dag`` fixture): it runs alone, and a process of its
+    own would pay Airflow's start-up once more.
+    """
+    for key, value in _connection(local_knative).items():
+        monkeypatch.setenv(key, value)  # with the ingress address: the gate loads the tag URL
+    outcome = run_here(DAG_ID, source=_source(namespace))
+    assert outcome.state == "success", outcome.task_states
+    # The runs' processes inherit this environment: they must find the DAG in their own folder.
+    monkeypatch.delenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST")
 
 
 def _states(outcome: dict[str, Any]) -> dict[str, str]:
@@ -155,9 +162,14 @@ def _states(outcome: dict[str, Any]) -> dict[str, str]:
 
 
 def test_two_runs_at_once_take_turns(
-    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    cluster: Any,
+    run_dag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _bootstrap(local_knative, tmp_path, kube_namespace)
+    _bootstrap(run_dag, local_knative, kube_namespace, monkeypatch)
     source = _source(kube_namespace, gate_seconds=3)
     with ServiceWatcher(kube_namespace) as watcher:
         runs = [_start(tmp_path, source, local_knative, version) for version in ("v3", "v4")]
@@ -177,9 +189,14 @@ def test_two_runs_at_once_take_turns(
 
 
 def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
-    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    cluster: Any,
+    run_dag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _bootstrap(local_knative, tmp_path, kube_namespace)
+    _bootstrap(run_dag, local_knative, kube_namespace, monkeypatch)
     # The second run starts up at once and tries the lock as soon as the first holds it, so a short gate
     # keeps the first run holding it well past the second's attempt.
     source = _source(kube_namespace, on_conflict="fail", gate_seconds=6)
@@ -203,9 +220,14 @@ def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
 
 @pytest.mark.full  # make test-full; in make test the crash sample's 'next' case takes an expired lease over
 def test_a_killed_run_frees_the_service_when_its_lease_expires(
-    local_knative: LocalKnative, kube_namespace: str, cluster: Any, k8s_connection: Path, tmp_path: Path
+    local_knative: LocalKnative,
+    kube_namespace: str,
+    cluster: Any,
+    run_dag: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _bootstrap(local_knative, tmp_path, kube_namespace)
+    _bootstrap(run_dag, local_knative, kube_namespace, monkeypatch)
     hook = KnativeServingHook()
     stable = state_from_annotations(
         hook.get_service("echo", kube_namespace)["metadata"]["annotations"]
