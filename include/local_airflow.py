@@ -257,6 +257,11 @@ class AirflowStack:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 # Shorter loops than the defaults, so a test waits seconds rather than minutes.
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # A scheduler loop that queued nothing sleeps this long (default 1 s) before the next; a
+                # finished task's downstream, and each level of a chain of tasks being skipped, waits
+                # for the next loop. A chain of 8 tasks and 6 skipped ones: 11 s -> 5.5 s, for ~0.05 of
+                # a core more.
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
                 "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
