@@ -28,15 +28,21 @@ class LockResult:
 
     :param acquired: whether ``rollout_id`` holds the Lease now.
     :param before: who held it just before (an expired holder means it was taken over).
+    :param rollout_id: the rollout that asked.
     """
 
     acquired: bool
     before: LeaseHolding
+    rollout_id: str
 
     @property
     def taken_over_from(self) -> str | None:
-        """Return the rollout whose expired Lease was taken over, if that happened."""
-        if self.acquired and self.before.holder and self.before.expired:
+        """Return the rollout whose expired Lease was taken over, if that happened.
+
+        A rollout that finds its own Lease expired (a retry or rerun that started after the Lease's
+        duration) renews it: that is no takeover.
+        """
+        if self.acquired and self.before.holder not in (None, self.rollout_id) and self.before.expired:
             return self.before.holder
         return None
 
@@ -70,7 +76,7 @@ class RolloutLock:
             now = datetime.now(UTC)
             before = holding_of(lease, now)
             if before.held_by_other(rollout_id):
-                return LockResult(acquired=False, before=before)
+                return LockResult(acquired=False, before=before, rollout_id=rollout_id)
             body = held_lease(
                 lease,
                 service=self.service,
@@ -85,7 +91,7 @@ class RolloutLock:
                 else self.hook.replace_object(LEASE, body)
             )
             if written is not None:
-                return LockResult(acquired=True, before=before)
+                return LockResult(acquired=True, before=before, rollout_id=rollout_id)
         raise KnativeTemporaryError(
             f"Lease {self.namespace}/{self.name} kept changing while taking it ({CONFLICT_ATTEMPTS} "
             "conflicts); another rollout is taking it at the same moment, retry"
