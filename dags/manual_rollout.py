@@ -296,19 +296,16 @@ def _refuse(name: str, value: Any, reason: str) -> AirflowFailException:
 def _metrics_source(url: str | None) -> dict[str, Any]:
     """Return the analysis' metrics source: the Param, else the Knative ingress' /metrics."""
     if not url:
-        from airflow.sdk import BaseHook
+        from knative_rollout.operators.analysis import ingress_metrics_url
 
-        from knative_rollout.operators.loadtest import INGRESS_EXTRA
-
-        ingress = BaseHook.get_connection("kubernetes_default").extra_dejson.get(INGRESS_EXTRA)
-        if not ingress:
+        url = ingress_metrics_url()
+        if not url:
             raise _refuse(
                 "metrics_url",
                 url,
-                f"it is empty and the kubernetes_default connection has no {INGRESS_EXTRA!r} extra to read "
+                "it is empty and the kubernetes_default connection has no 'ingress_address' extra to read "
                 "/metrics from; give the Prometheus URL",
             )
-        url = str(ingress).rstrip("/") + "/metrics"
     if url.rstrip("/").endswith("/metrics"):
         return {"scrape_urls": [url]}
     return {"prometheus_url": url}

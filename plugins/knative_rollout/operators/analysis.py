@@ -41,6 +41,19 @@ TAG_HEADER = "Knative-Serving-Tag"
 AB_ROUTES = ("weight", "header")
 
 
+def ingress_metrics_url(kubernetes_conn_id: str = "kubernetes_default") -> str | None:
+    """Return ``<ingress_address>/metrics`` of a Kubernetes connection, or ``None`` without that extra.
+
+    local_knative serves its revisions' metrics there: the example DAGs read them when no Prometheus is set.
+    """
+    from airflow.sdk import BaseHook
+
+    from knative_rollout.operators.loadtest import INGRESS_EXTRA
+
+    ingress = BaseHook.get_connection(kubernetes_conn_id).extra_dejson.get(INGRESS_EXTRA)
+    return str(ingress).rstrip("/") + "/metrics" if ingress else None
+
+
 class AnalysisStep(KnativeBaseOperator):
     """Base of the operators that run metric analyses: the ``analysis`` mapping, its trigger, its event.
 
