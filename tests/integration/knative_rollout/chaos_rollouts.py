@@ -47,6 +47,7 @@ from rollout_invariants import (
     check_serving,
     check_way_back,
 )
+from service_poller import ServicePoller
 
 DAG_ID = "chaos_rollout"
 SERVICE = "echo"
@@ -232,45 +233,23 @@ def candidate_conf(candidate: str, seed: int, stable_conf: dict[str, str] | None
     return conf
 
 
-class ServedWatcher:
-    """Read the Service every 250 ms in a thread and keep every revision that served traffic.
-
-    Reads go through the same faulted API server, so a failed read is skipped, not an error.
-    """
+class ServedWatcher(ServicePoller):
+    """Read the Service every 250 ms and keep every revision that served traffic, and every candidate."""
 
     def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
+        super().__init__(namespace, SERVICE, 0.25)
         self.served: set[str] = set()
         self.candidates: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
 
-    def __enter__(self) -> ServedWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        from knative_rollout.hooks import KnativeServingHook
+    def seen(self, service: dict[str, Any]) -> None:
         from knative_rollout.resources import state_from_annotations
 
-        hook = KnativeServingHook()
-        while not self._stop.wait(0.25):
-            try:
-                service = hook.find_service(SERVICE, self.namespace)
-            except Exception:  # an injected fault; the next read will do
-                continue
-            if service is None:
-                continue
-            for target in (service.get("status") or {}).get("traffic") or []:
-                if target.get("percent"):
-                    self.served.add(str(target["revisionName"]))
-            candidate = state_from_annotations(service["metadata"].get("annotations")).candidate
-            if candidate:
-                self.candidates.add(candidate)
+        for target in (service.get("status") or {}).get("traffic") or []:
+            if target.get("percent"):
+                self.served.add(str(target["revisionName"]))
+        candidate = state_from_annotations(service["metadata"].get("annotations")).candidate
+        if candidate:
+            self.candidates.add(candidate)
 
 
 def kill_pods_later(

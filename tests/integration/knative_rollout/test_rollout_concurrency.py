@@ -8,13 +8,13 @@ a watcher thread reads the Service all along, so an interleaving would be seen e
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from loadtest_dag_runner import DagProcess
+from service_poller import ServicePoller
 
 from knative_rollout.hooks import KnativeServingHook
 from knative_rollout.resources import split_of, state_from_annotations
@@ -77,40 +77,25 @@ def _source(
     )
 
 
-class ServiceWatcher:
-    """Read the Service every 100 ms in a thread; keep each distinct (split, rollout, candidate) seen."""
+class ServiceWatcher(ServicePoller):
+    """Read the Service every 100 ms; keep each distinct (split, rollout, candidate, stable) seen."""
 
     def __init__(self, namespace: str) -> None:
-        self.namespace = namespace
-        self.seen: list[tuple[dict[str, int], str | None, str | None, str | None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
+        super().__init__(namespace, "echo", 0.1)
+        self.seen_states: list[tuple[dict[str, int], str | None, str | None, str | None]] = []
 
-    def __enter__(self) -> ServiceWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _watch(self) -> None:
-        hook = KnativeServingHook()
-        while not self._stop.wait(0.1):
-            service = hook.find_service("echo", self.namespace)
-            if service is None:
-                continue
-            state = state_from_annotations(service["metadata"].get("annotations"))
-            split = {name: pct for name, pct in split_of(service["spec"].get("traffic") or []).items() if pct}
-            sample = (split, state.rollout_id, state.candidate, state.stable)
-            if not self.seen or self.seen[-1] != sample:
-                self.seen.append(sample)
+    def seen(self, service: dict[str, Any]) -> None:
+        state = state_from_annotations(service["metadata"].get("annotations"))
+        split = {name: pct for name, pct in split_of(service["spec"].get("traffic") or []).items() if pct}
+        sample = (split, state.rollout_id, state.candidate, state.stable)
+        if not self.seen_states or self.seen_states[-1] != sample:
+            self.seen_states.append(sample)
 
     def interleavings(self) -> list[str]:
         """Return every moment traffic went to a revision that was not the stable or the owner's candidate."""
         return [
             f"traffic {split} while the record said stable {stable}, candidate {candidate} of {rollout}"
-            for split, rollout, candidate, stable in self.seen
+            for split, rollout, candidate, stable in self.seen_states
             if set(split) - {stable, candidate}
         ]
 
@@ -213,8 +198,8 @@ def test_a_second_run_that_must_not_wait_fails_clearly_and_changes_nothing(
     assert "is held by another rollout: concurrent_rollout/" in refused["log"]
     # Revision names are hashes of the spec: the refused run's candidate would be a second one seen.
     first_candidate = promoted["xcom"]["rollout.promote"]["return_value"]["stable_revision"]
-    candidates = {candidate for _, _, candidate, _ in watcher.seen if candidate}
-    assert candidates == {first_candidate} and watcher.interleavings() == [], watcher.seen
+    candidates = {candidate for _, _, candidate, _ in watcher.seen_states if candidate}
+    assert candidates == {first_candidate} and watcher.interleavings() == [], watcher.seen_states
     assert _lease_holder(kube_namespace) is None
 
 
