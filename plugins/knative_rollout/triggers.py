@@ -440,6 +440,9 @@ class KnativeAnalysisTrigger(_KnativeWatchTrigger):
                 connect_to=target.get("connect_to"),
                 headers=tuple((target.get("headers") or {}).items()),
                 bodies=tuple(str(body).encode() for body in target.get("bodies") or ()),
+                # The load must cover the analysis window from its start: a serving revision needs no
+                # warm-up, and one that fails must be measured failing, not waited on.
+                warmup_s=0,
             )
             tasks.append(asyncio.create_task(run_load_test(config)))
         return tasks

@@ -15,6 +15,7 @@ from knative_rollout.loadtest.engine import (
     LoadTestConfig,
     LoadTestConfigError,
     LoadTestResult,
+    Warmup,
     run_load_test,
 )
 from knative_rollout.loadtest.latency import LatencyHistogram
@@ -42,6 +43,7 @@ __all__ = [
     "Stage",
     "Threshold",
     "Verdict",
+    "Warmup",
     "build_report",
     "findings",
     "judge",

@@ -15,7 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from knative_rollout.loadtest.engine import IntervalStats, LoadTestConfig, LoadTestConfigError, run_load_test
+from knative_rollout.loadtest.engine import (
+    IntervalStats,
+    LoadTestConfig,
+    LoadTestConfigError,
+    Warmup,
+    run_load_test,
+)
 from knative_rollout.loadtest.report import judge, render_plot, report_json
 from knative_rollout.loadtest.schedule import Stage, parse_duration
 from knative_rollout.loadtest.slo import Slo, SloSyntaxError, Verdict
@@ -66,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="most connections at once (open) or number of workers (closed); default 100",
     )
     parser.add_argument("--timeout", default="10s", help="per-request timeout from its scheduled start")
+    parser.add_argument(
+        "--warmup",
+        default="30s",
+        help="before measuring, send one request at a time until one succeeds, for at most this long"
+        " (a revision scaled to zero starts first); 0 turns it off (default 30s)",
+    )
     parser.add_argument("--method", help="HTTP method (default GET, or POST with --body/--payloads)")
     parser.add_argument(
         "--host", help="Host header, e.g. a Knative tag host when --connect-to is the ingress"
@@ -142,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
             expect_status=expect_status,
             expect_json_field=args.expect_json_field,
             progress_interval_s=parse_duration(args.progress_interval),
+            warmup_s=parse_duration(args.warmup, allow_zero=True),
         )
     except (LoadTestConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -162,7 +175,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(stats: IntervalStats) -> None:
         print(stats.line(), file=sys.stderr, flush=True)
 
-    result = asyncio.run(run_load_test(config, on_progress=None if args.quiet else progress))
+    def warmed_up(warmup: Warmup) -> None:
+        if not (args.quiet and warmup.succeeded):  # running out is worth saying even when quiet
+            print(warmup.line(), file=sys.stderr, flush=True)
+
+    result = asyncio.run(
+        run_load_test(config, on_progress=None if args.quiet else progress, on_warmup=warmed_up)
+    )
     verdict, report = judge(config, result, slo, fail_on_inconclusive=not args.allow_inconclusive)
     headline = {key: report[key] for key in HEADLINE}
     print(json.dumps(headline))
@@ -187,6 +206,8 @@ HEADLINE = (
     "latency_ms",
     "latency_ms_ok",
     "above_timeout",
+    "warmup_s",
+    "warmup_requests",
 )
 
 

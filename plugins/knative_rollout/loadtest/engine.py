@@ -15,6 +15,11 @@ them slowly, and a stall longer than the timeout still shows in the percentiles 
 percentiles of successful requests are reported beside them, so fast 5xx answers cannot pull latency down
 unseen; an SLO's ``pNN`` judges the slower of the two (see :meth:`LoadTestResult.metrics`). An empty
 distribution has no percentiles (None), never 0.
+
+Before the measurement a warm-up sends the load's request one at a time until one succeeds (at most
+``warmup_s``): a revision Knative scaled to zero answers only after a cold start, and a gate that measured
+that would judge the autoscaler, not the revision. The warm-up is never in the measurement; when nothing
+succeeds within its limit the measurement runs anyway and judges what it finds (fails, or is inconclusive).
 """
 
 from __future__ import annotations
@@ -28,13 +33,22 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from knative_rollout.loadtest.http import ConnectionPool, Endpoint, PendingRequest, build_request
+from knative_rollout.loadtest.http import (
+    ConnectionPool,
+    Endpoint,
+    OutcomeCallback,
+    PendingRequest,
+    build_request,
+)
 from knative_rollout.loadtest.latency import LatencyHistogram
 from knative_rollout.loadtest.schedule import Schedule, Stage
 
 PERCENTILES: dict[str, float] = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9}
 LATENCY_FIELDS = (*PERCENTILES, "max", "mean")
 USER_AGENT = "knative-rollout-loadtest/0.1"
+# Pause after a warm-up request that failed before the next, so a fast error (connection refused, 503)
+# does not become a busy loop against a revision that is starting.
+WARMUP_RETRY_S = 0.1
 
 
 class LoadTestConfigError(ValueError):
@@ -68,6 +82,8 @@ class LoadTestConfig:
         as ``check_failed``.
     :param progress_interval_s: how often progress is reported and a point of the latency-over-time plot
         is taken.
+    :param warmup_s: before measuring, send the request one at a time until one succeeds (by
+        ``expect_status``/``expect_json_field``), for at most this long; 0 turns the warm-up off.
     """
 
     url: str
@@ -85,6 +101,7 @@ class LoadTestConfig:
     expect_status: tuple[int, ...] = ()
     expect_json_field: str | None = None
     progress_interval_s: float = 1.0
+    warmup_s: float = 30.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -100,6 +117,8 @@ class LoadTestConfig:
             raise LoadTestConfigError(f"rate must be positive, got {self.rate}")
         if self.duration_s <= 0 or self.timeout_s <= 0 or self.progress_interval_s <= 0:
             raise LoadTestConfigError("duration, timeout and progress interval must be positive")
+        if self.warmup_s < 0:
+            raise LoadTestConfigError(f"warmup must be 0 (off) or positive, got {self.warmup_s}")
         if self.concurrency < 1:
             raise LoadTestConfigError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.connect_to is not None:
@@ -146,6 +165,33 @@ class LoadTestConfig:
         headers += [(name, value) for name, value in self.headers if name.lower() != "host"]
         bodies: list[bytes | None] = list(self.bodies) or [None]
         return [build_request(method, target, headers, body) for body in bodies]
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """How the warm-up before the measurement went.
+
+    :param elapsed_s: how long it took.
+    :param requests: how many requests it sent.
+    :param succeeded: whether one succeeded (False: it ran out and the measurement runs anyway).
+    :param last_error: what the last failed request met (``timeout``, ``http_503``...), or None.
+    """
+
+    elapsed_s: float
+    requests: int
+    succeeded: bool
+    last_error: str | None
+
+    def line(self) -> str:
+        """Return a one-line message saying how the warm-up ended."""
+        if self.succeeded:
+            return (
+                f"warm-up: answered after {self.elapsed_s:.1f}s ({self.requests} request(s)); measuring now"
+            )
+        return (
+            f"warm-up ran out: none of {self.requests} request(s) succeeded in {self.elapsed_s:.1f}s (last:"
+            f" {self.last_error}); measuring anyway, the gate judges what it finds"
+        )
 
 
 @dataclass
@@ -214,6 +260,8 @@ class LoadTestResult:
     connections_opened: int = 0
     model: str = "open"
     requested_rate: float | None = None
+    warmup_s: float = 0.0
+    warmup_requests: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -304,6 +352,8 @@ class LoadTestResult:
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
         self.timeout_s = max(self.timeout_s, other.timeout_s)
         self.connections_opened += other.connections_opened
+        self.warmup_s = max(self.warmup_s, other.warmup_s)
+        self.warmup_requests += other.warmup_requests
         if other.requested_rate is not None:
             self.requested_rate = (self.requested_rate or 0.0) + other.requested_rate
 
@@ -331,18 +381,24 @@ class LoadTestResult:
             "duration_s": round(self.send_window_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
             "connections_opened": self.connections_opened,
+            "warmup_s": round(self.warmup_s, 3),
+            "warmup_requests": self.warmup_requests,
         }
 
 
 ProgressCallback = Callable[[IntervalStats], None]
+WarmupCallback = Callable[[Warmup], None]
 
 
 class _Run:
     """State of one running load test; the pool calls :meth:`outcome` once per request."""
 
-    def __init__(self, config: LoadTestConfig, on_progress: ProgressCallback | None) -> None:
+    def __init__(
+        self, config: LoadTestConfig, on_progress: ProgressCallback | None, on_warmup: WarmupCallback | None
+    ) -> None:
         self.config = config
         self.on_progress = on_progress
+        self.on_warmup = on_warmup
         self.loop = asyncio.get_running_loop()
         self.result = LoadTestResult(
             model=config.model,
@@ -360,12 +416,16 @@ class _Run:
         self.drained = asyncio.Event()
         self.next_payload = 0
         self.start = 0.0
-        self.pool = ConnectionPool(
+        self.pool = self._pool(config.concurrency, config.timeout_s, self.outcome)
+
+    def _pool(self, connections: int, connect_timeout: float, on_outcome: OutcomeCallback) -> ConnectionPool:
+        config = self.config
+        return ConnectionPool(
             config.endpoint(),
             self.wire,
-            max_connections=config.concurrency,
-            connect_timeout=config.timeout_s,
-            on_outcome=self.outcome,
+            max_connections=connections,
+            connect_timeout=connect_timeout,
+            on_outcome=on_outcome,
             keep_body=config.expect_json_field is not None,
             head_only=(config.method or "").upper() == "HEAD",
         )
@@ -383,10 +443,7 @@ class _Run:
         if status is not None:
             result.completed += 1
             result.status_codes[status] += 1
-            if (status not in self.acceptable) if self.acceptable else status >= 400:
-                error = f"http_{status}"
-            elif body is not None and not self._body_has_field(body):
-                error = "check_failed"
+            error = self.failure(status, body)
         latency_us = int((now - request.scheduled) * 1_000_000)
         if error is None:
             self.interval_ok.record(latency_us)
@@ -400,6 +457,14 @@ class _Run:
             self._next_for_worker(request, now)
         elif not self.sending and not self.pool.in_flight:
             self.drained.set()
+
+    def failure(self, status: int, body: bytes | None) -> str | None:
+        """Return why an answer with ``status`` (and ``body``, when kept) failed, or None if it succeeded."""
+        if (status not in self.acceptable) if self.acceptable else status >= 400:
+            return f"http_{status}"
+        if body is not None and not self._body_has_field(body):
+            return "check_failed"
+        return None
 
     def _body_has_field(self, body: bytes) -> bool:
         try:
@@ -488,8 +553,49 @@ class _Run:
         if self.on_progress is not None:
             self.on_progress(stats)
 
+    async def warm_up(self) -> Warmup:
+        """Send the first request one at a time until one succeeds or ``warmup_s`` runs out.
+
+        Each request may take what is left of the limit: a cold start is one long wait (Knative's
+        activator holds the request until a pod is ready), not a timeout to retry.
+        """
+        loop, limit_s = self.loop, self.config.warmup_s
+        start = loop.time()
+        deadline = start + limit_s
+        answer: asyncio.Future[str | None] = loop.create_future()
+
+        def outcome(
+            request: PendingRequest, status: int | None, error: str | None, body: bytes | None, now: float
+        ) -> None:
+            if not answer.done():
+                answer.set_result(error if status is None else self.failure(status, body))
+
+        pool = self._pool(1, limit_s, outcome)
+        requests, error = 0, None
+        try:
+            while (now := loop.time()) < deadline:
+                answer = loop.create_future()
+                requests += 1
+                pool.submit(PendingRequest(now, deadline, 0))
+                try:
+                    error = await asyncio.wait_for(answer, deadline - now)
+                except TimeoutError:
+                    error = "timeout"
+                    break
+                if error is None:
+                    return Warmup(loop.time() - start, requests, True, None)
+                await asyncio.sleep(min(WARMUP_RETRY_S, max(0.0, deadline - loop.time())))
+        finally:
+            pool.close()
+        return Warmup(loop.time() - start, requests, False, error)
+
     async def run(self) -> LoadTestResult:
         config = self.config
+        if config.warmup_s:
+            warmup = await self.warm_up()
+            self.result.warmup_s, self.result.warmup_requests = warmup.elapsed_s, warmup.requests
+            if self.on_warmup is not None:
+                self.on_warmup(warmup)
         sweep_every = min(0.05, config.timeout_s / 4)
         self.start = self.loop.time() + 0.01
         sweeper = self._every(sweep_every, self.pool.sweep)
@@ -530,7 +636,14 @@ class _Run:
 
 
 async def run_load_test(
-    config: LoadTestConfig, *, on_progress: ProgressCallback | None = None
+    config: LoadTestConfig,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_warmup: WarmupCallback | None = None,
 ) -> LoadTestResult:
-    """Run ``config`` on the running event loop and return its result; cancel the task to stop early."""
-    return await _Run(config, on_progress).run()
+    """Run ``config`` on the running event loop and return its result; cancel the task to stop early.
+
+    :param on_progress: called with each progress interval of the measurement.
+    :param on_warmup: called once when the warm-up ends (not when ``warmup_s`` is 0).
+    """
+    return await _Run(config, on_progress, on_warmup).run()

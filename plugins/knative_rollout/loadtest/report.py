@@ -30,6 +30,7 @@ def build_report(
             "duration_s": config.schedule_duration_s,
             "concurrency": config.concurrency,
             "timeout_s": config.timeout_s,
+            "warmup_s": config.warmup_s,
             "method": config.method,
             "payloads": len(config.bodies),
         },

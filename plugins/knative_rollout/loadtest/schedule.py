@@ -10,8 +10,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_duration(text: str | float) -> float:
-    """Return seconds from ``"30s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or a plain number of seconds."""
+def parse_duration(text: str | float, *, allow_zero: bool = False) -> float:
+    """Return seconds from ``"30s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or a plain number of seconds.
+
+    :param allow_zero: whether 0 is valid (a limit that 0 turns off, such as the warm-up).
+    """
     if isinstance(text, int | float):
         seconds = float(text)
     else:
@@ -21,8 +24,8 @@ def parse_duration(text: str | float) -> float:
                 f"invalid duration {text!r}: write a number with a unit, such as 500ms, 30s, 2m or 1h"
             )
         seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"duration must be {'0 or more' if allow_zero else 'positive'}, got {text!r}")
     return seconds
 
 

@@ -30,6 +30,7 @@ from knative_rollout.loadtest import (
     Slo,
     SloSyntaxError,
     Stage,
+    Warmup,
     judge,
     parse_duration,
     render_plot,
@@ -113,10 +114,17 @@ class LoadTestGateOperator(KnativeConnectionOperator):
     ``ingress_address`` extra of the ``kubernetes_conn_id`` connection; for local_knative use the
     ``ingress`` value of its ``endpoints.json``.
 
+    Before measuring, the gate warms the target up: it sends the load's request one at a time until one
+    succeeds (by ``expect_status``/``expect_json_field``), for at most ``warmup``, so a candidate Knative
+    scaled to zero is judged serving, not on its cold start. Warm-up requests are never measured; the
+    summary records ``warmup_s`` (how long it took) and ``warmup_requests``. When nothing succeeds within
+    ``warmup`` the log says so and the measurement runs anyway, judging what it finds.
+
     The report summary (``requests``, ``completed`` (answered), ``succeeded``, ``timeouts``,
     ``offered_rate``, ``achieved_rate`` (answered per second), ``errors``, ``latency_ms`` (every request,
     timeouts at no less than the timeout), ``latency_ms_ok`` (successful requests), ``above_timeout``,
-    ``verdict``, ``report``) is pushed to XCom under ``loadtest`` first, then, when the gate passes,
+    ``warmup_s``, ``warmup_requests``, ``verdict``, ``report``)
+    is pushed to XCom under ``loadtest`` first, then, when the gate passes,
     returned. The full JSON report and a PNG latency plot are then written to ``report_path`` (and
     ``.png`` next to it); a report or plot that cannot be written is a warning in the log (and
     ``report_warning`` in the XCom), never a failure of the gate. A violated SLO, a measurement in which
@@ -137,6 +145,8 @@ class LoadTestGateOperator(KnativeConnectionOperator):
     :param model: ``"open"`` (fixed schedule, default) or ``"closed"`` (``concurrency`` workers).
     :param concurrency: most connections at once (open) or workers (closed).
     :param timeout: per-request timeout, counted from the request's scheduled start.
+    :param warmup: the longest warm-up before measuring (default ``"30s"``): seconds or text; 0 turns
+        it off.
     :param method: HTTP method; POST when ``bodies`` are given.
     :param path: path (and query) appended to a tag URL, e.g. ``/v1/models/model:predict`` (templated).
     :param headers: extra headers (templated), e.g. an ``Authorization`` token.
@@ -189,6 +199,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         model: str = "open",
         concurrency: int = 100,
         timeout: str | float = "10s",
+        warmup: str | float = "30s",
         method: str | None = None,
         path: str = "",
         headers: Mapping[str, str] | None = None,
@@ -219,6 +230,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         self.model = model
         self.concurrency = concurrency
         self.timeout = timeout
+        self.warmup = warmup
         self.method = method
         self.path = path
         self.headers = dict(headers or {})
@@ -288,6 +300,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
                 expect_status=self.expect_status,
                 expect_json_field=self.expect_json_field,
                 progress_interval_s=parse_duration(self.progress_interval),
+                warmup_s=parse_duration(self.warmup, allow_zero=True),
             )
         except (LoadTestConfigError, ValueError) as error:
             raise KnativeInputError(f"{self.task_id}: {error}") from error
@@ -335,11 +348,24 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         def progress(stats: IntervalStats) -> None:
             self.log.info("%s", stats.line())
 
-        result = asyncio.run(run_load_test(config, on_progress=progress))
+        def warmed_up(warmup: Warmup) -> None:
+            (self.log.info if warmup.succeeded else self.log.warning)("%s", warmup.line())
+
+        result = asyncio.run(run_load_test(config, on_progress=progress, on_warmup=warmed_up))
         verdict, report = judge(config, result, slo, fail_on_inconclusive=fail_on_inconclusive)
         summary = summary_of(report)
         summary["report"] = None
-        counts = ("requests", "completed", "succeeded", "timeouts", "errors", "offered_rate", "achieved_rate")
+        counts = (
+            "requests",
+            "completed",
+            "succeeded",
+            "timeouts",
+            "errors",
+            "offered_rate",
+            "achieved_rate",
+            "warmup_s",
+            "warmup_requests",
+        )
         self.log.info("Result: %s", {key: summary[key] for key in counts})
         self.log.info("Latency (ms), all requests: %s", summary["latency_ms"])
         self.log.info("Latency (ms), successful requests: %s", summary["latency_ms_ok"])
@@ -399,6 +425,7 @@ def load_test_cli_arguments(
     model: str = "open",
     concurrency: int = 100,
     timeout: str = "10s",
+    warmup: str = "30s",
     headers: Mapping[str, str] | None = None,
     json_path: str = "/airflow/xcom/return.json",
     fail_on_inconclusive: bool = True,
@@ -409,7 +436,7 @@ def load_test_cli_arguments(
     ``fail_on_inconclusive`` is False; either fails the task.
     """
     arguments = ["--url", url, "--duration", duration, "--model", model, "--concurrency", str(concurrency)]
-    arguments += ["--timeout", timeout, "--json", json_path]
+    arguments += ["--timeout", timeout, "--warmup", warmup, "--json", json_path]
     if rate is not None:
         arguments += ["--rate", f"{rate:g}"]
     if slo:

@@ -54,6 +54,7 @@ with DAG("loadtest_gate", schedule=None, start_date=pendulum.datetime(2026, 1, 1
         rate=20,
         duration="3s",
         timeout="1s",
+        warmup=0,  # a warm-up would only wait for an answer that never comes
         slo="p99<=200ms",
         retries=3,
     )
@@ -64,6 +65,7 @@ with DAG("loadtest_gate", schedule=None, start_date=pendulum.datetime(2026, 1, 1
         rate=20,
         duration="1s",
         timeout="1s",
+        warmup="0s",
         fail_on_inconclusive="{{{{ 'False' }}}}",
     )
 """

@@ -81,6 +81,7 @@ def test_exit_code_and_report_follow_the_verdict(
         (["--url", "http://127.0.0.1:9/", "--rate", "10", "--header", "novalue"], "NAME:VALUE"),
         (["--url", "http://127.0.0.1:9/", "--rate", "10", "--body", "/nonexistent/body.json"], "cannot read"),
         (["--url", "http://127.0.0.1:9/", "--stage", "10s:fast"], "invalid stage"),
+        (["--url", "http://127.0.0.1:9/", "--rate", "10", "--warmup=-1s"], "invalid duration"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_is_wrong(tmp_path: Path, args: list[str], message: str) -> None:
@@ -91,7 +92,7 @@ def test_usage_errors_exit_2_and_say_what_is_wrong(tmp_path: Path, args: list[st
 
 def test_unreachable_target_is_inconclusive_and_fails(tmp_path: Path) -> None:
     done = loadtest(
-        *("--url", "http://127.0.0.1:9/", "--rate", "20", "--duration", "500ms", "--quiet"),
+        *("--url", "http://127.0.0.1:9/", "--rate", "20", "--duration", "500ms", "--quiet", "--warmup", "0"),
         *("--slo", "error_rate<=0.01", "--json", str(tmp_path / "r.json")),
         cwd=tmp_path,
     )

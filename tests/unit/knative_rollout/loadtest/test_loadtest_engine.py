@@ -15,7 +15,7 @@ from knative_rollout.loadtest import IntervalStats, LoadTestConfig, LoadTestResu
 
 async def test_open_model_sends_at_the_requested_rate() -> None:
     async with RawServer(lambda request: ok()) as server:
-        result = await run_load_test(LoadTestConfig(url=server.url + "/", rate=400, duration_s=3))
+        result = await run_load_test(LoadTestConfig(url=server.url + "/", rate=400, duration_s=3, warmup_s=0))
     arrivals = [request.arrival for request in server.requests]
     server_rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     assert len(arrivals) == result.requests == result.completed == 1200
@@ -81,7 +81,7 @@ async def test_errors_and_timeouts_are_counted_by_kind() -> None:
 async def test_connection_refused_is_its_own_kind() -> None:
     async with RawServer(lambda request: ok()) as server:
         url = server.url
-    result = await run_load_test(LoadTestConfig(url=url, rate=50, duration_s=1, timeout_s=1))
+    result = await run_load_test(LoadTestConfig(url=url, rate=50, duration_s=1, timeout_s=1, warmup_s=0))
     assert result.errors == {"connection_refused": 50} and result.completed == 0
 
 
@@ -109,6 +109,7 @@ async def test_response_checks(
             bodies=(b"good", b"bad"),
             expect_status=expect_status,
             expect_json_field=expect_json_field,
+            warmup_s=0,
         )
         result = await run_load_test(config)
     assert result.errors == errors and result.completed == 20
@@ -146,7 +147,9 @@ BODY = b'{"predictions": [1, 2, 3]}'
 )
 async def test_response_framing(reply: Reply) -> None:
     async with RawServer(lambda request: reply) as server:
-        config = LoadTestConfig(url=server.url, rate=50, duration_s=0.4, expect_json_field="predictions")
+        config = LoadTestConfig(
+            url=server.url, rate=50, duration_s=0.4, expect_json_field="predictions", warmup_s=0
+        )
         result = await run_load_test(config)
     assert result.errors == {} and result.completed == 20 == len(server.requests)
 
@@ -154,7 +157,9 @@ async def test_response_framing(reply: Reply) -> None:
 async def test_open_model_counts_waiting_for_a_connection_in_latency() -> None:
     # One connection, 50 ms per answer: at most 20/s get through, so at 40/s requests queue and wait.
     async with RawServer(lambda request: Reply(ok().pieces, delay=0.05)) as server:
-        result = await run_load_test(LoadTestConfig(url=server.url, rate=40, duration_s=1, concurrency=1))
+        result = await run_load_test(
+            LoadTestConfig(url=server.url, rate=40, duration_s=1, concurrency=1, warmup_s=0)
+        )
     assert server.connections == 1 and server.max_outstanding == 1
     assert result.completed == 40
     # The last request was due at 0.975 s and answered after 40 * 50 ms = 2 s: about 1 s late.
@@ -182,7 +187,9 @@ async def test_tag_host_headers_and_connect_to() -> None:
 async def test_payloads_are_sent_in_turn() -> None:
     payloads = tuple(json.dumps({"instances": [[i]]}).encode() for i in range(3))
     async with RawServer(lambda request: ok()) as server:
-        await run_load_test(LoadTestConfig(url=server.url, rate=70, duration_s=0.1, bodies=payloads))
+        await run_load_test(
+            LoadTestConfig(url=server.url, rate=70, duration_s=0.1, bodies=payloads, warmup_s=0)
+        )
     assert [request.body for request in server.requests] == [*payloads, *payloads, payloads[0]]
     assert server.requests[0].head.startswith(b"POST / HTTP/1.1")
     assert server.requests[0].header("content-type") == "application/json"
@@ -190,7 +197,7 @@ async def test_payloads_are_sent_in_turn() -> None:
 
 async def test_ramped_stages() -> None:
     async with RawServer(lambda request: ok()) as server:
-        config = LoadTestConfig(url=server.url, stages=(Stage(1, 0, 200), Stage(0.5, 200, 200)))
+        config = LoadTestConfig(url=server.url, stages=(Stage(1, 0, 200), Stage(0.5, 200, 200)), warmup_s=0)
         result = await run_load_test(config)
     arrivals = [request.arrival - server.requests[0].arrival for request in server.requests]
     assert result.requests == 200
@@ -201,7 +208,7 @@ async def test_ramped_stages() -> None:
 async def test_closed_model_keeps_at_most_n_requests_outstanding() -> None:
     async with RawServer(lambda request: Reply(ok().pieces, delay=0.01)) as server:
         result = await run_load_test(
-            LoadTestConfig(url=server.url, model="closed", concurrency=4, duration_s=0.5)
+            LoadTestConfig(url=server.url, model="closed", concurrency=4, duration_s=0.5, warmup_s=0)
         )
     assert server.max_outstanding == 4 and server.connections == 4
     # 4 workers x 10 ms per answer: about 400/s.
@@ -240,6 +247,7 @@ async def test_results_of_two_workers_merge() -> None:
         ({"url": "http://x"}, "positive rate"),
         ({"url": "http://x", "rate": 5, "stages": (Stage(1, 1, 1),)}, "not both"),
         ({"url": "http://x", "rate": 5, "concurrency": 0}, "at least 1"),
+        ({"url": "http://x", "rate": 5, "warmup_s": -1}, "warmup must be 0"),
         ({"url": "http://x", "rate": 5, "connect_to": "nohost"}, "HOST:PORT"),
         ({"url": "http://x", "rate": 5, "headers": (("X-A", "b\r\nc"),)}, "invalid header"),
     ],

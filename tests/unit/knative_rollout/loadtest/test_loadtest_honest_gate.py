@@ -35,8 +35,13 @@ def late_five_percent() -> object:
     return respond
 
 
-async def gate(server: RawServer, slo: str, **kwargs: object) -> tuple[object, dict[str, object]]:
-    config = LoadTestConfig(url=server.url + "/", rate=RATE, duration_s=DURATION_S, timeout_s=TIMEOUT_S)
+async def gate(
+    server: RawServer, slo: str, warmup_s: float = 0, **kwargs: object
+) -> tuple[object, dict[str, object]]:
+    """Judge a load test on ``server``, by default without a warm-up (these servers never warm up)."""
+    config = LoadTestConfig(
+        url=server.url + "/", rate=RATE, duration_s=DURATION_S, timeout_s=TIMEOUT_S, warmup_s=warmup_s
+    )
     result = await run_load_test(config)
     return judge(config, result, Slo.parse(slo), **kwargs)  # type: ignore[arg-type]
 
@@ -157,10 +162,13 @@ async def test_cli_against_a_server_that_never_answers(
         code, stdout, stderr = await cli(
             server,
             *("--rate", "20", "--duration", "3s", "--timeout", "1s", "--slo", "p99<=200ms"),
-            *("--json", str(report_path), "--plot", str(plot_path), *extra),
+            *("--json", str(report_path), "--plot", str(plot_path), "--warmup", "500ms", *extra),
         )
     assert code == exit_code, stderr
-    assert stderr == "", "the plot of a run without a single success is drawn without a warning"
+    # Even with --quiet the warm-up that ran out is said, and nothing else: the plot of a run without a
+    # single success is drawn without a warning.
+    assert stderr.startswith("warm-up ran out: none of 1 request(s) succeeded") and stderr.count("\n") == 1
+    assert len(server.requests) == 61, "the warm-up request, then the 60 measured"
     assert plot_path.read_bytes().startswith(b"\x89PNG")
     headline = json.loads(stdout.splitlines()[0])
     assert headline["completed"] == 0 and headline["timeouts"] == 60 and headline["achieved_rate"] == 0
@@ -171,7 +179,9 @@ async def test_cli_against_a_server_that_never_answers(
 
 async def test_cli_fast_500s_exit_1_naming_the_errors() -> None:
     async with RawServer(lambda request: SERVER_ERROR) as server:
-        code, stdout, _ = await cli(server, "--rate", "20", "--duration", "1s", "--slo", "p99<=200ms")
+        code, stdout, _ = await cli(
+            server, *("--rate", "20", "--duration", "1s", "--slo", "p99<=200ms", "--warmup", "0")
+        )
     assert code == EXIT_SLO_FAILED
     assert "SLO failed: no request of 20 succeeded (20 http_500)" in stdout
 

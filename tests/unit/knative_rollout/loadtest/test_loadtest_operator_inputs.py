@@ -40,6 +40,7 @@ def test_target_must_be_url_or_service_and_tag(kwargs: dict[str, Any], message: 
         ({"slo": "p99<=200ms", "ingress_address": "localhost"}, "needs a host and a port"),
         ({"fail_on_inconclusive": "abc"}, "fail_on_inconclusive must be true or false, got 'abc'"),
         ({"fail_on_inconclusive": 0}, "fail_on_inconclusive must be true or false, got 0"),
+        ({"slo": "p99<=200ms", "warmup": "-5s"}, "invalid duration"),
     ],
 )
 def test_bad_parameters_fail_before_any_request(kwargs: dict[str, Any], message: str) -> None:
@@ -87,8 +88,12 @@ def test_pod_runs_the_same_engine_with_arguments_the_cli_accepts() -> None:
         duration="60s",
         slo="p99<=200ms,error_rate<=0.01",
         headers={"Knative-Serving-Tag": "candidate"},
+        warmup="0",
     )
     config = config_from_args(build_parser().parse_args(arguments))
+    assert config.warmup_s == 0, "0 turns the warm-up off"
+    default = load_test_cli_arguments(url="http://model.team-a.svc.cluster.local/", rate=5)
+    assert config_from_args(build_parser().parse_args(default)).warmup_s == 30
     assert (config.url, config.host, config.rate, config.duration_s) == (
         "http://model.team-a.svc.cluster.local/v1/models/model",
         "candidate-model.team-a.example.com",
