@@ -1,12 +1,9 @@
-"""dags/fleet_rollout.py on the Celery stack: five Services, two at a time, one failure on its own."""
+"""dags/fleet_rollout.py on the Celery stack: five Services in one run, one failure rolled back on its own."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from kubernetes import client, config
@@ -16,13 +13,10 @@ from local_airflow import AirflowStack
 
 pytestmark = pytest.mark.e2e
 
-# The slots add steps to each wave and, two at a time, a wait to the last (about 90 s on 2 quiet cores).
-FLEET_TIMEOUT = 420.0
+FLEET_TIMEOUT = 240.0
 SERVICES = [f"fleet-{n}" for n in range(5)]
-# Lands in the last wave (first: fleet-0, second: fleet-1, rest: fleet-2..4), so it cannot stop the fleet;
-# at map index 0 it shares slot 0 with fleet-4 (index 2): a failed rollout frees its slot too.
-BROKEN = "fleet-2"
-MAX_ROLLING_OUT = 2
+# Lands in the last wave (first: fleet-0, second: fleet-1, rest: fleet-2..4), so it cannot stop the fleet.
+BROKEN = "fleet-3"
 
 
 def _api(kubeconfig: Path) -> client.CustomObjectsApi:
@@ -37,7 +31,6 @@ def _service(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
     )
 
 
-@pytest.mark.timeout(600)
 def test_fleet_rolls_out_each_service_independently(
     airflow_stack: AirflowStack, kube_namespace: str, kubeconfig_path: Path
 ) -> None:
@@ -58,21 +51,10 @@ def test_fleet_rolls_out_each_service_independently(
             },
         },
     )
-    conf = {
-        "services": SERVICES,
-        "namespace": kube_namespace,
-        "wave_percent": 25,
-        "max_failures": 1,
-        "max_rolling_out": MAX_ROLLING_OUT,
-    }
+    conf = {"services": SERVICES, "namespace": kube_namespace, "wave_percent": 25, "max_failures": 1}
     result = airflow_stack.run_dag("fleet_rollout", conf, timeout=FLEET_TIMEOUT)
     diagnostics = airflow_stack.diagnostics(result.dag_id, result.run_id)
-    # All 56 task instances: AirflowStack.task_instances reads the API's first page only (50).
-    page = airflow_stack.api(
-        "GET", f"/api/v2/dags/{result.dag_id}/dagRuns/{quote(result.run_id, safe='')}/taskInstances?limit=100"
-    )
-    instances = page["task_instances"]
-    assert len(instances) == page["total_entries"], page["total_entries"]
+    instances = airflow_stack.task_instances(result.dag_id, result.run_id)
     outcome = {
         (ti["task_id"].split(".")[0], ti["map_index"]): ti["state"]
         for ti in instances
@@ -81,31 +63,10 @@ def test_fleet_rolls_out_each_service_independently(
     assert outcome == {
         ("first", 0): "success",
         ("second", 0): "success",
-        ("rest", 0): "failed",
-        ("rest", 1): "success",
+        ("rest", 0): "success",
+        ("rest", 1): "failed",
         ("rest", 2): "success",
     }, diagnostics
-    # At most MAX_ROLLING_OUT Services between their slot and their outcome at any time.
-    spans: dict[tuple[str, int], dict[str, datetime]] = {}
-    for ti in instances:
-        wave, _, step = ti["task_id"].partition(".")
-        if step in ("slot", "rollout.outcome") and ti["end_date"]:
-            spans.setdefault((wave, ti["map_index"]), {})[step] = datetime.fromisoformat(ti["end_date"])
-    assert len(spans) == len(SERVICES) and all(len(span) == 2 for span in spans.values()), spans
-    edges = sorted(
-        (moment, change)
-        for span in spans.values()
-        for moment, change in ((span["slot"], 1), (span["rollout.outcome"], -1))
-    )
-    assert max(accumulate(change for _, change in edges)) <= MAX_ROLLING_OUT, (spans, diagnostics)
-    # Striped: of the failed fleet-2 (rest, 0) and fleet-4 (rest, 2), one took slot 0 once the other ended.
-    before, after = sorted((spans["rest", 0], spans["rest", 2]), key=lambda span: span["slot"])
-    assert after["slot"] >= before["rollout.outcome"], spans
-    for index in range(MAX_ROLLING_OUT):
-        lease = _api(kubeconfig_path).get_namespaced_custom_object(
-            "coordination.k8s.io", "v1", kube_namespace, "leases", f"fleet-rollout-slot-{index}-rollout-lock"
-        )
-        assert not lease["spec"].get("holderIdentity"), lease
     # The run tells the truth: one Service was not rolled out, so the summary (the leaf) failed.
     assert result.state == "failed", diagnostics
     assert result.task_states["summary"] == "failed", diagnostics
