@@ -10,28 +10,18 @@ index has its own rollout identity (``dag_id/run_id/<group>/<map_index>``), its 
 (``<service>-rollout-lock``) and its own record on its Service, so a failure in one Service rolls back only
 that one and the others carry on.
 
-At most ``max_rolling_out`` at once: a Service's rollout first takes a slot, a Lease
-``fleet-rollout-slot-<k>-rollout-lock`` in the target namespace (the Service at map index ``i`` of its wave
-takes slot ``k = i % max_rolling_out``), waiting for it deferred as for the Service's own lock (the same
-:class:`~knative_rollout.operators.KnativeLockOperator`, on the slot's name), and ``free_slot``
-(trigger rule ``all_done``) frees it after the outcome, so a rolled-back or failed Service frees its slot
-too. Airflow has no limit for a mapped group as a whole; the slots are one. Waves run one after another,
-so one run's waves never share a slot at once; fleet runs at the same time in one namespace share the
-slots (a platform-wide limit: at most the largest ``max_rolling_out`` among them). A slot is held
-without renewal, for :data:`SLOT_SECONDS`, which covers a rollout: the slot of a killed run frees itself
-that long after it was taken. :data:`MAX_PARALLEL` (``max_active_tis_per_dagrun``) still bounds each step's
-running or deferred task instances, which bounds the worker slots and the API load a fleet takes.
-
 Stop the fleet: before the second and the last wave a ``gate`` counts the rollouts that failed so far;
 from ``max_failures`` on it fails, and no Service of the later waves starts (they end ``upstream_failed``,
-production untouched).
+production untouched). A wave's Services start together, at most :data:`MAX_PARALLEL` of each step at
+once (``max_active_tis_per_dagrun``), which bounds the worker slots and the API load a fleet takes; it
+does not bound how many of a wave's Services are between their lock and their outcome at a time (Airflow
+has no limit for a mapped group as a whole): ``benchmarks/fleet.py`` measures both.
 ``summary`` (the only leaf) says which Services were promoted, unchanged, rolled back or not started,
 and fails the run unless every Service ended promoted or unchanged.
 
 Params: ``services`` (Knative Service names), ``namespace``, ``image`` (the candidate), ``stable_image``
-(deployed where a Service does not exist yet), ``wave_percent``, ``max_failures``, ``max_rolling_out``;
-``steps`` is fixed at parse time (:data:`STEPS`). ``benchmarks/fleet.py`` runs it on 100 Services, the e2e
-tests on 5.
+(deployed where a Service does not exist yet), ``wave_percent``, ``max_failures``, ``steps`` is fixed at
+parse time (:data:`STEPS`). ``benchmarks/fleet.py`` runs it on 100 Services; the e2e tests on 5.
 """
 
 from __future__ import annotations
@@ -44,22 +34,13 @@ import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, chain, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
-from knative_rollout.hooks import KnativeServingHook
-from knative_rollout.locks import RolloutLock
-from knative_rollout.operators import KnativeDeployRevisionOperator, KnativeLockOperator
+from knative_rollout.operators import KnativeDeployRevisionOperator
 from knative_rollout.task_groups import progressive_rollout
 
 WAVES = ("first", "second", "rest")
 STEPS = (50, 100)
 # How many task instances of one step of one wave run at once (bootstraps, locks, shifts...).
 MAX_PARALLEL = 16
-# A slot is held, unrenewed, from a Service's rollout start to its outcome: far longer than one takes.
-SLOT_SECONDS = 3600
-# How long a Service waits for its slot: a slot serves its wave's Services one after another.
-SLOT_WAIT_SECONDS = 24 * 3600
-# The slot of the Service at map index i of a wave, and that Service's hold on it (wave and index).
-SLOT = "fleet-rollout-slot-{{ ti.map_index % params.max_rolling_out }}"
-SLOT_HOLDER = "{{ dag.dag_id }}/{{ run_id }}/{{ ti.task_id.split('.')[0] }}/{{ ti.map_index }}"
 _DNS_1035 = re.compile(r"[a-z]([-a-z0-9]{0,50}[a-z0-9])?")
 
 with DAG(
@@ -92,13 +73,6 @@ with DAG(
         "max_failures": Param(
             1, type="integer", minimum=1, description="failed rollouts after which no new wave starts"
         ),
-        "max_rolling_out": Param(
-            16,
-            type="integer",
-            minimum=1,
-            description="at most this many Services between taking their slot and their outcome at once "
-            "(the slots are shared with the fleet runs in the same namespace at that time)",
-        ),
     },
     default_args={
         "owner": "ml-platform",
@@ -125,31 +99,15 @@ with DAG(
 
     @task_group
     def wave(service_name: str) -> None:
-        """One Service's rollout in a slot: create it with the stable image if missing, roll the image out."""
+        """One Service's rollout: create it with the stable image if missing, then roll the image out."""
         target: dict[str, Any] = {"service_name": service_name, "namespace": "{{ params.namespace }}"}
-        slot = KnativeLockOperator(
-            task_id="slot",
-            service_name=SLOT,
-            namespace="{{ params.namespace }}",
-            rollout_id=SLOT_HOLDER,
-            lock_duration=SLOT_SECONDS,
-            lock_timeout=SLOT_WAIT_SECONDS,
-            wait_timeout=SLOT_WAIT_SECONDS,  # Airflow's own limit on the deferral (+60 s)
-        )
         bootstrap = KnativeDeployRevisionOperator(
             task_id="bootstrap", **target, image="{{ params.stable_image }}", only_if_missing=True
         )
         rollout = progressive_rollout(
             group_id="rollout", **target, image="{{ params.image }}", steps=STEPS, lock_timeout=600
         )
-        # Creating a missing Service with the stable image is no rollout: it runs while the slot is awaited.
-        [slot, bootstrap] >> rollout >> free_slot(slot=SLOT, holder=SLOT_HOLDER)
-
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def free_slot(slot: str, holder: str) -> bool:
-        """Free the Service's slot whatever its rollout did; return whether it still held it."""
-        namespace = str(get_current_context()["params"]["namespace"])
-        return RolloutLock(KnativeServingHook(), slot, namespace).release(holder)
+        bootstrap >> rollout
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def gate(before: list[str]) -> int:
