@@ -254,11 +254,19 @@ class RevisionState:
     async def acquire(self) -> PodProcess:
         """Borrow a pod, waiting (the activator) while none can take the request.
 
+        The held request counts as concurrency from the start, as Knative's activator reports the requests
+        it holds: otherwise a pod slower to come up than the scale-to-zero idle time is stopped by the
+        autoscaler while the request waits for it, and the request waits out its whole timeout.
+
         :raises RevisionUnavailable: when the revision failed, went away, or no pod came in time.
         """
-        pod = await self._wait_for_pod()
-        pod.in_flight += 1
         self.scaler.request_started(time.monotonic())
+        try:
+            pod = await self._wait_for_pod()
+        except BaseException:  # also a cancelled wait (the client went away): it no longer counts
+            self.scaler.request_finished(time.monotonic())
+            raise
+        pod.in_flight += 1
         return pod
 
     async def _wait_for_pod(self) -> PodProcess:
