@@ -23,8 +23,9 @@ async def test_open_model_sends_at_the_requested_rate() -> None:
     assert result.achieved_rate == pytest.approx(400, rel=0.02)
     assert result.throughput == pytest.approx(400, rel=0.02)
     assert result.errors == {} and result.status_codes == {200: 1200}
-    # Keep-alive: a handful of connections carry all requests.
-    assert server.connections == result.connections_opened <= 20
+    # Keep-alive: a few connections carry all requests (without it, one each: 1200). How many depends on
+    # how many requests are in flight at once, which a loaded machine raises.
+    assert server.connections == result.connections_opened <= 60
 
 
 async def test_stalls_show_in_open_model_p99_and_hide_from_closed_loop(
