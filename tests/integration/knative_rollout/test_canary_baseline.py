@@ -149,6 +149,9 @@ def test_a_resumed_rollout_finds_its_baseline_and_deletes_it_before_stopping_for
             analysis=judge_only(local_knative.metrics_url),
             baseline=True,
             promote=False,
+            # Deferred for the analysis (a window under inline_wait_seconds + 5 s runs in the worker), so
+            # the test can stop there, as a killed worker does.
+            inline_wait_seconds=0,
             **rollout,
         )
 
@@ -197,6 +200,7 @@ def test_a_killed_rollouts_baseline_is_deleted_by_the_rollout_that_takes_its_loc
         baseline=True,
         rollout_id="killed/rollout",
         lock_duration=3,  # expires 3 s after its worker died
+        inline_wait_seconds=0,  # deferred for the analysis, where the test stops it
         **target,
     )
     with Load(local_knative, kube_namespace):
