@@ -96,12 +96,23 @@ def _analysis(metrics_url: str) -> dict[str, Any]:
 
 
 def _task_running(home: Path, task_id: str) -> bool:
-    """Return whether the Airflow database shows ``task_id`` running or deferred (in any run)."""
-    with sqlite3.connect(home / "airflow.db", timeout=10) as db:
-        rows = db.execute(
-            "SELECT count(*) FROM task_instance WHERE task_id = ? AND state IN ('running', 'deferred')",
-            (task_id,),
-        ).fetchone()
+    """Return whether the Airflow database shows ``task_id`` running or deferred (in any run).
+
+    False while the run's process has not created its database yet (the bootstrap runs in this process).
+    """
+    database = home / "airflow.db"
+    if not database.exists():
+        return False
+    with sqlite3.connect(database, timeout=10) as db:
+        try:
+            rows = db.execute(
+                "SELECT count(*) FROM task_instance WHERE task_id = ? AND state IN ('running', 'deferred')",
+                (task_id,),
+            ).fetchone()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                return False
+            raise
     return bool(rows[0])
 
 
