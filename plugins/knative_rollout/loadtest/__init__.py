@@ -11,6 +11,7 @@ Pure asyncio: imports neither Airflow nor Kubernetes, so the same engine runs fr
 from __future__ import annotations
 
 from knative_rollout.loadtest.engine import (
+    DEFAULT_WARMUP_S,
     IntervalStats,
     LoadTestConfig,
     LoadTestConfigError,
@@ -31,6 +32,7 @@ from knative_rollout.loadtest.schedule import Schedule, Stage, parse_duration
 from knative_rollout.loadtest.slo import Finding, Slo, SloSyntaxError, Threshold, Verdict
 
 __all__ = [
+    "DEFAULT_WARMUP_S",
     "Finding",
     "IntervalStats",
     "LatencyHistogram",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from knative_rollout.loadtest.engine import (
+    DEFAULT_WARMUP_S,
     IntervalStats,
     LoadTestConfig,
     LoadTestConfigError,
@@ -74,9 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", default="10s", help="per-request timeout from its scheduled start")
     parser.add_argument(
         "--warmup",
-        default="30s",
+        default=f"{DEFAULT_WARMUP_S:g}s",
         help="before measuring, send one request at a time until one succeeds, for at most this long"
-        " (a revision scaled to zero starts first); 0 turns it off (default 30s)",
+        f" (a revision scaled to zero starts first); 0 turns it off (default {DEFAULT_WARMUP_S:g}s)",
     )
     parser.add_argument("--method", help="HTTP method (default GET, or POST with --body/--payloads)")
     parser.add_argument(

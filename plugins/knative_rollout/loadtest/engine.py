@@ -49,6 +49,8 @@ USER_AGENT = "knative-rollout-loadtest/0.1"
 # Pause after a warm-up request that failed before the next, so a fast error (connection refused, 503)
 # does not become a busy loop against a revision that is starting.
 WARMUP_RETRY_S = 0.1
+DEFAULT_WARMUP_S = 30.0
+"""The longest warm-up before a measurement unless told otherwise (config, CLI and gate operator)."""
 
 
 class LoadTestConfigError(ValueError):
@@ -101,7 +103,7 @@ class LoadTestConfig:
     expect_status: tuple[int, ...] = ()
     expect_json_field: str | None = None
     progress_interval_s: float = 1.0
-    warmup_s: float = 30.0
+    warmup_s: float = DEFAULT_WARMUP_S
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)

@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from knative_rollout.exceptions import KnativeInputError, KnativeRolloutConflictError, permanent_input_errors
 from knative_rollout.loadtest import (
+    DEFAULT_WARMUP_S,
     IntervalStats,
     LoadTestConfig,
     LoadTestConfigError,
@@ -145,7 +146,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
     :param model: ``"open"`` (fixed schedule, default) or ``"closed"`` (``concurrency`` workers).
     :param concurrency: most connections at once (open) or workers (closed).
     :param timeout: per-request timeout, counted from the request's scheduled start.
-    :param warmup: the longest warm-up before measuring (default ``"30s"``): seconds or text; 0 turns
+    :param warmup: the longest warm-up before measuring (default 30 s): seconds or text; 0 turns
         it off.
     :param method: HTTP method; POST when ``bodies`` are given.
     :param path: path (and query) appended to a tag URL, e.g. ``/v1/models/model:predict`` (templated).
@@ -199,7 +200,7 @@ class LoadTestGateOperator(KnativeConnectionOperator):
         model: str = "open",
         concurrency: int = 100,
         timeout: str | float = "10s",
-        warmup: str | float = "30s",
+        warmup: str | float = DEFAULT_WARMUP_S,
         method: str | None = None,
         path: str = "",
         headers: Mapping[str, str] | None = None,
@@ -425,7 +426,7 @@ def load_test_cli_arguments(
     model: str = "open",
     concurrency: int = 100,
     timeout: str = "10s",
-    warmup: str = "30s",
+    warmup: str | float = DEFAULT_WARMUP_S,
     headers: Mapping[str, str] | None = None,
     json_path: str = "/airflow/xcom/return.json",
     fail_on_inconclusive: bool = True,
@@ -436,7 +437,7 @@ def load_test_cli_arguments(
     ``fail_on_inconclusive`` is False; either fails the task.
     """
     arguments = ["--url", url, "--duration", duration, "--model", model, "--concurrency", str(concurrency)]
-    arguments += ["--timeout", timeout, "--warmup", warmup, "--json", json_path]
+    arguments += ["--timeout", timeout, "--warmup", str(warmup), "--json", json_path]
     if rate is not None:
         arguments += ["--rate", f"{rate:g}"]
     if slo:
