@@ -295,20 +295,17 @@ def _refuse(name: str, value: Any, reason: str) -> AirflowFailException:
 
 def _metrics_source(url: str | None) -> dict[str, Any]:
     """Return the analysis' metrics source: the Param, else the Knative ingress' /metrics."""
-    if not url:
-        from knative_rollout.operators.analysis import ingress_metrics_url
+    from knative_rollout.operators.analysis import metrics_source
 
-        url = ingress_metrics_url()
-        if not url:
-            raise _refuse(
-                "metrics_url",
-                url,
-                "it is empty and the kubernetes_default connection has no 'ingress_address' extra to read "
-                "/metrics from; give the Prometheus URL",
-            )
-    if url.rstrip("/").endswith("/metrics"):
-        return {"scrape_urls": [url]}
-    return {"prometheus_url": url}
+    source = metrics_source(url)
+    if source is None:
+        raise _refuse(
+            "metrics_url",
+            url,
+            "it is empty and the kubernetes_default connection has no 'ingress_address' extra to read "
+            "/metrics from; give the Prometheus URL",
+        )
+    return source
 
 
 def _analysis(params: dict[str, Any], window: int) -> dict[str, Any]:

@@ -212,7 +212,7 @@ def analysis_settings(service_name: str) -> dict[str, Any]:
     from airflow.sdk import Variable
 
     from knative_rollout.analysis import AnalysisConfig
-    from knative_rollout.operators.analysis import ingress_metrics_url
+    from knative_rollout.operators.analysis import metrics_source
 
     overrides = Variable.get(ANALYSIS_VARIABLE, default={}, deserialize_json=True)
     if not isinstance(overrides, dict):
@@ -223,15 +223,15 @@ def analysis_settings(service_name: str) -> dict[str, Any]:
     if "load" in analysis and "load" not in overrides:
         analysis["load"] = {**analysis["load"], "path": f"/v1/models/{service_name}:predict"}
     if not any(analysis.get(key) for key in ("prometheus_url", "metrics_conn_id", "scrape_urls")):
-        metrics_url = ingress_metrics_url()
-        if not metrics_url:
+        source = metrics_source()
+        if source is None:
             raise AirflowFailException(
                 f"no metrics for the analysis: set the Variable {ANALYSIS_VARIABLE} to e.g. "
                 '{"prometheus_url": "http://prometheus:9090", "window": "2m", "interval": "10s"}, or give '
                 "the kubernetes_default connection the extra ingress_address (local_knative's /metrics "
                 "is served there)"
             )
-        analysis["scrape_urls"] = [metrics_url]
+        analysis.update(source)
     try:
         AnalysisConfig.of(analysis)
     except (TypeError, ValueError) as error:

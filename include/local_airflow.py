@@ -546,9 +546,13 @@ class AirflowStack:
             for component in self.components
         )
 
-    def task_log_events(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+    def task_log_events(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> list[dict[str, Any]]:
         """Return a task's structured log records, as its workers and the triggerer wrote them."""
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder /= f"map_index={map_index}"
         events: list[dict[str, Any]] = []
         for path in sorted(folder.glob("attempt=*.log")):
             for line in path.read_text(errors="replace").splitlines():
@@ -560,10 +564,10 @@ class AirflowStack:
         # The worker's and the triggerer's records live in separate files; interleave them in time order.
         return sorted(events, key=lambda record: str(record.get("timestamp", "")))
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
         """Return a task's log as text: ``time level logger: event`` per record, then any exception."""
         lines = []
-        for record in self.task_log_events(dag_id, run_id, task_id):
+        for record in self.task_log_events(dag_id, run_id, task_id, map_index):
             head = (record.get("timestamp"), record.get("level"), f"{record.get('logger', '')}:")
             lines.append(" ".join(str(part) for part in (*head, record.get("event", "")) if part))
             lines.extend(_exception_lines(record.get("error_detail")))

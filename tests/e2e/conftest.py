@@ -69,9 +69,10 @@ def airflow_stack(
             "kubernetes_default": kubernetes_connection(local_knative.kubeconfig, local_knative.ingress_url)
         },
         executor=executor,
-        # Enough slots for the fleet sample (five Services rolling out at once) and the other DAGs.
         celery_workers=2,
         worker_concurrency=4,
+        # The fleet sample's limit on Services rolling out at once: below its last wave of three.
+        extra_env={"KNATIVE_ROLLOUT_FLEET_MAX_AT_ONCE": "2"},
         **backing,
     )
     stack.start()

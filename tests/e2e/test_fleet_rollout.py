@@ -1,22 +1,42 @@
-"""dags/fleet_rollout.py on the Celery stack: five Services in one run, one failure rolled back on its own."""
+"""dags/fleet_rollout.py on the Celery stack: five Services, at most two at once, a failure stops the fleet.
+
+The session stack sets ``KNATIVE_ROLLOUT_FLEET_MAX_AT_ONCE=2`` (tests/e2e/conftest.py). The waves are
+``fleet-0``, then ``fleet-1``, then ``fleet-2..4``. ``fleet-2`` exists, someone else's rollout holds its
+Lease, and the API refuses every change to it (as RBAC would): its rollout waits for the Lease, holding one
+of the two places. Once ``fleet-3``'s rollout holds the other, the test frees the Lease, and ``fleet-2``'s
+rollout fails at its first write. ``fleet-4`` waited for a free place, and by then the fleet has stopped
+(``max_failures`` 1): it must not start, while ``fleet-3``, already under way, is promoted.
+"""
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 
-from knative_rollout.resources import state_from_annotations
+from knative_rollout.resources import (
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    held_lease,
+    lease_name,
+    state_from_annotations,
+)
 from local_airflow import AirflowStack
+from local_knative.testing import LocalKnative
 
 pytestmark = pytest.mark.e2e
 
 FLEET_TIMEOUT = 240.0
 SERVICES = [f"fleet-{n}" for n in range(5)]
-# Lands in the last wave (first: fleet-0, second: fleet-1, rest: fleet-2..4), so it cannot stop the fleet.
-BROKEN = "fleet-3"
+BROKEN = "fleet-2"
+UNDER_WAY = "fleet-3"
+NOT_STARTED = "fleet-4"
+MAX_AT_ONCE = 2
+STABLE_IMAGE = "registry.example.com/knative-rollout/echo:v1"
 
 
 def _api(kubeconfig: Path) -> client.CustomObjectsApi:
@@ -31,10 +51,55 @@ def _service(kubeconfig: Path, namespace: str, name: str) -> dict[str, Any]:
     )
 
 
-def test_fleet_rolls_out_each_service_independently(
-    airflow_stack: AirflowStack, kube_namespace: str, kubeconfig_path: Path
+class FleetLeases:
+    """Every 0.2 s, read the namespace's rollout Leases: the most the fleet held at once, and who held one.
+
+    Once ``UNDER_WAY``'s Lease is the fleet's, the Lease of ``BROKEN`` (held by someone else) is deleted.
+    """
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.api = client.CoordinationV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+        self.namespace = namespace
+        self.peak = 0
+        self.holders: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            leases = self.api.list_namespaced_lease(self.namespace).items
+            held = {
+                lease.metadata.name
+                for lease in leases
+                if lease.spec and (lease.spec.holder_identity or "").startswith("fleet_rollout/")
+            }
+            if lease_name(UNDER_WAY) in held and lease_name(UNDER_WAY) not in self.holders:
+                self.api.delete_namespaced_lease(lease_name(BROKEN), self.namespace)
+            self.holders |= held
+            self.peak = max(self.peak, len(held))
+
+    def __enter__(self) -> FleetLeases:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_fleet_rolls_out_at_most_two_at_once_and_stops_after_a_failure(
+    airflow_stack: AirflowStack, local_knative: LocalKnative, kube_namespace: str, kubeconfig_path: Path
 ) -> None:
-    # A Service the provider does not manage (no managed-by label): its rollout must fail, and only it.
+    conf = {
+        "services": SERVICES,
+        "namespace": kube_namespace,
+        "wave_percent": 25,
+        "max_failures": 1,
+        "analysis_window": 2,
+        "load_rate": 10,
+    }
+    # BROKEN: managed and serving v1 (its bootstrap has nothing to do), its Lease someone else's, and
+    # every change to it refused.
     _api(kubeconfig_path).create_namespaced_custom_object(
         "serving.knative.dev",
         "v1",
@@ -43,36 +108,62 @@ def test_fleet_rolls_out_each_service_independently(
         {
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Service",
-            "metadata": {"name": BROKEN, "namespace": kube_namespace},
-            "spec": {
-                "template": {
-                    "spec": {"containers": [{"image": "registry.example.com/knative-rollout/echo:v1"}]}
-                }
+            "metadata": {
+                "name": BROKEN,
+                "namespace": kube_namespace,
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
             },
+            "spec": {"template": {"spec": {"containers": [{"image": STABLE_IMAGE}]}}},
         },
     )
-    conf = {"services": SERVICES, "namespace": kube_namespace, "wave_percent": 25, "max_failures": 1}
-    result = airflow_stack.run_dag("fleet_rollout", conf, timeout=FLEET_TIMEOUT)
+    foreign = held_lease(
+        None,
+        service=BROKEN,
+        namespace=kube_namespace,
+        rollout_id="someone-else",
+        duration_seconds=600,
+        now=datetime.now(UTC),
+    )
+    client.CoordinationV1Api(
+        config.new_client_from_config(config_file=str(kubeconfig_path))
+    ).create_namespaced_lease(kube_namespace, foreign)
+    forbidden = {
+        "layer": "api",
+        "namespaces": [kube_namespace],
+        "names": [BROKEN],
+        "resources": ["services"],
+        "verbs": ["update", "patch"],
+        "error": 403,
+    }
+    with local_knative.faults.injected(forbidden), FleetLeases(kubeconfig_path, kube_namespace) as leases:
+        result = airflow_stack.run_dag("fleet_rollout", conf, timeout=FLEET_TIMEOUT)
     diagnostics = airflow_stack.diagnostics(result.dag_id, result.run_id)
     instances = airflow_stack.task_instances(result.dag_id, result.run_id)
-    outcome = {
-        (ti["task_id"].split(".")[0], ti["map_index"]): ti["state"]
-        for ti in instances
-        if ti["task_id"].endswith(".rollout.outcome")
-    }
-    assert outcome == {
-        ("first", 0): "success",
-        ("second", 0): "success",
-        ("rest", 0): "success",
-        ("rest", 1): "failed",
-        ("rest", 2): "success",
+    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in instances if "." in ti["task_id"]}
+    assert states == {
+        **{
+            (f"{wave}.{step}", 0): "success"
+            for wave in ("first", "second", "rest")
+            for step in ("bootstrap", "rollout")
+        },
+        ("rest.rollout", 0): "failed",  # BROKEN
+        ("rest.bootstrap", 1): "success",
+        ("rest.rollout", 1): "success",  # UNDER_WAY
+        # The third waited for a free place; by then the fleet had stopped.
+        ("rest.bootstrap", 2): "success",
+        ("rest.rollout", 2): "skipped",
     }, diagnostics
-    # The run tells the truth: one Service was not rolled out, so the summary (the leaf) failed.
+    # Never more than the limit held a Lease at once, and the limit was reached.
+    assert leases.peak == MAX_AT_ONCE, (leases.peak, diagnostics)
+    assert NOT_STARTED not in {name.removesuffix("-rollout-lock") for name in leases.holders}, leases.holders
+    # The run tells the truth: the summary (the leaf) failed, naming the failed and the unstarted Service.
     assert result.state == "failed", diagnostics
     assert result.task_states["summary"] == "failed", diagnostics
     assert result.task_states["gate_second"] == result.task_states["gate_rest"] == "success", diagnostics
     summary_log = airflow_stack.task_log(result.dag_id, result.run_id, "summary")
-    assert f"rolled back or failed ['{BROKEN}']" in summary_log, summary_log
+    assert f"rolled back or failed ['{BROKEN}'], not started ['{NOT_STARTED}']" in summary_log, summary_log
+    skipped_log = airflow_stack.task_log(result.dag_id, result.run_id, "rest.rollout", map_index=2)
+    assert f"the fleet stopped: 1 rollout(s) failed ({BROKEN}), the limit is 1" in skipped_log, skipped_log
 
     for name in SERVICES:
         service = _service(kubeconfig_path, kube_namespace, name)
@@ -80,12 +171,13 @@ def test_fleet_rolls_out_each_service_independently(
             (t["revisionName"], t["percent"], t.get("tag")) for t in service["status"].get("traffic", [])
         ]
         image = service["spec"]["template"]["spec"]["containers"][0]["image"]
-        if name == BROKEN:
-            # Untouched: still v1, and nothing of a rollout was written on it.
-            assert image.endswith("echo:v1"), service
-            assert "rollout.knative-rollout.dev/phase" not in service["metadata"].get("annotations", {})
+        state = state_from_annotations(service["metadata"].get("annotations"))
+        if name in (BROKEN, NOT_STARTED):
+            # Untouched by a rollout: v1 as it was made, serving alone, no rollout recorded.
+            assert image == STABLE_IMAGE, service
+            assert [percent for _, percent, _ in served] == [100], (name, served)
+            assert not state.rollout_id and not state.candidate, (name, state)
             continue
-        state = state_from_annotations(service["metadata"]["annotations"])
         assert image.endswith("echo:v2"), (name, image)
         assert served == [(state.stable, 100, "stable")], (name, served)
         assert state.previous_stable and state.previous_stable != state.stable, (name, state)
