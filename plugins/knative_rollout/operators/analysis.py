@@ -54,8 +54,10 @@ def ingress_metrics_url(kubernetes_conn_id: str = "kubernetes_default") -> str |
     return str(ingress).rstrip("/") + "/metrics" if ingress else None
 
 
-def metrics_source(url: str | None = None, kubernetes_conn_id: str = "kubernetes_default") -> dict[str, Any] | None:
-    """Return the ``analysis`` keys that read metrics from ``url``, for DAGs that take it as a Param.
+def metrics_source(
+    url: str | None = None, kubernetes_conn_id: str = "kubernetes_default"
+) -> dict[str, Any] | None:
+    """Return the ``analysis`` keys that read metrics from ``url`` (for DAGs that take it as a Param).
 
     A ``/metrics`` endpoint is scraped (``scrape_urls``), any other URL is a Prometheus (``prometheus_url``);
     without a URL, the connection's ingress ``/metrics`` (:func:`ingress_metrics_url`). ``None`` when
