@@ -12,10 +12,11 @@ directory (its path is printed).
 
 The same stack, over the REST API only: ``retrain_and_rollout``'s daily run bootstraps a Service;
 ``manual_rollout`` with steps out of order fails at ``check_params`` naming the field and writes nothing,
-with good Params it rolls out a model trained on random labels (its judged step deferred to the
-triggerer and resumed); an asset event with clean data then beats that model offline and is promoted
-through the gate and 10% -> 50% -> 100%, one with half the labels broken stops at ``evaluate``, and the
-promoted batch again is "nothing to roll out".
+with good Params it rolls out a model of its own (its judged step deferred to the triggerer and
+resumed); an asset event with half the labels broken then retrains on that event's batch, scores it
+against the model ``manual_rollout`` deployed and stops at ``evaluate``. A better model promoted through
+the gate and 10% -> 50% -> 100%, and the same batch again being "nothing to roll out", are
+``test_retrain_dags``'s (``dag.test()``) and the demo's (``test_demo``, a real Airflow over REST).
 """
 
 from __future__ import annotations
@@ -49,20 +50,10 @@ PAGE = "/knative-rollout/"
 
 
 RETRAIN_NAMESPACE = "retrain-e2e"
-RETRAIN_ANALYSIS = {
-    "window": "4s",
-    "interval": "1s",
-    "slo": {"max_p99_latency": "2000ms", "max_error_rate": 0.01, "min_requests": 20},
-}
 
 
 # Set for this module over the REST API; Variables are read when a task runs, not when the DAG is parsed.
-VARIABLES = {
-    "knative_rollout_namespace": RETRAIN_NAMESPACE,
-    # retrain_and_rollout's three judged steps in 4 s windows rather than 10 s (they then run in the
-    # worker: only a window of 10 s or more defers); a looser p99 for a busy test machine.
-    "knative_rollout_analysis": json.dumps(RETRAIN_ANALYSIS),
-}
+VARIABLES = {"knative_rollout_namespace": RETRAIN_NAMESPACE}
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +61,8 @@ def console_stack(airflow_stack: AirflowStack, local_knative: LocalKnative) -> I
     """Return the session's Airflow stack with this module's namespace and Variables.
 
     Scheduled and asset-triggered runs of retrain_and_rollout take their namespace from the Variable
-    ``knative_rollout_namespace`` (a namespace of this module's own) and their analysis from
-    ``knative_rollout_analysis``. Afterwards the Variables are deleted and the DAG is paused again, so no
-    later run of it (its schedule) lands in the other tests' stack.
+    ``knative_rollout_namespace`` (a namespace of this module's own). Afterwards the Variable is deleted
+    and the DAG is paused again, so no later run of it (its schedule) lands in the other tests' stack.
     """
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RETRAIN_NAMESPACE}}
     status, body = local_knative.request("POST", "/api/v1/namespaces", namespace)
@@ -207,6 +197,10 @@ def test_console_rolls_out_shows_progress_links_runs_and_rolls_back(
     # A generous gate: this test is about the console, and the shared test machine may be busy.
     p99 = ui.locator('[id="number-input:element_p99_ms:inc"]').get_attribute("aria-controls")
     ui.locator(f'[id="{p99}"]').fill("60000")
+    # Each of the three steps judged for the shortest window the form allows (5 s, not the default 10 s):
+    # the page shows the rollout in progress for the gate and the steps all the same.
+    interval = ui.locator('[id="number-input:element_interval:inc"]').get_attribute("aria-controls")
+    ui.locator(f'[id="{interval}"]').fill("5")
     ui.screenshot(path=str(shots / "2-trigger-form.png"), full_page=True)
     ui.locator("[data-testid='trigger-dag-submit']").click()
     run_id = _new_run(console_stack, before)
@@ -309,9 +303,9 @@ def _deferred(stack: AirflowStack, result: DagRunResult) -> list[str]:
     ]
 
 
-# Six DAG runs in a row (about 145 s here): more than the default 300 s a test gets on a busy machine.
+# Four DAG runs in a row: more than the default 300 s a test gets on a busy machine.
 @pytest.mark.timeout(900)
-def test_retrain_on_new_data_promotes_or_stops_and_manual_rollout_checks_its_params_over_rest(
+def test_retrain_on_new_data_stops_a_worse_model_and_manual_rollout_checks_its_params_over_rest(
     console_stack: AirflowStack, local_knative: LocalKnative, tmp_path: Path
 ) -> None:
     from model.data import BatchSpec, write_batch
@@ -332,14 +326,12 @@ def test_retrain_on_new_data_promotes_or_stops_and_manual_rollout_checks_its_par
     # manual_rollout over REST, which is not held to the form's checks: steps out of order pass the
     # Params' JSON schema, so only check_params stops them, naming the field, before anything is written.
     target = {"service_name": "iris", "namespace": RETRAIN_NAMESPACE}
-    # A model rolled out by hand that is worse than any clean retrain, whatever the day's batch: trained
-    # on labels all drawn at random (holdout accuracy ~0.53 against ~0.93 for a clean batch), so the
-    # retrain below beats it by far more than min_improvement.
-    spec = BatchSpec(batch=1, label_noise=1.0)
-    random_labels = str(train_on_batch(write_batch(spec, tmp_path / "data"), tmp_path / "models", spec.name))
+    # A model rolled out by hand, trained on a clean batch: the broken retrain below scores worse.
+    spec = BatchSpec(batch=3, label_noise=0.0)
+    by_hand_model = str(train_on_batch(write_batch(spec, tmp_path / "data"), tmp_path / "models", spec.name))
     before = _cluster_record(local_knative, RETRAIN_NAMESPACE)
     refused = console_stack.run_dag(
-        "manual_rollout", {**target, "model_uri": random_labels, "steps": [50, 20]}, timeout=120
+        "manual_rollout", {**target, "model_uri": by_hand_model, "steps": [50, 20]}, timeout=120
     )
     assert refused.state == "failed", refused.task_states
     assert refused.task_states["check_params"] == "failed", refused.task_states
@@ -353,7 +345,7 @@ def test_retrain_on_new_data_promotes_or_stops_and_manual_rollout_checks_its_par
     # The same over REST with good Params: one judged step straight to 100% for 10 s, a window long
     # enough that the canary task defers it to the triggerer (analysis.wait_for_analysis). A generous p99
     # (a loaded test machine answered in 10 s): the step is about the deferral, not the latency.
-    good = {**target, "model_uri": random_labels, "steps": [100], "interval": 10, "p99_ms": 60000}
+    good = {**target, "model_uri": by_hand_model, "steps": [100], "interval": 10, "p99_ms": 60000}
     manual = console_stack.run_dag("manual_rollout", good, timeout=240)
     assert manual.state == "success", manual.task_states
     by_hand = console_stack.xcom("manual_rollout", manual.run_id, "rollout.deploy_candidate")["revision"]
@@ -362,30 +354,13 @@ def test_retrain_on_new_data_promotes_or_stops_and_manual_rollout_checks_its_par
     assert "rollout.canary" in _deferred(console_stack, manual), manual.task_states
     assert manual.task_states["rollout.canary"] == "success"
 
-    # New clean training data posted over REST: it beats the model rolled out by hand offline and is
-    # promoted through the gate and every judged step (short windows: the Variable set by the fixture).
-    better = _asset_run(console_stack, asset["id"], {"batch": 3, "label_noise": 0.0}, seen)
-    assert better.state == "success", better.task_states
-    decision = console_stack.xcom("retrain_and_rollout", better.run_id, "evaluate")
-    assert decision["roll_out"] is True and decision["serving_version"] == spec.name, decision
-    assert decision["candidate_accuracy"] - decision["serving_accuracy"] >= 0.01, decision
-    steps = ("load_test", "traffic_10", "analysis_10", "traffic_50", "analysis_50", "traffic_100")
-    for task_id in (*steps, "analysis_100", "promote", "outcome"):
-        assert better.task_states[f"rollout.{task_id}"] == "success", better.task_states
-    deployed = console_stack.xcom("retrain_and_rollout", better.run_id, "rollout.deploy_candidate")
-    serving = [(deployed["revision"], 100)]
-    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
-
-    # New data with half the labels broken: the retrain stops at the offline evaluation, green.
+    # New data with half the labels broken, posted over REST: the asset event starts a retrain on that
+    # event's batch, which scores it against the model manual_rollout deployed and stops at the offline
+    # evaluation, green, with nothing published or rolled out.
     worse = _asset_run(console_stack, asset["id"], {"batch": 2, "label_noise": 0.5}, seen)
     assert worse.state == "success", worse.task_states
     assert worse.task_states["publish"] == worse.task_states["rollout.outcome"] == "skipped"
     decision = console_stack.xcom("retrain_and_rollout", worse.run_id, "evaluate")
-    assert decision["roll_out"] is False and decision["serving_version"] == "iris-b3-n0-d0", decision
-    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
-
-    # The promoted batch again: the same model, so the rollout finds nothing to roll out.
-    same = _asset_run(console_stack, asset["id"], {"batch": 3}, seen)
-    assert same.state == "success", same.task_states
-    assert same.task_states["rollout.deploy_candidate"] == "skipped"
-    assert _served(local_knative, RETRAIN_NAMESPACE) == serving
+    assert decision["roll_out"] is False, decision
+    assert (decision["candidate_version"], decision["serving_version"]) == ("iris-b2-n50-d0", spec.name)
+    assert _served(local_knative, RETRAIN_NAMESPACE) == [(by_hand, 100)]
