@@ -77,7 +77,7 @@ def run_dag(
 ) -> Iterator[Any]:
     """Return ``run(dag_id, tasks)``: build a DAG chaining ``(task_id, class name, kwargs)`` and run it.
 
-    ``run(dag_id, source=text)`` runs the DAG a file of that text defines instead.
+    ``run(dag_id, source=text)`` runs the DAG a file of that text defines instead; ``conf`` is the run's.
     """
     dag_dir = tmp_path / "dags"
     dag_dir.mkdir()
@@ -95,7 +95,11 @@ def run_dag(
     )
 
     def run(
-        dag_id: str, tasks: list[tuple[str, str, dict[str, Any]]] | None = None, *, source: str | None = None
+        dag_id: str,
+        tasks: list[tuple[str, str, dict[str, Any]]] | None = None,
+        *,
+        source: str | None = None,
+        conf: dict[str, Any] | None = None,
     ) -> DagResult:
         path = dag_dir / f"{dag_id}.py"
         generated = DAG_TEMPLATE.format(spec=json.dumps({"dag_id": dag_id, "tasks": tasks}))
@@ -104,7 +108,7 @@ def run_dag(
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        dagrun = module.dag.test()
+        dagrun = module.dag.test(run_conf=conf)
         return DagResult(
             state=str(dagrun.state),
             task_states={ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()},
