@@ -40,7 +40,7 @@ test: lint
 test-full: lint
 	$(PYTHON) -m pytest -p no:cacheprovider --durations=25
 
-# The rollout soak: SOAK_RUNS runs of the example DAG on one Service (make test runs a sample of 8).
+# The rollout soak: SOAK_RUNS runs of the example DAG on one Service (make test runs a sample of 7).
 soak: install
 	SOAK_RUNS=$${SOAK_RUNS:-30} SOAK_SEED=$${SOAK_SEED:-1} $(PYTHON) -m pytest -p no:cacheprovider -s \
 		tests/integration/knative_rollout/test_rollout_soak.py

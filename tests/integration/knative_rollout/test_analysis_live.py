@@ -3,7 +3,7 @@
 For each metric schema local_knative can expose (``LOCAL_KNATIVE_METRICS_SCHEMA``), one module-scoped
 scenario: a fresh local_knative, a real Prometheus (Debian ``prometheus``) scraping its ``/metrics``
 every second, and one Service with four model revisions at 25 % each: the stable, an identical canary,
-a canary 60 ms slower and one failing 20 % of predictions. First a window with no traffic, then 20 s of
+a canary 60 ms slower and one failing 20 % of predictions. First a window with no traffic, then 10 s of
 open-model load through the route's host while a direct scraper reads ``/metrics`` too. The tests judge
 that one run through the Prometheus API and through the direct scrape, and check the counts both read
 against what the client saw (``X-Revision`` on every answer).
@@ -54,8 +54,9 @@ NAMESPACE = "models"
 SERVICE = "iris-classifier"
 STABLE, SAME, SLOW, FAILING = (f"{SERVICE}-v{number}" for number in (1, 2, 3, 4))
 FAULTS = {STABLE: {}, SAME: {}, SLOW: {"FAULT_LATENCY_MS": "60"}, FAILING: {"FAULT_ERROR_RATE": "0.2"}}
-RATE = 100.0  # requests per second over all four revisions
-LOAD_SECONDS = 20.0
+# 2000 requests over all four revisions, 500 for each to judge: at 200/s they take 10 s, not 20 s at 100/s.
+RATE = 200.0  # requests per second over all four revisions
+LOAD_SECONDS = 10.0
 STEP = 2.0
 SLO_LIMITS = SLO(max_p99_latency=0.05, max_error_rate=0.01)
 

@@ -128,8 +128,9 @@ def lease_holder(cluster: Any, namespace: str) -> str | None:
 def test_good_canary_is_promoted_through_every_step_and_a_second_run_changes_nothing(
     run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
 ) -> None:
-    tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, analysis(local_knative.metrics_url))
-    with Load(local_knative, kube_namespace) as load:
+    # 3 s windows of 80 requests/s: each step judges as many requests as 6 s of the usual 40/s.
+    tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, analysis(local_knative.metrics_url, window="3s"))
+    with Load(local_knative, kube_namespace, rate=80.0) as load:
         first = run_dag("canary_good", tasks)
     assert first.state == "success", first.task_states
     summary = first.results["canary"]
@@ -203,9 +204,9 @@ def test_no_traffic_is_inconclusive_and_never_promoted(
 def test_no_real_traffic_gets_a_decision_from_the_synthetic_load(
     run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
 ) -> None:
-    load = {"rate": 25, "path": "/", "ingress_address": local_knative.ingress_url}
-    # 8 s: the synthetic 25 requests/s give the 20 % canary about 40 requests, twice ``min_requests``.
-    config = analysis(local_knative.metrics_url, window="8s", load=load)
+    load = {"rate": 50, "path": "/", "ingress_address": local_knative.ingress_url}
+    # 4 s of the synthetic 50 requests/s: as many requests as 8 s of 25/s, in half the wait per step.
+    config = analysis(local_knative.metrics_url, window="4s", load=load)
     tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, config)
     outcome = run_dag("canary_synthetic", tasks)  # no load from the test: only the analysis' own
     assert outcome.state == "success", outcome.task_states
@@ -330,7 +331,8 @@ def test_the_issue_fault_sizes_are_rolled_back_at_the_first_step_and_an_identica
         "KnativeDeployRevisionOperator",
         {"image": f"{MODEL}:v1", "env": stable_env, "only_if_missing": True, **target},
     )
-    load = Load(local_knative, kube_namespace, rate=50.0, path=f"/v1/models/{SERVICE}:predict")
+    # 100 requests/s for 6 s windows: the judge sees as many requests of each revision as at 50/s for 12 s.
+    load = Load(local_knative, kube_namespace, rate=100.0, path=f"/v1/models/{SERVICE}:predict")
     load.body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
     with load:
         stable = run_dag(f"fault_{fault}_stable", [deploy_stable]).results["deploy_stable"]["revision"]
@@ -345,7 +347,7 @@ def test_the_issue_fault_sizes_are_rolled_back_at_the_first_step_and_an_identica
             candidate_env["FAULT_LATENCY_MS"] = f"{STABLE_LATENCY_MS:g}.0"  # the same model, a new revision
         config = {
             "scrape_urls": [local_knative.metrics_url],
-            "window": "12s",
+            "window": "6s",
             "interval": "1s",
             # Far from both faults: the judge's comparison with the stable has to find them.
             "slo": {"max_p99_latency": "2s", "max_error_rate": 0.5, "min_requests": 20},
@@ -421,7 +423,7 @@ from knative_rollout.notifiers import KnativeRolloutWebhookNotifier
 from knative_rollout.operators import KnativeCanaryRolloutOperator, KnativeDeployRevisionOperator
 
 target = dict(service_name="{service}", namespace="{namespace}", wait_timeout=90)
-analysis = {{"scrape_urls": ["{metrics_url}"], "window": "6s", "interval": "1s",
+analysis = {{"scrape_urls": ["{metrics_url}"], "window": "3s", "interval": "1s",
             "slo": {{"max_p99_latency": "200ms", "max_error_rate": 0.02, "min_requests": 20}}}}
 
 with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1),
@@ -495,7 +497,7 @@ def test_bake_keeps_a_good_promotion_and_undoes_a_regressed_one_with_alerts(
         metrics_url=local_knative.metrics_url,
         dag_id=dag_id,
         echo=ECHO,
-        bake="12s",
+        bake="6s",
         hook_url=hook.url,
     )
     faults = local_knative.faults
@@ -518,7 +520,8 @@ def test_bake_keeps_a_good_promotion_and_undoes_a_regressed_one_with_alerts(
     watcher = threading.Thread(target=inject_after_promotion, daemon=True)
     watcher.start()
     try:
-        with Load(local_knative, kube_namespace):
+        # 80 requests/s in 3 s windows: each judges as many requests as 6 s of the usual 40/s.
+        with Load(local_knative, kube_namespace, rate=80.0):
             outcome = run_dag(dag_id, source=source)
     finally:
         stop.set()
@@ -534,7 +537,7 @@ def test_bake_keeps_a_good_promotion_and_undoes_a_regressed_one_with_alerts(
     if not regression:
         assert outcome.state == "success", (outcome.task_states, summary)
         assert served == [(candidate, 100, "stable")] and state.phase.value == "Promoted"
-        assert [step["verdict"] for step in bakes] == ["pass", "pass"], "12 s of bake in 6 s windows"
+        assert [step["verdict"] for step in bakes] == ["pass", "pass"], "6 s of bake in 3 s windows"
         assert hook.events() == ["promoted"]
     else:
         assert injected, "the regression was injected once the promotion was served"

@@ -96,7 +96,7 @@ def test_canary_with_runtime_steps_promotes_then_nothing_to_do_then_rolls_back(
     target, old = bootstrapped
     namespace = target["namespace"]
     v2 = train_model(tmp_path, "v2", 1)
-    canary = {**target, "model_uri": v2, "steps": [20, 100], "interval": 6, "p99_ms": 5000}
+    canary = {**target, "model_uri": v2, "steps": [20, 100], "interval": 5, "p99_ms": 5000}
 
     rolled_out = run_example("manual_rollout", canary)
     assert rolled_out.state == "success", rolled_out.task_states
@@ -168,7 +168,7 @@ def test_approval_unanswered_times_out_and_rolls_back(
         "approval": True,
         "approval_timeout": 10,
         "steps": [30],
-        "interval": 6,
+        "interval": 5,
         "p99_ms": 5000,
     }
     scheduler = SchedulerJobRunner(job=Job())
