@@ -24,9 +24,13 @@ from local_knative.testing import LocalKnative
 pytestmark = pytest.mark.integration
 
 
-def judge_only(metrics_url: str) -> dict[str, Any]:
-    """The judge alone, no slo: the 100% step has nothing to check, so a rollout spends one window."""
-    config = analysis(metrics_url, window="6s")
+def judge_only(metrics_url: str, window: str = "6s") -> dict[str, Any]:
+    """The judge alone, no slo: the 100% step has nothing to check, so a rollout spends one window.
+
+    :param window: 6 s by default: a window under ``inline_wait_seconds`` + 5 s is judged in the worker, so
+        a test that stops a rollout at its deferred analysis (``inline_wait_seconds=0``) needs 5 s or more.
+    """
+    config = analysis(metrics_url, window=window)
     del config["slo"]
     return config
 
@@ -52,9 +56,11 @@ def assert_gone(cluster: Any, namespace: str, baseline: str) -> ClusterView:
 def test_a_good_candidate_judged_against_a_fresh_baseline_is_promoted_and_the_baseline_deleted(
     run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str
 ) -> None:
-    tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, judge_only(local_knative.metrics_url), baseline=True)
+    # 3 s windows under 80 requests/s: as many requests as 6 s of the usual 40/s.
+    analysis_args = judge_only(local_knative.metrics_url, window="3s")
+    tasks = canary_dag(kube_namespace, f"{ECHO}:v2", {}, analysis_args, baseline=True)
     tasks[1][2]["steps"] = [25]
-    with Load(local_knative, kube_namespace) as load:
+    with Load(local_knative, kube_namespace, rate=80.0) as load:
         outcome = run_dag("canary_baseline_good", tasks)
     assert outcome.state == "success", outcome.task_states
     summary = outcome.results["canary"]
@@ -87,11 +93,11 @@ def test_a_slow_candidate_is_rolled_back_and_its_baseline_deleted(
         kube_namespace,
         f"{ECHO}:v2",
         {"ECHO_DELAY_MS": "250"},
-        analysis(local_knative.metrics_url, window="6s"),
+        analysis(local_knative.metrics_url, window="3s"),  # at 80 requests/s: the requests of 6 s at 40/s
         baseline="{{ 'true' }}",  # templated text, parsed
     )
     tasks[1][2]["steps"] = [25]
-    with Load(local_knative, kube_namespace) as load:
+    with Load(local_knative, kube_namespace, rate=80.0) as load:
         outcome = run_dag("canary_baseline_slow", tasks)
     assert outcome.task_states == {"deploy_stable": "success", "canary": "failed"}
     stable = outcome.results["deploy_stable"]["revision"]

@@ -1,9 +1,11 @@
 """KnativeCanaryRolloutOperator on local_knative: real echo/model pods, real load over sockets, live analysis.
 
-Each test runs a DAG (``dag.test()``, so every analysis window is a real deferral whose trigger runs the
-analysis) while a background thread sends open-model load through the ingress to the Service's route,
-so the candidate gets its step's share of real requests. Metrics come from local_knative's ``/metrics``
-(direct scrape) or from a real Prometheus scraping it.
+Each test runs a DAG (``dag.test()``: an analysis window of ``inline_wait_seconds`` + 5 s or more, 10 s by
+default, is a real deferral whose trigger runs the analysis; a shorter one is judged in the worker, and
+``test_canary_baseline`` drives deferred ones through their real triggers) while a background thread
+sends open-model load through the ingress to the Service's route, so the candidate gets its step's share
+of real requests. Metrics come from local_knative's ``/metrics`` (direct scrape) or from a real
+Prometheus scraping it.
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def test_no_traffic_is_inconclusive_and_never_promoted(
         kube_namespace,
         f"{ECHO}:v2",
         {},
-        analysis(local_knative.metrics_url, window="4s"),
+        analysis(local_knative.metrics_url, window="2s"),  # no load: any window sees nothing
         max_inconclusive=1,
     )
     outcome = run_dag("canary_quiet", tasks)  # no load at all
@@ -556,14 +558,15 @@ def test_ab_test_holds_a_split_and_names_the_winner(
     run_dag: Any, cluster: Any, local_knative: LocalKnative, kube_namespace: str, delay_ms: int, winner: str
 ) -> None:
     target = {"service_name": SERVICE, "namespace": kube_namespace, "wait_timeout": 90}
-    config = {"scrape_urls": [local_knative.metrics_url], "window": "8s", "interval": "1s"}
+    # 4 s of 80 requests/s: as many requests for each side as 8 s of the usual 40/s.
+    config = {"scrape_urls": [local_knative.metrics_url], "window": "4s", "interval": "1s"}
     b_env = {"ECHO_DELAY_MS": str(delay_ms)}
     tasks = [
         ("deploy_a", "KnativeDeployRevisionOperator", {"image": f"{ECHO}:v1", **target}),
         ("deploy_b", "KnativeDeployRevisionOperator", {"image": f"{ECHO}:v2", "env": b_env, **target}),
         ("ab", "KnativeABTestOperator", {"analysis": config, "split": 50, **target}),
     ]
-    with Load(local_knative, kube_namespace) as load:
+    with Load(local_knative, kube_namespace, rate=80.0) as load:
         outcome = run_dag(f"ab_{delay_ms}", tasks)
     assert outcome.state == "success", outcome.task_states
     result = outcome.results["ab"]

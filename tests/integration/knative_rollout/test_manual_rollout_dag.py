@@ -137,7 +137,17 @@ def test_ab_test_names_the_winner_and_promotes_only_a_better_b(
     v2 = train_model(tmp_path, "v2", 1)
     ab = run_example(
         "manual_rollout",
-        {**target, "model_uri": v2, "strategy": "ab", "ab_split": 50, "ab_window": 8, "p99_ms": 5000},
+        # The Params' shortest window, with the synthetic load raised so each side gets the 80 requests
+        # of 8 s at the default 10/s.
+        {
+            **target,
+            "model_uri": v2,
+            "strategy": "ab",
+            "ab_split": 50,
+            "ab_window": 5,
+            "load_rate": 16,
+            "p99_ms": 5000,
+        },
     )
     result = ab.results["ab.ab_test"]
     assert result["a"] == old and result["split"] == 50
