@@ -148,7 +148,7 @@ with DAG(
             5, type="integer", minimum=1, description="seconds each step is checked against the SLO"
         ),
         "load_rate": Param(
-            5,
+            10,
             type="number",
             minimum=0,
             description="synthetic requests per second to each candidate in a window; 0: real traffic only",
@@ -203,9 +203,16 @@ with DAG(
         if params["load_rate"]:
             settings["load"] = {"rate": params["load_rate"]}
         try:
-            AnalysisConfig.of(settings)
+            config = AnalysisConfig.of(settings)
         except (TypeError, ValueError) as error:
             raise AirflowFailException(f"the analysis built from the Params is refused: {error}") from None
+        sent = params["load_rate"] * window
+        if config.slo is not None and 0 < sent < config.slo.min_requests:
+            raise AirflowFailException(
+                f"load_rate {params['load_rate']} x analysis_window {window} s sends {sent:g} requests per "
+                f"window, fewer than the {config.slo.min_requests} the SLO check needs: every step would be "
+                "inconclusive. Raise either; nothing was changed"
+            )
         return settings
 
     @task_group

@@ -39,6 +39,7 @@ from knative_rollout.exceptions import (
     KnativeAnalysisFailedError,
     KnativeInputError,
     KnativeRolloutConflictError,
+    KnativeRolloutError,
     permanent_input_errors,
 )
 from knative_rollout.notifiers import (
@@ -258,12 +259,32 @@ class KnativeCanaryRolloutOperator(
         except AirflowSkipException:
             self.lock.release(str(self.rollout_id))  # nothing to roll out (skip_if_unchanged)
             raise
+        except KnativeRolloutError:
+            self._release_if_untouched()
+            raise
         if isinstance(deployed, Mapping) and deployed.get("unchanged"):
             self.lock.release(str(self.rollout_id))
             summary = {**deployed, "promoted": False, "steps": []}
             context["ti"].xcom_push(key=ROLLOUT_XCOM_KEY, value=summary)
             return summary
         return deployed
+
+    def _release_if_untouched(self) -> None:
+        """After the deploy was refused for good: free the lock unless the Service has this rollout to undo.
+
+        A refused write (RBAC, a guardrail, an older image) changed nothing; holding the Lease until it
+        expires would only make the next rollout of the Service wait for it.
+        """
+        try:
+            service = self.hook.find_service(self.service_name, self.namespace)
+        except Exception:  # the deploy's error is what the task must report
+            self.log.warning(
+                "Could not read %s after the failure; its lock expires by itself", self.service_path
+            )
+            return
+        state = state_from_annotations((service or {}).get("metadata", {}).get("annotations"))
+        if not (state.rollout_id == self.rollout_id and state.is_active()):
+            self.lock.release(str(self.rollout_id))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Once the candidate is Ready, give it its first step.
@@ -319,7 +340,7 @@ class KnativeCanaryRolloutOperator(
             "Analysing %s at %s%% against %s",
             revision,
             percent,
-            "the slo" if overrides else against,
+            "the slo" if check is StepCheck.SLO else against,
         )
         return self.wait_for_analysis(context, trigger, "analysis_complete")
 
