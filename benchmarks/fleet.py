@@ -57,7 +57,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "include"), str(REPO / "plugins")]
 
 from local_airflow import CELERY_EXECUTOR, AirflowStack, kubernetes_connection  # noqa: E402
-from local_knative.runtime import FAST_SCALING_ARGS  # noqa: E402
 from local_knative.testing import LocalKnative  # noqa: E402
 from tests.e2e.backing_services import DATABASE, PASSWORD, USER, PostgresServer, RedisServer  # noqa: E402
 
@@ -331,7 +330,9 @@ def run(
     bundle.mkdir()
     shutil.copy(DAG_FILE, bundle / DAG_FILE.name)
     images = candidate_catalog(root / "images.yaml", startup)
-    cluster = LocalKnative.start(root / "cluster", images=images, extra_args=FAST_SCALING_ARGS)
+    # Knative's default scaling: the tests' fast scale-to-zero (5 s idle) would cold-start a candidate (10 s)
+    # between its steps on a loaded machine, and its SLO check would rightly fail it.
+    cluster = LocalKnative.start(root / "cluster", images=images)
     postgres = PostgresServer().start()
     redis = RedisServer().start()
     stack = AirflowStack(
