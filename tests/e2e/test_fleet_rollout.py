@@ -201,3 +201,43 @@ def test_fleet_rolls_out_at_most_two_at_once_and_stops_after_a_failure(
         assert state.previous_stable and state.previous_stable != state.stable, (name, state)
         # Each Service had a rollout of its own: the identity names its wave and map index.
         assert state.rollout_id and state.rollout_id.startswith(f"fleet_rollout/{result.run_id}/"), state
+
+
+def test_fleet_run_twice_changes_nothing_and_two_runs_at_once_take_turns(
+    airflow_stack: AirflowStack, kube_namespace: str, kubeconfig_path: Path
+) -> None:
+    services = [f"again-{n}" for n in range(3)]
+    conf = {"services": services, "namespace": kube_namespace, "analysis_window": 2, "load_rate": 20}
+
+    def served() -> dict[str, list[tuple[str, int, str | None]]]:
+        return {
+            name: [
+                (t["revisionName"], t["percent"], t.get("tag"))
+                for t in _service(kubeconfig_path, kube_namespace, name)["status"].get("traffic", [])
+            ]
+            for name in services
+        }
+
+    first = airflow_stack.run_dag("fleet_rollout", conf, timeout=FLEET_TIMEOUT)
+    assert first.state == "success", airflow_stack.diagnostics(first.dag_id, first.run_id)
+    after_first = served()
+    # The same inputs again: nothing to roll out anywhere, production exactly as it was.
+    again = airflow_stack.run_dag("fleet_rollout", conf, timeout=FLEET_TIMEOUT)
+    assert again.state == "success", airflow_stack.diagnostics(again.dag_id, again.run_id)
+    assert airflow_stack.xcom(again.dag_id, again.run_id, "summary")["unchanged"] == sorted(services)
+    assert served() == after_first
+    # Two runs of a newer image at once: each Service's Lease makes them take turns; one promotes it,
+    # the other then finds nothing to roll out. Every Service ends on the new image, served alone.
+    newer = {**conf, "image": "registry.example.com/knative-rollout/echo:v3"}
+    run_ids = [airflow_stack.trigger("fleet_rollout", newer) for _ in range(2)]
+    results = [airflow_stack.wait_for_run("fleet_rollout", run_id, FLEET_TIMEOUT) for run_id in run_ids]
+    summaries = [airflow_stack.xcom(r.dag_id, r.run_id, "summary") for r in results]
+    assert [r.state for r in results] == ["success", "success"], [
+        airflow_stack.diagnostics(r.dag_id, r.run_id) for r in results
+    ]
+    for name in services:
+        assert sorted(name in s["promoted"] for s in summaries) == [False, True], (name, summaries)
+        service = _service(kubeconfig_path, kube_namespace, name)
+        assert service["spec"]["template"]["spec"]["containers"][0]["image"].endswith("echo:v3")
+        state = state_from_annotations(service["metadata"]["annotations"])
+        assert served()[name] == [(state.stable, 100, "stable")], name
